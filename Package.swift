@@ -1,0 +1,58 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-checkpointing",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Checkpointing", targets: ["Checkpointing"]),
+        .library(name: "CheckpointSQLite", targets: ["CheckpointSQLite"]),
+        .library(name: "CheckpointingTestKit", targets: ["CheckpointingTestKit"]),
+        .executable(name: "example-agent", targets: ["ExampleAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "Checkpointing",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .systemLibrary(
+            name: "CCheckpointSQLite",
+            path: "Sources/CCheckpointSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "CheckpointSQLite",
+            dependencies: [
+                "Checkpointing",
+                "CCheckpointSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CheckpointingTestKit",
+            dependencies: ["Checkpointing"]
+        ),
+        .executableTarget(
+            name: "ExampleAgent",
+            dependencies: ["Checkpointing", "CheckpointSQLite"],
+            path: "Examples/ExampleAgent"
+        ),
+        .testTarget(
+            name: "CheckpointingTests",
+            dependencies: ["Checkpointing", "CheckpointingTestKit"]
+        ),
+        .testTarget(
+            name: "CheckpointSQLiteTests",
+            dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointingTestKit", "CCheckpointSQLite"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
