@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "swift-checkpointing",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Checkpointing", targets: ["Checkpointing"]),
         .library(name: "CheckpointSQLite", targets: ["CheckpointSQLite"]),

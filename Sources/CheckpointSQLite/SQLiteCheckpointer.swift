@@ -1,0 +1,390 @@
+import CCheckpointSQLite
+import Checkpointing
+import Foundation
+import Logging
+import Synchronization
+
+/// The embedded default backend: one SQLite file in WAL mode.
+///
+/// One writer connection and ``Configuration/readerCount`` reader connections, each on a
+/// serial queue of its own, so SQLite's blocking calls never run on Swift's shared threads and
+/// reads run beside writes. Several processes may open the same file: writes serialize on
+/// SQLite's lock (waiting up to ``Configuration/busyTimeout``) and the head check makes the
+/// loser of a race fail with ``CheckpointError/Code/conflict``.
+///
+/// ```swift
+/// let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: "agent.db"))
+/// defer { Task { try await checkpointer.close() } }
+/// ```
+///
+/// The schema is created and migrated on open; migrations are named and recorded in the
+/// `checkpoint_migrations` table.
+public final class SQLiteCheckpointer: Checkpointer {
+    /// The settings the checkpointer was opened with.
+    public let configuration: Configuration
+    private let writer: SerializedConnection
+    private let readers: [SerializedConnection]
+    private let walConnection: SerializedConnection
+    private let nextReader = Atomic<Int>(0)
+    private let isClosed = Atomic<Bool>(false)
+    private let metrics = CheckpointMetrics(backend: "sqlite")
+    private let logger: Logger
+
+    /// Lets ``CheckpointerConfiguration`` open `sqlite:` URLs.
+    public static let backend: any CheckpointerBackend = SQLiteBackend()
+
+    /// Opens (creating when missing) and migrates the database file.
+    ///
+    /// - Throws: ``CheckpointError/Code/connectionFailed`` when the file cannot be opened or is
+    ///   not a database; ``CheckpointError/Code/migrationFailed`` when the schema cannot be
+    ///   brought up to date; ``CheckpointError/Code/invalidConfiguration`` for bad settings.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "checkpointing.sqlite")) async throws {
+        guard configuration.path != ":memory:", !configuration.path.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration, "SQLiteCheckpointer needs a file path; use InMemoryCheckpointer for memory")
+        }
+        guard configuration.readerCount >= 1 else {
+            throw CheckpointError(.invalidConfiguration, "readerCount must be at least 1")
+        }
+        self.configuration = configuration
+        self.logger = logger
+        let opened = try await Self.open(configuration, logger: logger)
+        writer = opened.writer
+        readers = opened.readers
+        walConnection = opened.wal
+        logger.debug("opened SQLite checkpointer", metadata: ["path": "\(configuration.path)"])
+    }
+
+    private struct OpenedConnections: Sendable {
+        var writer: SerializedConnection
+        var readers: [SerializedConnection]
+        var wal: SerializedConnection
+    }
+
+    private static func open(_ configuration: Configuration, logger: Logger) async throws -> OpenedConnections {
+        try await withUnsafeThrowingContinuation { continuation in
+            DispatchQueue(label: "checkpointing.sqlite.open").async {
+                continuation.resume(with: Result { try openBlocking(configuration, logger: logger) })
+            }
+        }
+    }
+
+    private static func openBlocking(_ configuration: Configuration, logger: Logger) throws -> OpenedConnections {
+        let busyMilliseconds = configuration.busyTimeout.components.seconds * 1000
+            + configuration.busyTimeout.components.attoseconds / 1_000_000_000_000_000
+        func connect(_ flags: Int32) throws -> SQLiteConnection {
+            do {
+                let connection = try SQLiteConnection(path: configuration.path, flags: flags)
+                try connection.execute("PRAGMA busy_timeout = \(busyMilliseconds)")
+                return connection
+            } catch {
+                throw CheckpointError(
+                    .connectionFailed, "cannot open SQLite database at '\(configuration.path)'",
+                    nativeCode: "\(error.resultCode)", underlying: error)
+            }
+        }
+        let writer = try connect(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        do {
+            try writer.execute("PRAGMA journal_mode = WAL")
+            try writer.execute("PRAGMA synchronous = \(configuration.synchronous.pragma)")
+            try writer.execute("PRAGMA wal_autocheckpoint = 0")
+        } catch {
+            throw CheckpointError(
+                .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
+                nativeCode: "\(error.resultCode)", underlying: error)
+        }
+        try migrate(writer, logger: logger)
+        var readers: [SerializedConnection] = []
+        for index in 0..<configuration.readerCount {
+            let reader = try connect(SQLITE_OPEN_READWRITE)
+            try? reader.execute("PRAGMA query_only = 1")
+            readers.append(SerializedConnection(label: "checkpointing.sqlite.reader\(index)", connection: reader))
+        }
+        let walConnection = SerializedConnection(
+            label: "checkpointing.sqlite.wal", connection: try connect(SQLITE_OPEN_READWRITE))
+        WALCheckpointMonitor(threshold: configuration.walCheckpointPages, connection: walConnection, logger: logger)
+            .install(on: writer)
+        return OpenedConnections(
+            writer: SerializedConnection(label: "checkpointing.sqlite.writer", connection: writer),
+            readers: readers, wal: walConnection)
+    }
+
+    /// Applies the missing migrations in one write transaction, so that processes opening the
+    /// same file at once migrate it exactly once.
+    private static func migrate(_ connection: SQLiteConnection, logger: Logger) throws {
+        do {
+            try connection.execute("BEGIN IMMEDIATE")
+            do {
+                try connection.execute(Schema.migrationsTable)
+                var applied: Set<String> = []
+                let select = try connection.statement("SELECT name FROM checkpoint_migrations")
+                while try select.step() { applied.insert(select.text(0)) }
+                select.reset()
+                for migration in Schema.migrations where !applied.contains(migration.name) {
+                    try connection.execute(migration.sql)
+                    let record = try connection.statement(
+                        "INSERT INTO checkpoint_migrations (name, applied_at) VALUES (?1, ?2)")
+                    try record.bind(1, migration.name)
+                    try record.bind(2, Date().timeIntervalSince1970)
+                    try record.run()
+                    logger.info("applied SQLite migration", metadata: ["migration": "\(migration.name)"])
+                }
+                try connection.execute("COMMIT")
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
+        } catch let error as SQLiteError {
+            throw CheckpointError(
+                .migrationFailed, "cannot migrate the SQLite schema", nativeCode: "\(error.resultCode)",
+                underlying: error)
+        }
+    }
+
+    // MARK: Checkpointer
+
+    public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        let start = ContinuousClock.now
+        try checkOpen()
+        try NamespaceValidation.validate(write.namespace)
+        do {
+            try await writer.run { connection in
+                try Self.put(write, expecting: expecting, on: connection)
+            }
+        } catch let error as CheckpointError {
+            if error.code == .conflict { metrics.recordConflict() }
+            throw error
+        }
+        metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
+    }
+
+    private static func put(_ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection) throws {
+        try connection.transaction(immediate: true) { () throws -> Void in
+            let threadKey: Int64
+            if let parentID = write.parentID {
+                let move = try connection.statement(
+                    expecting.requiresParentIsHead ? Schema.moveHeadIfParent : Schema.moveHead)
+                try move.bind(1, write.thread.rawValue)
+                try move.bind(2, write.namespace)
+                if expecting.requiresParentIsHead {
+                    try move.bind(3, parentID)
+                    try move.bind(4, write.id)
+                } else {
+                    try move.bind(3, write.id)
+                }
+                guard let key = try move.singleInt64() else {
+                    if expecting.requiresParentIsHead {
+                        throw CheckpointError(
+                            .conflict,
+                            "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+                    }
+                    throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+                }
+                threadKey = key
+            } else {
+                let insert = try connection.statement(
+                    expecting.requiresParentIsHead ? Schema.insertThreadIfAbsent : Schema.upsertThread)
+                try insert.bind(1, write.thread.rawValue)
+                try insert.bind(2, write.namespace)
+                try insert.bind(3, write.id)
+                guard let key = try insert.singleInt64() else {
+                    throw CheckpointError(
+                        .conflict, "thread '\(write.thread)' already has checkpoints; read its head before writing")
+                }
+                threadKey = key
+            }
+            var parentManifest: Manifest?
+            if let parentID = write.parentID,
+                !expecting.requiresParentIsHead || Manifest.writeNeedsParent(write)
+            {
+                let select = try connection.statement(Schema.selectManifest)
+                try select.bind(1, threadKey)
+                try select.bind(2, parentID)
+                guard try select.step() else {
+                    throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+                }
+                parentManifest = try Manifest(decoding: select.data(0))
+                select.reset()
+            }
+            let resolved = try ResolvedWrite(write, parent: parentManifest)
+            let insertPayload = try connection.statement(Schema.insertPayload)
+            for payload in resolved.payloads {
+                insertPayload.reset()
+                try insertPayload.bind(1, threadKey)
+                try insertPayload.bind(2, payload.channel)
+                try insertPayload.bind(3, payload.version)
+                try insertPayload.bindNull(4)
+                try insertPayload.bind(5, payload.data)
+                try insertPayload.run()
+            }
+            for segment in resolved.segments {
+                insertPayload.reset()
+                try insertPayload.bind(1, threadKey)
+                try insertPayload.bind(2, segment.channel)
+                try insertPayload.bind(3, segment.segment.id)
+                if let previous = segment.segment.previous {
+                    try insertPayload.bind(4, previous)
+                } else {
+                    try insertPayload.bindNull(4)
+                }
+                try insertPayload.bind(5, segment.segment.encodedElements())
+                try insertPayload.run()
+            }
+            let insert = try connection.statement(Schema.insertCheckpoint)
+            try insert.bind(1, threadKey)
+            try insert.bind(2, write.id)
+            if let parentID = write.parentID { try insert.bind(3, parentID) } else { try insert.bindNull(3) }
+            try insert.bind(4, Int64(write.step))
+            try insert.bind(5, write.createdAt.timeIntervalSince1970)
+            if write.metadata.isEmpty {
+                try insert.bindNull(6)
+            } else {
+                try insert.bind(6, String(decoding: try write.metadata.jsonData(), as: UTF8.self))
+            }
+            try insert.bind(7, resolved.manifest.encoded())
+            do {
+                try insert.run()
+            } catch let error as SQLiteError where error.primaryResultCode == SQLITE_CONSTRAINT {
+                throw CheckpointError(.invalidArgument, "checkpoint \(write.id) already exists", underlying: error)
+            }
+        }
+    }
+
+    public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        try checkOpen()
+        return try await reader().run { connection in
+            try connection.transaction(immediate: false) { () throws -> Checkpoint? in
+                let select = try connection.statement(Schema.selectCheckpoint)
+                try select.bind(1, thread.rawValue)
+                try select.bind(2, namespace)
+                if let id { try select.bind(3, id) } else { try select.bindNull(3) }
+                guard try select.step() else { return nil }
+                let threadKey = select.int64(0)
+                let checkpointID = try select.checkpointID(1)
+                let parentID = try select.optionalCheckpointID(2)
+                let step = Int(select.int64(3))
+                let createdAt = Date(timeIntervalSince1970: select.double(4))
+                let metadata = select.isNull(5) ? [:] : try Metadata.decodeJSON(select.data(5))
+                let manifest = try Manifest(decoding: select.data(6))
+                select.reset()
+                let channels = try manifest.materialize(
+                    payload: { channel, version in
+                        let payload = try connection.statement(Schema.selectPayload)
+                        try payload.bind(1, threadKey)
+                        try payload.bind(2, channel)
+                        try payload.bind(3, version)
+                        defer { payload.reset() }
+                        return try payload.step() ? payload.data(0) : nil
+                    },
+                    segments: { channel, root, tip in
+                        let segments = try connection.statement(Schema.selectSegments)
+                        try segments.bind(1, threadKey)
+                        try segments.bind(2, channel)
+                        try segments.bind(3, root)
+                        try segments.bind(4, tip)
+                        defer { segments.reset() }
+                        var result: [ListSegment] = []
+                        while try segments.step() {
+                            result.append(
+                                ListSegment(
+                                    id: try segments.checkpointID(0), previous: try segments.optionalCheckpointID(1),
+                                    elements: try ListSegment.decodeElements(segments.data(2))))
+                        }
+                        return result
+                    })
+                return Checkpoint(
+                    id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,
+                    createdAt: createdAt, metadata: metadata, channels: channels)
+            }
+        }
+    }
+
+    public func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary] {
+        try checkOpen()
+        try validateLimit(limit)
+        let query = try HistoryQuery(filter: filter)
+        return try await reader().run { connection in
+            let select = try connection.statement(query.sql)
+            try select.bind(1, thread.rawValue)
+            try select.bind(2, namespace)
+            if let before { try select.bind(3, before) } else { try select.bindNull(3) }
+            try select.bind(4, Int64(limit))
+            try query.bindFilter(select)
+            defer { select.reset() }
+            var result: [CheckpointSummary] = []
+            while try select.step() {
+                result.append(
+                    CheckpointSummary(
+                        id: try select.checkpointID(0), thread: thread, namespace: namespace,
+                        parentID: try select.optionalCheckpointID(1), step: Int(select.int64(2)),
+                        createdAt: Date(timeIntervalSince1970: select.double(3)),
+                        metadata: select.isNull(4) ? [:] : try Metadata.decodeJSON(select.data(4))))
+            }
+            return result
+        }
+    }
+
+    public func deleteThread(_ thread: ThreadID) async throws {
+        try checkOpen()
+        try await writer.run { connection in
+            try connection.transaction(immediate: true) { () throws -> Void in
+                for sql in [Schema.deletePayloads, Schema.deleteCheckpoints, Schema.deleteThreads] {
+                    let delete = try connection.statement(sql)
+                    try delete.bind(1, thread.rawValue)
+                    try delete.run()
+                    delete.reset()
+                }
+            }
+        }
+    }
+
+    public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
+        try checkOpen()
+        return try await reader().run { connection in
+            try connection.transaction(immediate: false) { () throws -> StorageStatistics in
+                let count = try connection.statement(Schema.countCheckpoints)
+                try count.bind(1, thread.rawValue)
+                _ = try count.step()
+                let checkpoints = Int(count.int64(0))
+                count.reset()
+                let sum = try connection.statement(Schema.sumPayloads)
+                try sum.bind(1, thread.rawValue)
+                _ = try sum.step()
+                let statistics = StorageStatistics(
+                    checkpointCount: checkpoints, payloadCount: Int(sum.int64(0)), payloadByteCount: Int(sum.int64(1)))
+                sum.reset()
+                return statistics
+            }
+        }
+    }
+
+    /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
+    public func close() async throws {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for connection in [writer, walConnection] + readers {
+            try await connection.run { $0.close() }
+        }
+        logger.debug("closed SQLite checkpointer", metadata: ["path": "\(configuration.path)"])
+    }
+
+    private func checkOpen() throws(CheckpointError) {
+        if isClosed.load(ordering: .acquiring) {
+            throw CheckpointError(.closed, "the SQLite checkpointer was closed")
+        }
+    }
+
+    private func reader() -> SerializedConnection {
+        let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        return readers[index % readers.count]
+    }
+}
+
+struct SQLiteBackend: CheckpointerBackend {
+    var schemes: Set<String> { ["sqlite"] }
+
+    func makeCheckpointer(url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer {
+        try await SQLiteCheckpointer(configuration: SQLiteCheckpointer.Configuration(url: url), logger: logger)
+    }
+}

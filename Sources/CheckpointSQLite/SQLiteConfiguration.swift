@@ -1,0 +1,97 @@
+import Checkpointing
+
+extension SQLiteCheckpointer {
+    /// How durable a commit is: SQLite's `PRAGMA synchronous`, in WAL mode.
+    public struct Synchronous: Hashable, Sendable, CustomStringConvertible {
+        let pragma: String
+
+        /// No fsync: fastest; a power loss or OS crash can lose recent commits or corrupt the file.
+        public static let off = Synchronous(pragma: "OFF")
+        /// fsync at WAL checkpoints only: a commit survives a process crash, and a power loss can
+        /// lose the last commits but never corrupts the file. The default.
+        public static let normal = Synchronous(pragma: "NORMAL")
+        /// fsync on every commit: a commit also survives a power loss.
+        public static let full = Synchronous(pragma: "FULL")
+        /// Like ``full``, and also syncs the directory after a WAL reset.
+        public static let extra = Synchronous(pragma: "EXTRA")
+
+        /// Parses `off`, `normal`, `full` or `extra` (any case).
+        public init?(_ text: String) {
+            switch text.lowercased() {
+            case "off": self = .off
+            case "normal": self = .normal
+            case "full": self = .full
+            case "extra": self = .extra
+            default: return nil
+            }
+        }
+
+        private init(pragma: String) { self.pragma = pragma }
+
+        public var description: String { pragma.lowercased() }
+    }
+
+    /// Settings of an ``SQLiteCheckpointer``.
+    public struct Configuration: Sendable {
+        /// The database file; created with its directory's permissions when missing.
+        public var path: String
+        /// Durability of a commit. Default: ``Synchronous/normal``.
+        public var synchronous: Synchronous = .normal
+        /// How long a write waits for another process's write lock before failing. Default: 5 seconds.
+        public var busyTimeout: Duration = .seconds(5)
+        /// Read connections, each on its own thread, so reads run beside the one writer. Default: 2.
+        public var readerCount: Int = 2
+        /// WAL size, in pages, after which a background connection checkpoints the WAL into the
+        /// database file. SQLite's automatic checkpoint, which runs inside the commit that crosses
+        /// its threshold and stalls it, is turned off. Default: 1000 (about 4 MB).
+        public var walCheckpointPages: Int = 1000
+
+        /// Creates a configuration for a database file; every other setting has its default.
+        public init(path: String) {
+            self.path = path
+        }
+
+        /// Reads a `sqlite://` URL: `sqlite:///absolute/path.db`, `sqlite:relative/path.db`, or
+        /// `sqlite://./relative.db`, with optional parameters `synchronous` (off, normal, full,
+        /// extra), `busy_timeout_ms`, `readers` and `wal_checkpoint_pages`.
+        ///
+        /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
+        ///   path, a host other than `.`/`localhost`, or a bad or unknown parameter.
+        public init(url: CheckpointerURL) throws(CheckpointError) {
+            guard url.scheme == "sqlite" else {
+                throw CheckpointError(.invalidConfiguration, "expected a sqlite: URL, got '\(url.scheme):'")
+            }
+            try url.rejectUnknownParameters(["synchronous", "busy_timeout_ms", "readers", "wal_checkpoint_pages"])
+            var path = url.path
+            switch url.host {
+            case nil, "", "localhost": break
+            case ".":
+                path = "." + path
+            default:
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "a sqlite URL names a local file: use sqlite:///absolute/path.db or sqlite://./relative.db")
+            }
+            guard !path.isEmpty, path != "/" else {
+                throw CheckpointError(.invalidConfiguration, "a sqlite URL needs a file path, e.g. sqlite:///tmp/agent.db")
+            }
+            self.init(path: path)
+            if let text = url.parameters["synchronous"] {
+                guard let value = Synchronous(text) else {
+                    throw CheckpointError(
+                        .invalidConfiguration, "synchronous must be off, normal, full or extra, not '\(text)'")
+                }
+                synchronous = value
+            }
+            if let milliseconds = try url.integerParameter("busy_timeout_ms", in: 0...3_600_000) {
+                busyTimeout = .milliseconds(milliseconds)
+            }
+            if let readers = try url.integerParameter("readers", in: 1...64) {
+                readerCount = readers
+            }
+            if let pages = try url.integerParameter("wal_checkpoint_pages", in: 1...10_000_000) {
+                walCheckpointPages = pages
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import CCheckpointSQLite
+import Checkpointing
+import Foundation
+
+/// SQLite's own failure: the result code and the message of the call that failed.
+///
+/// Kept as the ``CheckpointError/underlying`` error; its description holds no SQL values.
+public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    /// The extended result code (`SQLITE_BUSY` is 5, `SQLITE_CORRUPT` 11, ...).
+    public var resultCode: Int32
+    /// SQLite's message for the failure.
+    public var message: String
+
+    /// The primary result code (the low byte of ``resultCode``).
+    public var primaryResultCode: Int32 { resultCode & 0xff }
+
+    public var description: String {
+        "\(String(cString: sqlite3_errstr(resultCode))) (\(resultCode)): \(message)"
+    }
+}
+
+// SQLITE_TRANSIENT tells SQLite to copy a bound value; it is a macro Swift cannot import.
+let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// Owns one `sqlite3*` handle and its prepared statements.
+///
+/// Not `Sendable`: only ``SerializedConnection`` touches it, always on its serial queue.
+final class SQLiteConnection {
+    private(set) var handle: OpaquePointer?
+    private var statements: [String: SQLiteStatement] = [:]
+    /// Keeps the WAL hook's context alive as long as the handle.
+    var walMonitor: AnyObject?
+
+    init(path: String, flags: Int32) throws(SQLiteError) {
+        var handle: OpaquePointer?
+        let result = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard result == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let handle { sqlite3_close_v2(handle) }
+            throw SQLiteError(resultCode: result, message: message)
+        }
+        sqlite3_extended_result_codes(handle, 1)
+        self.handle = handle
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Finalizes every statement and closes the handle. Safe to call twice.
+    func close() {
+        statements.removeAll()
+        if let handle {
+            sqlite3_close_v2(handle)
+            self.handle = nil
+        }
+    }
+
+    func error(_ result: Int32) -> SQLiteError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "connection closed"
+        return SQLiteError(resultCode: result, message: message)
+    }
+
+    /// Runs SQL text with no parameters and no results (pragmas, DDL, transaction control).
+    func execute(_ sql: String) throws(SQLiteError) {
+        guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection closed") }
+        let result = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard result == SQLITE_OK else { throw error(result) }
+    }
+
+    /// A prepared statement for `sql`, kept for reuse; reset and cleared of bindings.
+    func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        if let statement = statements[sql] {
+            statement.reset()
+            return statement
+        }
+        guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection closed") }
+        var pointer: OpaquePointer?
+        let result = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil)
+        guard result == SQLITE_OK, let pointer else { throw error(result) }
+        let statement = SQLiteStatement(pointer, connection: self)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// Runs `body` in a transaction: `BEGIN IMMEDIATE` takes the write lock at once (waiting up
+    /// to the busy timeout), a deferred `BEGIN` gives reads one consistent snapshot.
+    /// Rolls back when `body` throws.
+    func transaction<T>(immediate: Bool, _ body: () throws -> T) throws -> T {
+        try statement(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run()
+        do {
+            let result = try body()
+            try statement("COMMIT").run()
+            return result
+        } catch {
+            if let handle, sqlite3_get_autocommit(handle) == 0 {
+                try? statement("ROLLBACK").run()
+            }
+            throw error
+        }
+    }
+
+    /// Rows changed by the last statement.
+    var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
+}
+
+/// Owns one prepared statement. Values are bound as parameters, never spliced into SQL.
+final class SQLiteStatement {
+    private let pointer: OpaquePointer
+    private unowned let connection: SQLiteConnection
+
+    init(_ pointer: OpaquePointer, connection: SQLiteConnection) {
+        self.pointer = pointer
+        self.connection = connection
+    }
+
+    deinit {
+        sqlite3_finalize(pointer)
+    }
+
+    func reset() {
+        sqlite3_reset(pointer)
+        sqlite3_clear_bindings(pointer)
+    }
+
+    private func check(_ result: Int32) throws(SQLiteError) {
+        guard result == SQLITE_OK else { throw connection.error(result) }
+    }
+
+    func bind(_ index: Int32, _ value: Int64) throws(SQLiteError) {
+        try check(sqlite3_bind_int64(pointer, index, value))
+    }
+
+    func bind(_ index: Int32, _ value: String) throws(SQLiteError) {
+        try check(sqlite3_bind_text(pointer, index, value, -1, sqliteTransient))
+    }
+
+    func bind(_ index: Int32, _ value: Double) throws(SQLiteError) {
+        try check(sqlite3_bind_double(pointer, index, value))
+    }
+
+    func bind(_ index: Int32, _ value: Data) throws(SQLiteError) {
+        let result = value.withUnsafeBytes { buffer in
+            sqlite3_bind_blob(pointer, index, buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(buffer.count), sqliteTransient)
+        }
+        try check(result)
+    }
+
+    func bind(_ index: Int32, _ id: CheckpointID) throws(SQLiteError) {
+        var big = (id.high.bigEndian, id.low.bigEndian)
+        let result = withUnsafeBytes(of: &big) { buffer in
+            sqlite3_bind_blob(pointer, index, buffer.baseAddress, 16, sqliteTransient)
+        }
+        try check(result)
+    }
+
+    func bindNull(_ index: Int32) throws(SQLiteError) {
+        try check(sqlite3_bind_null(pointer, index))
+    }
+
+    /// Steps once: `true` when a row is available, `false` when done.
+    func step() throws(SQLiteError) -> Bool {
+        let result = sqlite3_step(pointer)
+        switch result {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default: throw connection.error(result)
+        }
+    }
+
+    /// Steps to completion, ignoring rows.
+    func run() throws(SQLiteError) {
+        while try step() {}
+    }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(pointer, column) }
+
+    func double(_ column: Int32) -> Double { sqlite3_column_double(pointer, column) }
+
+    /// Steps a statement that returns at most one integer (such as `RETURNING key`) to completion.
+    func singleInt64() throws(SQLiteError) -> Int64? {
+        guard try step() else { return nil }
+        let value = int64(0)
+        while try step() {}
+        return value
+    }
+
+    func data(_ column: Int32) -> Data {
+        let count = Int(sqlite3_column_bytes(pointer, column))
+        guard count > 0, let bytes = sqlite3_column_blob(pointer, column) else { return Data() }
+        return Data(bytes: bytes, count: count)
+    }
+
+    func text(_ column: Int32) -> String {
+        guard let bytes = sqlite3_column_text(pointer, column) else { return "" }
+        return String(cString: bytes)
+    }
+
+    func checkpointID(_ column: Int32) throws(CheckpointError) -> CheckpointID {
+        let count = Int(sqlite3_column_bytes(pointer, column))
+        guard count == 16, let bytes = sqlite3_column_blob(pointer, column) else {
+            throw CheckpointError(.corruptData, "a stored checkpoint id has \(count) bytes instead of 16")
+        }
+        return try CheckpointID(bytes: UnsafeRawBufferPointer(start: bytes, count: 16))
+    }
+
+    func optionalCheckpointID(_ column: Int32) throws(CheckpointError) -> CheckpointID? {
+        isNull(column) ? nil : try checkpointID(column)
+    }
+}
+
+/// One connection and the serial queue that is the only place it is used.
+///
+/// `@unchecked Sendable` is safe because `connection` is touched only inside blocks that run
+/// on `queue`, which is serial; SQLite calls therefore never run on Swift's shared
+/// cooperative threads, and never on two threads at once for one handle.
+final class SerializedConnection: @unchecked Sendable {
+    private let queue: DispatchQueue
+    private let connection: SQLiteConnection
+
+    init(label: String, connection: SQLiteConnection) {
+        self.queue = DispatchQueue(label: label)
+        self.connection = connection
+    }
+
+    /// Runs `body` on the connection's queue and returns its result.
+    func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withUnsafeThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
+            }
+        }
+    }
+
+    /// Turns SQLite's errors into ``CheckpointError``, keeping the result code.
+    static func mapErrors<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            let code: CheckpointError.Code =
+                switch error.primaryResultCode {
+                case SQLITE_CORRUPT, SQLITE_NOTADB: .corruptData
+                case SQLITE_CANTOPEN: .connectionFailed
+                default: .backendFailure
+                }
+            let reason =
+                error.primaryResultCode == SQLITE_BUSY
+                ? "the database is locked by another connection past the busy timeout" : "an SQLite call failed"
+            throw CheckpointError(code, reason, nativeCode: "\(error.resultCode)", underlying: error)
+        }
+    }
+
+    /// Schedules `body` on the connection's queue without waiting.
+    func runDetached(_ body: @escaping @Sendable (SQLiteConnection) -> Void) {
+        queue.async { body(self.connection) }
+    }
+
+    /// Runs `body` on the connection's queue, blocking the caller (for setup and teardown only).
+    func runBlocking<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
+        try queue.sync { try body(connection) }
+    }
+}

@@ -1,0 +1,293 @@
+import Foundation
+
+// The codec that turns a Codable state into channels: one channel per top-level property.
+// Arrays whose elements are Equatable become list channels, so that a save after an append
+// encodes and stores only the new elements. A state whose top level is not a keyed container
+// (or that uses nested containers at the top level) is stored whole in one channel.
+
+/// The channel name used when a state cannot be split into top-level properties.
+package let wholeStateChannel = "$state"
+
+/// An array channel whose appended elements can be found without encoding the whole array.
+package protocol AppendableChannelList {
+    /// The number of elements.
+    var channelElementCount: Int { get }
+    /// When `previous` is an array of the same type and a prefix of this one, its length.
+    func channelPrefixLength(of previous: Any) -> Int?
+    /// Encodes the elements from `start` on, one payload each.
+    func encodeChannelElements(from start: Int, using encoder: JSONEncoder) throws -> [Data]
+}
+
+/// A type that can be decoded from a list channel's elements.
+package protocol DecodableChannelList {
+    static func decodeChannelList(_ elements: [Data], using decoder: JSONDecoder) throws -> Self
+}
+
+extension Array: AppendableChannelList where Element: Encodable & Equatable {
+    package var channelElementCount: Int { count }
+
+    package func channelPrefixLength(of previous: Any) -> Int? {
+        guard let previous = previous as? [Element], previous.count <= count else { return nil }
+        // Elements that share storage compare in constant time, so this is cheap for the
+        // usual case of an array that was copied and appended to.
+        return self[..<previous.count].elementsEqual(previous) ? previous.count : nil
+    }
+
+    package func encodeChannelElements(from start: Int, using encoder: JSONEncoder) throws -> [Data] {
+        try self[start...].map { try encoder.encode($0) }
+    }
+}
+
+extension Array: DecodableChannelList where Element: Decodable {
+    package static func decodeChannelList(_ elements: [Data], using decoder: JSONDecoder) throws -> [Element] {
+        try decoder.decode([Element].self, from: joinedJSONArray(elements))
+    }
+}
+
+/// Joins encoded JSON values into the bytes of one JSON array.
+package func joinedJSONArray(_ elements: [Data]) -> Data {
+    var data = Data(capacity: elements.reduce(2) { $0 + $1.count + 1 })
+    data.append(UInt8(ascii: "["))
+    for (index, element) in elements.enumerated() {
+        if index > 0 { data.append(UInt8(ascii: ",")) }
+        data.append(element)
+    }
+    data.append(UInt8(ascii: "]"))
+    return data
+}
+
+/// One captured top-level property.
+package enum CapturedChannel {
+    case value(Data)
+    case list(any AppendableChannelList)
+}
+
+/// Splits a state into channels without encoding list elements yet.
+package struct ChannelCapture {
+    package let encoder: JSONEncoder
+
+    package init() {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        self.encoder = encoder
+    }
+
+    package func capture<State: Encodable>(_ state: State) throws -> [String: CapturedChannel] {
+        let recorder = CaptureEncoder(jsonEncoder: encoder)
+        try state.encode(to: recorder)
+        if recorder.storage.isSplittable {
+            return recorder.storage.channels
+        }
+        return [wholeStateChannel: .value(try encoder.encode(state))]
+    }
+}
+
+final class CaptureStorage {
+    var channels: [String: CapturedChannel] = [:]
+    var isSplittable = true
+    var usedKeyedContainer = false
+}
+
+struct CaptureEncoder: Encoder {
+    let jsonEncoder: JSONEncoder
+    let storage = CaptureStorage()
+    var codingPath: [any CodingKey] { [] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        if storage.usedKeyedContainer { storage.isSplittable = false }
+        storage.usedKeyedContainer = true
+        return KeyedEncodingContainer(CaptureKeyedContainer<Key>(jsonEncoder: jsonEncoder, storage: storage))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        storage.isSplittable = false
+        return DiscardingUnkeyedContainer()
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        storage.isSplittable = false
+        return DiscardingSingleValueContainer()
+    }
+}
+
+struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let jsonEncoder: JSONEncoder
+    let storage: CaptureStorage
+    var codingPath: [any CodingKey] { [] }
+
+    mutating func encodeNil(forKey key: Key) throws {
+        storage.channels[key.stringValue] = .value(Data("null".utf8))
+    }
+
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        if let list = value as? any AppendableChannelList {
+            storage.channels[key.stringValue] = .list(list)
+        } else {
+            storage.channels[key.stringValue] = .value(try jsonEncoder.encode(value))
+        }
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type, forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        storage.isSplittable = false
+        return KeyedEncodingContainer(DiscardingKeyedContainer<NestedKey>())
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        storage.isSplittable = false
+        return DiscardingUnkeyedContainer()
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        storage.isSplittable = false
+        return DiscardingEncoder()
+    }
+
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        storage.isSplittable = false
+        return DiscardingEncoder()
+    }
+}
+
+// Containers that accept anything and keep nothing: used once a state turned out not to be
+// splittable, after which it is encoded whole with JSONEncoder.
+
+struct DiscardingEncoder: Encoder {
+    var codingPath: [any CodingKey] { [] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        KeyedEncodingContainer(DiscardingKeyedContainer<Key>())
+    }
+    func unkeyedContainer() -> any UnkeyedEncodingContainer { DiscardingUnkeyedContainer() }
+    func singleValueContainer() -> any SingleValueEncodingContainer { DiscardingSingleValueContainer() }
+}
+
+struct DiscardingKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    var codingPath: [any CodingKey] { [] }
+    mutating func encodeNil(forKey key: Key) throws {}
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {}
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type, forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        KeyedEncodingContainer(DiscardingKeyedContainer<NestedKey>())
+    }
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        DiscardingUnkeyedContainer()
+    }
+    mutating func superEncoder() -> any Encoder { DiscardingEncoder() }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { DiscardingEncoder() }
+}
+
+struct DiscardingUnkeyedContainer: UnkeyedEncodingContainer {
+    var codingPath: [any CodingKey] { [] }
+    var count: Int { 0 }
+    mutating func encodeNil() throws {}
+    mutating func encode<T: Encodable>(_ value: T) throws {}
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        KeyedEncodingContainer(DiscardingKeyedContainer<NestedKey>())
+    }
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer { DiscardingUnkeyedContainer() }
+    mutating func superEncoder() -> any Encoder { DiscardingEncoder() }
+}
+
+struct DiscardingSingleValueContainer: SingleValueEncodingContainer {
+    var codingPath: [any CodingKey] { [] }
+    mutating func encodeNil() throws {}
+    mutating func encode<T: Encodable>(_ value: T) throws {}
+}
+
+// MARK: - Decoding
+
+/// Rebuilds a state from channels.
+package struct ChannelDecoding {
+    package let decoder = JSONDecoder()
+
+    package init() {}
+
+    package func decode<State: Decodable>(_ type: State.Type, from channels: [String: ChannelValue]) throws -> State {
+        if channels.count == 1, case .value(let data)? = channels[wholeStateChannel] {
+            return try decoder.decode(State.self, from: data)
+        }
+        return try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder))
+    }
+}
+
+struct ChannelDecoder: Decoder {
+    let channels: [String: ChannelValue]
+    let jsonDecoder: JSONDecoder
+    var codingPath: [any CodingKey] { [] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        KeyedDecodingContainer(ChannelKeyedContainer<Key>(channels: channels, jsonDecoder: jsonDecoder))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        throw DecodingError.typeMismatch(
+            [Any].self, .init(codingPath: [], debugDescription: "the stored state is split into channels"))
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        throw DecodingError.typeMismatch(
+            Any.self, .init(codingPath: [], debugDescription: "the stored state is split into channels"))
+    }
+}
+
+struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    let channels: [String: ChannelValue]
+    let jsonDecoder: JSONDecoder
+    var codingPath: [any CodingKey] { [] }
+    var allKeys: [Key] { channels.keys.compactMap { Key(stringValue: $0) } }
+
+    func contains(_ key: Key) -> Bool { channels[key.stringValue] != nil }
+
+    private func channel(_ key: Key) throws -> ChannelValue {
+        guard let channel = channels[key.stringValue] else {
+            throw DecodingError.keyNotFound(key, .init(codingPath: [], debugDescription: "no stored channel"))
+        }
+        return channel
+    }
+
+    func decodeNil(forKey key: Key) throws -> Bool {
+        if case .value(let data) = try channel(key) { return data.elementsEqual("null".utf8) }
+        return false
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        switch try channel(key) {
+        case .value(let data):
+            return try jsonDecoder.decode(T.self, from: data)
+        case .list(let elements):
+            if let listType = T.self as? any DecodableChannelList.Type,
+                let list = try listType.decodeChannelList(elements, using: jsonDecoder) as? T
+            {
+                return list
+            }
+            return try jsonDecoder.decode(T.self, from: joinedJSONArray(elements))
+        }
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type, forKey key: Key
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        throw DecodingError.typeMismatch(
+            type, .init(codingPath: [key], debugDescription: "nested containers are not stored as channels"))
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        throw DecodingError.typeMismatch(
+            [Any].self, .init(codingPath: [key], debugDescription: "nested containers are not stored as channels"))
+    }
+
+    func superDecoder() throws -> any Decoder {
+        throw DecodingError.typeMismatch(
+            Any.self, .init(codingPath: [], debugDescription: "super decoders are not stored as channels"))
+    }
+
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        throw DecodingError.typeMismatch(
+            Any.self, .init(codingPath: [key], debugDescription: "super decoders are not stored as channels"))
+    }
+}

@@ -1,0 +1,88 @@
+/// The error every checkpointer throws, whatever its backend.
+///
+/// Match on ``code`` to react to a condition; backends keep the native detail
+/// (an SQLite result code, an SQLSTATE) in ``nativeCode`` and ``underlying``.
+/// The ``description`` never contains checkpoint state, SQL values or keys.
+///
+/// ```swift
+/// do { try await thread.save(state) }
+/// catch let error as CheckpointError where error.code == .conflict {
+///     let fresh = try await thread.latest() // another writer won: reload and retry
+/// }
+/// ```
+public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, as a value that can be matched. New codes may be added in any release.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Value: Hashable, Sendable {
+            case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
+            case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
+        }
+        private let value: Value
+        private init(_ value: Value) { self.value = value }
+
+        /// Another writer moved the thread's head since this writer read it; nothing was written.
+        public static let conflict = Code(.conflict)
+        /// The thread, namespace or checkpoint asked for does not exist.
+        public static let notFound = Code(.notFound)
+        /// A thread id is empty, too long or contains NUL.
+        public static let invalidThreadID = Code(.invalidThreadID)
+        /// An argument is out of range or inconsistent (a bad namespace, limit or channel write).
+        public static let invalidArgument = Code(.invalidArgument)
+        /// Stored bytes could not be read back: the store was damaged or written by something else.
+        public static let corruptData = Code(.corruptData)
+        /// The state could not be encoded into channels.
+        public static let encodingFailed = Code(.encodingFailed)
+        /// Stored channels could not be decoded into the requested state type.
+        public static let decodingFailed = Code(.decodingFailed)
+        /// The store could not be opened or reached.
+        public static let connectionFailed = Code(.connectionFailed)
+        /// The store's schema could not be brought up to date.
+        public static let migrationFailed = Code(.migrationFailed)
+        /// A configuration value or URL is malformed or names an unknown backend.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// The checkpointer was closed.
+        public static let closed = Code(.closed)
+        /// The backend failed in a way not covered by another code; see ``CheckpointError/nativeCode``.
+        public static let backendFailure = Code(.backendFailure)
+
+        public var description: String {
+            switch value {
+            case .conflict: "conflict"
+            case .notFound: "notFound"
+            case .invalidThreadID: "invalidThreadID"
+            case .invalidArgument: "invalidArgument"
+            case .corruptData: "corruptData"
+            case .encodingFailed: "encodingFailed"
+            case .decodingFailed: "decodingFailed"
+            case .connectionFailed: "connectionFailed"
+            case .migrationFailed: "migrationFailed"
+            case .invalidConfiguration: "invalidConfiguration"
+            case .closed: "closed"
+            case .backendFailure: "backendFailure"
+            }
+        }
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// A human-readable explanation that never includes state, SQL values or keys.
+    public var message: String
+    /// The backend's own code, such as `"SQLITE_BUSY (5)"`, when there is one.
+    public var nativeCode: String?
+    /// The error that caused this one, when there is one.
+    public var underlying: (any Error & Sendable)?
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, nativeCode: String? = nil, underlying: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.nativeCode = nativeCode
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        var text = "CheckpointError.\(code): \(message)"
+        if let nativeCode { text += " [\(nativeCode)]" }
+        return text
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+
+/// The typed façade over a ``Checkpointer``: saves and loads one thread's `Codable` state.
+///
+/// Each top-level property of `State` becomes a channel. A save stores only the channels
+/// that changed since the checkpoint this façade last read or wrote, and an array property
+/// whose elements are `Equatable` and that only grew at its end stores only the new elements.
+/// So the cost of a save follows the size of the change, not the size of the conversation.
+///
+/// ```swift
+/// let thread = try checkpointer.thread("user-42:support", as: AgentState.self)
+/// var state = try await thread.latest() ?? AgentState()
+/// state.messages.append(Message(role: .user, text: "Hello"))
+/// try await thread.save(state, metadata: ["turn": 1])
+/// ```
+///
+/// A save is checked against the thread's head: when another writer saved in between, it
+/// fails with ``CheckpointError/Code/conflict`` and writes nothing; call ``latest()`` to
+/// read the winner's state, then save again.
+public actor CheckpointThread<State: Codable & Sendable> {
+    /// The store this façade reads and writes.
+    public nonisolated let checkpointer: any Checkpointer
+    /// The thread.
+    public nonisolated let id: ThreadID
+    /// The namespace within the thread.
+    public nonisolated let namespace: String
+
+    private enum BaseChannel {
+        case value(Data)
+        case list(Any)
+    }
+
+    private struct Base {
+        var id: CheckpointID
+        var step: Int
+        var channels: [String: BaseChannel]
+        var forks: Bool
+    }
+
+    private var base: Base?
+    private let capture = ChannelCapture()
+    private let decoding = ChannelDecoding()
+
+    /// Creates a façade; see ``Checkpointer/thread(_:namespace:as:)``.
+    public init(checkpointer: any Checkpointer, id: ThreadID, namespace: String = "") throws(CheckpointError) {
+        try NamespaceValidation.validate(namespace)
+        self.checkpointer = checkpointer
+        self.id = id
+        self.namespace = namespace
+    }
+
+    /// The id of the checkpoint the next ``save(_:metadata:)`` will follow, or `nil` before the
+    /// first read or write.
+    public var headID: CheckpointID? { base?.id }
+
+    /// Reads the thread's newest state and makes it the base of the next save.
+    ///
+    /// - Returns: the state, or `nil` when the thread has no checkpoint yet.
+    /// - Throws: ``CheckpointError/Code/decodingFailed`` when the stored channels do not decode
+    ///   as `State`; ``CheckpointError/Code/corruptData`` when stored bytes are damaged.
+    public func latest() async throws -> State? {
+        guard let checkpoint = try await checkpointer.head(thread: id, namespace: namespace) else {
+            base = nil
+            return nil
+        }
+        let state = try decode(checkpoint)
+        base = try makeBase(state, id: checkpoint.id, step: checkpoint.step, forks: false)
+        return state
+    }
+
+    /// Reads the state of one checkpoint without changing what the next save follows.
+    ///
+    /// - Throws: ``CheckpointError/Code/notFound`` when the thread has no such checkpoint.
+    public func state(at checkpointID: CheckpointID) async throws -> State {
+        let checkpoint = try await load(checkpointID)
+        return try decode(checkpoint)
+    }
+
+    /// Time travel: reads a past checkpoint and makes it the parent of the next save, which
+    /// then forks the thread from there (the fork becomes the head; the old branch stays in
+    /// the history).
+    ///
+    /// - Throws: ``CheckpointError/Code/notFound`` when the thread has no such checkpoint.
+    public func rewind(to checkpointID: CheckpointID) async throws -> State {
+        let checkpoint = try await load(checkpointID)
+        let state = try decode(checkpoint)
+        base = try makeBase(state, id: checkpoint.id, step: checkpoint.step, forks: true)
+        return state
+    }
+
+    /// Saves a new checkpoint of the state, after the one last read or written.
+    ///
+    /// - Parameter metadata: plain-text, queryable values stored beside the checkpoint.
+    /// - Returns: the new checkpoint's id.
+    /// - Throws: ``CheckpointError/Code/conflict`` when another writer moved the thread's head
+    ///   (nothing is written; call ``latest()`` and save again);
+    ///   ``CheckpointError/Code/encodingFailed`` when the state does not encode.
+    @discardableResult
+    public func save(_ state: State, metadata: Metadata = [:]) async throws -> CheckpointID {
+        let captured: [String: CapturedChannel]
+        var writes: [String: ChannelWrite] = [:]
+        var nextChannels: [String: BaseChannel] = [:]
+        do {
+            captured = try capture.capture(state)
+            writes.reserveCapacity(captured.count)
+            for (name, channel) in captured {
+                switch channel {
+                case .value(let data):
+                    if case .value(let previous)? = base?.channels[name], previous == data {
+                        writes[name] = .unchanged
+                    } else {
+                        writes[name] = .value(data)
+                    }
+                    nextChannels[name] = .value(data)
+                case .list(let list):
+                    if case .list(let previous)? = base?.channels[name],
+                        let prefix = list.channelPrefixLength(of: previous)
+                    {
+                        writes[name] =
+                            prefix == list.channelElementCount
+                            ? .unchanged
+                            : .append(try list.encodeChannelElements(from: prefix, using: capture.encoder))
+                    } else {
+                        writes[name] = .list(try list.encodeChannelElements(from: 0, using: capture.encoder))
+                    }
+                    nextChannels[name] = .list(list)
+                }
+            }
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError(.encodingFailed, "the state of type \(State.self) could not be encoded: \(error)")
+        }
+        let write = CheckpointWrite(
+            thread: id, namespace: namespace, parentID: base?.id, step: (base?.step ?? -1) + 1,
+            metadata: metadata, channels: writes)
+        try await checkpointer.put(write, expecting: base?.forks == true ? .anyParent : .parentIsHead)
+        base = Base(id: write.id, step: write.step, channels: nextChannels, forks: false)
+        return write.id
+    }
+
+    /// Lists this thread's checkpoints newest first; see
+    /// ``Checkpointer/history(thread:namespace:before:limit:where:)``.
+    public func history(
+        before: CheckpointID? = nil, limit: Int = 100, where filter: Metadata = [:]
+    ) async throws -> [CheckpointSummary] {
+        try await checkpointer.history(thread: id, namespace: namespace, before: before, limit: limit, where: filter)
+    }
+
+    private func load(_ checkpointID: CheckpointID) async throws -> Checkpoint {
+        guard let checkpoint = try await checkpointer.checkpoint(thread: id, namespace: namespace, id: checkpointID)
+        else {
+            throw CheckpointError(.notFound, "thread '\(id)' has no checkpoint \(checkpointID)")
+        }
+        return checkpoint
+    }
+
+    private func decode(_ checkpoint: Checkpoint) throws -> State {
+        do {
+            return try decoding.decode(State.self, from: checkpoint.channels)
+        } catch {
+            throw CheckpointError(
+                .decodingFailed,
+                "checkpoint \(checkpoint.id) does not decode as \(State.self): \(Self.describe(error))")
+        }
+    }
+
+    /// Describes a decoding error by its kind and path only, never by the stored values.
+    private static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(type(of: error))" }
+        switch error {
+        case .keyNotFound(let key, _): return "missing '\(key.stringValue)'"
+        case .typeMismatch(let type, let context): return "type mismatch for \(type) at \(path(context))"
+        case .valueNotFound(let type, let context): return "missing \(type) at \(path(context))"
+        case .dataCorrupted(let context): return "malformed data at \(path(context))"
+        @unknown default: return "decoding failed"
+        }
+    }
+
+    private static func path(_ context: DecodingError.Context) -> String {
+        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return path.isEmpty ? "the top level" : path
+    }
+
+    private func makeBase(_ state: State, id: CheckpointID, step: Int, forks: Bool) throws -> Base {
+        let captured: [String: CapturedChannel]
+        do {
+            captured = try capture.capture(state)
+        } catch {
+            throw CheckpointError(.encodingFailed, "the state of type \(State.self) could not be encoded")
+        }
+        var channels: [String: BaseChannel] = [:]
+        for (name, channel) in captured {
+            switch channel {
+            case .value(let data): channels[name] = .value(data)
+            case .list(let list): channels[name] = .list(list)
+            }
+        }
+        return Base(id: id, step: step, channels: channels, forks: forks)
+    }
+}
+
+extension Checkpointer {
+    /// Makes the typed façade for one thread of this store.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidThreadID`` or
+    ///   ``CheckpointError/Code/invalidArgument`` for a bad id or namespace.
+    public func thread<State: Codable & Sendable>(
+        _ id: String, namespace: String = "", as type: State.Type = State.self
+    ) throws(CheckpointError) -> CheckpointThread<State> {
+        try CheckpointThread(checkpointer: self, id: ThreadID(id), namespace: namespace)
+    }
+
+    /// Makes the typed façade for one thread of this store.
+    public func thread<State: Codable & Sendable>(
+        _ id: ThreadID, namespace: String = "", as type: State.Type = State.self
+    ) throws(CheckpointError) -> CheckpointThread<State> {
+        try CheckpointThread(checkpointer: self, id: id, namespace: namespace)
+    }
+}

@@ -1,0 +1,69 @@
+/// The storage protocol every backend and every wrapper implements.
+///
+/// It works at the level of bytes: a checkpoint's state is a set of named channels, and a
+/// write says how each channel changed since the parent, so a backend stores only what is
+/// new. Most code uses the typed façade, ``CheckpointThread``, made by
+/// ``Checkpointer/thread(_:namespace:as:)``.
+///
+/// Every method may throw ``CheckpointError``; the codes each one uses are listed with it.
+public protocol Checkpointer: Sendable {
+    /// Appends a checkpoint to its thread in one atomic step.
+    ///
+    /// - Parameters:
+    ///   - write: the new checkpoint, its channels described relative to `write.parentID`.
+    ///   - expecting: ``PutExpectation/parentIsHead`` (the default in the extension) fails with
+    ///     ``CheckpointError/Code/conflict`` when the thread's head is not `write.parentID`;
+    ///     ``PutExpectation/anyParent`` forks from any existing checkpoint of the thread.
+    /// - Throws: ``CheckpointError`` with `conflict`; `notFound` when the parent does not exist;
+    ///   `invalidArgument` when a channel says `unchanged` or `append` but the parent has no such
+    ///   channel (or no list), or the id already exists; `closed`; a backend failure.
+    func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws
+
+    /// Reads one checkpoint with its channel contents.
+    ///
+    /// - Parameter id: the checkpoint to read, or `nil` for the thread's head.
+    /// - Returns: the checkpoint, or `nil` when the thread, namespace or id does not exist.
+    /// - Throws: ``CheckpointError/Code/corruptData`` when stored bytes cannot be read back.
+    func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint?
+
+    /// Lists a thread's checkpoints in one namespace, newest first, without their contents.
+    ///
+    /// - Parameters:
+    ///   - before: only checkpoints whose id is smaller (older) than this one; use the last id
+    ///     of one page to fetch the next.
+    ///   - limit: the most checkpoints to return (at least 1).
+    ///   - filter: only checkpoints whose metadata holds every one of these entries.
+    func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary]
+
+    /// Deletes everything stored for a thread, in every namespace. Other threads are untouched.
+    /// Deleting a thread that does not exist is not an error.
+    func deleteThread(_ thread: ThreadID) async throws
+
+    /// Reports what a thread occupies in the store, in every namespace.
+    func storageStatistics(thread: ThreadID) async throws -> StorageStatistics
+
+    /// Releases the store's connections. Calls after `close()` fail with ``CheckpointError/Code/closed``.
+    func close() async throws
+}
+
+extension Checkpointer {
+    /// Appends a checkpoint whose parent must be the thread's head.
+    public func put(_ write: CheckpointWrite) async throws {
+        try await put(write, expecting: .parentIsHead)
+    }
+
+    /// Reads the head checkpoint of a thread (in the default namespace unless given).
+    public func head(thread: ThreadID, namespace: String = "") async throws -> Checkpoint? {
+        try await checkpoint(thread: thread, namespace: namespace, id: nil)
+    }
+
+    /// Lists a thread's checkpoints newest first; see the protocol requirement for the parameters.
+    public func history(
+        thread: ThreadID, namespace: String = "", before: CheckpointID? = nil, limit: Int = 100,
+        where filter: Metadata = [:]
+    ) async throws -> [CheckpointSummary] {
+        try await history(thread: thread, namespace: namespace, before: before, limit: limit, where: filter)
+    }
+}

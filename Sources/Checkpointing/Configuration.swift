@@ -1,0 +1,162 @@
+import Foundation
+import Logging
+
+/// A parsed checkpointer URL such as `sqlite:///var/lib/agent/checkpoints.db?synchronous=full`.
+///
+/// Its ``description`` hides any password.
+public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
+    /// The scheme, lowercased (`memory`, `sqlite`, ...).
+    public var scheme: String
+    /// The user, when the URL names one.
+    public var user: String?
+    /// The password, when the URL holds one. Never printed.
+    public var password: String?
+    /// The host, when the URL names one (empty for `sqlite:///path`).
+    public var host: String?
+    /// The port, when the URL names one.
+    public var port: Int?
+    /// The percent-decoded path.
+    public var path: String
+    /// The query parameters; a name given twice keeps its last value.
+    public var parameters: [String: String]
+
+    /// Parses a URL.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when the text is not a URL with a scheme.
+    public init(_ text: String) throws(CheckpointError) {
+        guard let components = URLComponents(string: text), let scheme = components.scheme, !scheme.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "'\(Self.redact(text))' is not a checkpointer URL (expected e.g. sqlite:///path/to/file.db or memory:)")
+        }
+        self.scheme = scheme.lowercased()
+        self.user = components.user
+        self.password = components.password
+        self.host = components.host
+        self.port = components.port
+        self.path = components.path
+        var parameters: [String: String] = [:]
+        for item in components.queryItems ?? [] { parameters[item.name] = item.value ?? "" }
+        self.parameters = parameters
+    }
+
+    /// The URL with its password replaced by `***`.
+    public var description: String {
+        var components = URLComponents()
+        components.scheme = scheme
+        components.user = user
+        components.password = password == nil ? nil : "***"
+        components.host = host
+        components.port = port
+        components.path = path
+        if !parameters.isEmpty {
+            components.queryItems = parameters.keys.sorted().map { URLQueryItem(name: $0, value: parameters[$0]) }
+        }
+        return components.string ?? "\(scheme):"
+    }
+
+    private static func redact(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://") else { return text }
+        let authority = text[schemeEnd.upperBound..<at]
+        guard let colon = authority.firstIndex(of: ":") else { return text }
+        return text[..<colon] + ":***" + text[at...]
+    }
+
+    /// Reads a parameter as an integer in a range.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when present but not such an integer.
+    public func integerParameter(_ name: String, in range: ClosedRange<Int>) throws(CheckpointError) -> Int? {
+        guard let text = parameters[name] else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw CheckpointError(
+                .invalidConfiguration, "URL parameter '\(name)' must be an integer in \(range), not '\(text)'")
+        }
+        return value
+    }
+
+    /// Fails when the URL has parameters other than `known`.
+    public func rejectUnknownParameters(_ known: Set<String>) throws(CheckpointError) {
+        let unknown = Set(parameters.keys).subtracting(known)
+        guard unknown.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "unknown \(scheme) URL parameter(s): \(unknown.sorted().joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))"
+            )
+        }
+    }
+}
+
+/// A backend that can be picked by URL scheme, such as `SQLiteCheckpointer.backend`.
+public protocol CheckpointerBackend: Sendable {
+    /// The URL schemes this backend opens.
+    var schemes: Set<String> { get }
+    /// Opens a checkpointer for a URL with one of ``schemes``.
+    func makeCheckpointer(url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer
+}
+
+/// Picks and opens a backend from one value, so that swapping stores is a configuration change.
+///
+/// ```swift
+/// // CHECKPOINTER_URL=sqlite:///var/lib/agent/checkpoints.db
+/// let configuration = try CheckpointerConfiguration.fromEnvironment(default: "sqlite://./checkpoints.db")
+/// let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend])
+/// ```
+///
+/// `memory:` is always available; other schemes come from the backends passed in.
+public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
+    /// The environment variable read by ``fromEnvironment(_:default:environment:)`` unless told otherwise.
+    public static let defaultEnvironmentVariable = "CHECKPOINTER_URL"
+
+    /// The store's URL.
+    public var url: CheckpointerURL
+
+    /// Creates a configuration from a URL.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for a malformed URL.
+    public init(url: String) throws(CheckpointError) {
+        self.url = try CheckpointerURL(url)
+    }
+
+    /// Reads the URL from an environment variable.
+    ///
+    /// - Parameters:
+    ///   - variable: the variable's name; defaults to `CHECKPOINTER_URL`.
+    ///   - defaultURL: used when the variable is unset or empty; when `nil`, a missing variable is an error.
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when the variable is missing
+    ///   (and no default is given) or malformed.
+    public static func fromEnvironment(
+        _ variable: String = defaultEnvironmentVariable, default defaultURL: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(CheckpointError) -> CheckpointerConfiguration {
+        if let value = environment[variable], !value.isEmpty {
+            return try CheckpointerConfiguration(url: value)
+        }
+        guard let defaultURL else {
+            throw CheckpointError(.invalidConfiguration, "environment variable \(variable) is not set")
+        }
+        return try CheckpointerConfiguration(url: defaultURL)
+    }
+
+    public var description: String { url.description }
+
+    /// Opens the store the URL names.
+    ///
+    /// - Parameter backends: the backends to pick from, besides the built-in `memory:`.
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for an unknown scheme or bad
+    ///   parameters; whatever the backend throws when it opens.
+    public func makeCheckpointer(
+        backends: [any CheckpointerBackend] = [], logger: Logger = Logger(label: "checkpointing")
+    ) async throws -> any Checkpointer {
+        if url.scheme == "memory" {
+            try url.rejectUnknownParameters([])
+            return InMemoryCheckpointer()
+        }
+        guard let backend = backends.first(where: { $0.schemes.contains(url.scheme) }) else {
+            let known = (["memory"] + backends.flatMap(\.schemes)).sorted().joined(separator: ", ")
+            throw CheckpointError(
+                .invalidConfiguration, "no backend for URL scheme '\(url.scheme)'; available: \(known)")
+        }
+        logger.debug("opening checkpointer", metadata: ["url": "\(url)"])
+        return try await backend.makeCheckpointer(url: url, logger: logger)
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+
+/// A checkpointer that keeps everything in memory, for unit tests of code that uses checkpoints.
+///
+/// It follows the same rules as the persistent backends (conflicts, forks, namespaces,
+/// channel deltas) and passes the same conformance suite. Its content is lost when it is
+/// released.
+public actor InMemoryCheckpointer: Checkpointer {
+    private struct StoredCheckpoint {
+        var summary: CheckpointSummary
+        var manifest: Manifest
+    }
+
+    private struct NamespaceStore {
+        var head: CheckpointID?
+        var checkpoints: [CheckpointID: StoredCheckpoint] = [:]
+        var ids: [CheckpointID] = []  // ascending
+    }
+
+    private struct PayloadKey: Hashable {
+        var namespace: String
+        var channel: String
+        var version: CheckpointID
+    }
+
+    private struct ThreadStore {
+        var namespaces: [String: NamespaceStore] = [:]
+        var payloads: [PayloadKey: Data] = [:]
+        var segments: [PayloadKey: ListSegment] = [:]
+    }
+
+    private var threads: [ThreadID: ThreadStore] = [:]
+    private var isClosed = false
+    private let metrics = CheckpointMetrics(backend: "memory")
+
+    /// Creates an empty store.
+    public init() {}
+
+    public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        let start = ContinuousClock.now
+        try checkOpen()
+        try NamespaceValidation.validate(write.namespace)
+        var thread = threads[write.thread] ?? ThreadStore()
+        var namespace = thread.namespaces[write.namespace] ?? NamespaceStore()
+        if expecting.requiresParentIsHead, namespace.head != write.parentID {
+            metrics.recordConflict()
+            throw CheckpointError(
+                .conflict, "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+        }
+        var parentManifest: Manifest?
+        if let parentID = write.parentID {
+            guard let parent = namespace.checkpoints[parentID] else {
+                throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+            }
+            parentManifest = parent.manifest
+        }
+        guard namespace.checkpoints[write.id] == nil else {
+            throw CheckpointError(.invalidArgument, "checkpoint \(write.id) already exists")
+        }
+        let resolved = try ResolvedWrite(write, parent: parentManifest)
+        for payload in resolved.payloads {
+            thread.payloads[PayloadKey(namespace: write.namespace, channel: payload.channel, version: payload.version)] =
+                payload.data
+        }
+        for segment in resolved.segments {
+            thread.segments[
+                PayloadKey(namespace: write.namespace, channel: segment.channel, version: segment.segment.id)] =
+                segment.segment
+        }
+        let summary = CheckpointSummary(
+            id: write.id, thread: write.thread, namespace: write.namespace, parentID: write.parentID,
+            step: write.step, createdAt: write.createdAt, metadata: write.metadata)
+        namespace.checkpoints[write.id] = StoredCheckpoint(summary: summary, manifest: resolved.manifest)
+        let position = namespace.ids.partitioningIndex { $0 > write.id }
+        namespace.ids.insert(write.id, at: position)
+        namespace.head = write.id
+        thread.namespaces[write.namespace] = namespace
+        threads[write.thread] = thread
+        metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
+    }
+
+    public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        try checkOpen()
+        guard let store = threads[thread], let space = store.namespaces[namespace],
+            let id = id ?? space.head, let stored = space.checkpoints[id]
+        else { return nil }
+        let channels = try stored.manifest.materialize(
+            payload: { channel, version in
+                store.payloads[PayloadKey(namespace: namespace, channel: channel, version: version)]
+            },
+            segments: { channel, _, _ in
+                store.segments.compactMap { key, segment in
+                    key.namespace == namespace && key.channel == channel ? segment : nil
+                }
+            })
+        let summary = stored.summary
+        return Checkpoint(
+            id: summary.id, thread: thread, namespace: namespace, parentID: summary.parentID, step: summary.step,
+            createdAt: summary.createdAt, metadata: summary.metadata, channels: channels)
+    }
+
+    public func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary] {
+        try checkOpen()
+        try validateLimit(limit)
+        guard let space = threads[thread]?.namespaces[namespace] else { return [] }
+        var result: [CheckpointSummary] = []
+        for id in space.ids.reversed() where before.map({ id < $0 }) ?? true {
+            guard let stored = space.checkpoints[id], stored.summary.metadata.matches(filter) else { continue }
+            result.append(stored.summary)
+            if result.count == limit { break }
+        }
+        return result
+    }
+
+    public func deleteThread(_ thread: ThreadID) async throws {
+        try checkOpen()
+        threads[thread] = nil
+    }
+
+    public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
+        try checkOpen()
+        guard let store = threads[thread] else {
+            return StorageStatistics(checkpointCount: 0, payloadCount: 0, payloadByteCount: 0)
+        }
+        let checkpoints = store.namespaces.values.reduce(0) { $0 + $1.checkpoints.count }
+        let payloadBytes = store.payloads.values.reduce(0) { $0 + $1.count }
+        let segmentBytes = store.segments.values.reduce(0) { $0 + $1.encodedElements().count }
+        return StorageStatistics(
+            checkpointCount: checkpoints, payloadCount: store.payloads.count + store.segments.count,
+            payloadByteCount: payloadBytes + segmentBytes)
+    }
+
+    public func close() async throws {
+        isClosed = true
+        threads = [:]
+    }
+
+    private func checkOpen() throws(CheckpointError) {
+        if isClosed { throw CheckpointError(.closed, "the in-memory checkpointer was closed") }
+    }
+}
+
+/// Checks a history limit, shared by every backend.
+package func validateLimit(_ limit: Int) throws(CheckpointError) {
+    guard limit >= 1 else {
+        throw CheckpointError(.invalidArgument, "a history limit must be at least 1, not \(limit)")
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `predicate`, in an array partitioned by it.
+    package func partitioningIndex(where predicate: (Element) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if predicate(self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+}

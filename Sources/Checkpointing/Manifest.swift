@@ -1,0 +1,361 @@
+import Foundation
+
+// Storage layout shared by every backend, so that no backend re-implements delta logic.
+//
+// A stored checkpoint holds a manifest: for each channel, either a small value inline, a
+// reference to a stored value (the id of the checkpoint that wrote it), or a reference to a
+// list, which is a chain of segments (each segment holds the elements one checkpoint appended
+// and names the previous segment). Unchanged channels copy the parent's reference, appended
+// lists add one segment: a put stores what changed, never the whole state.
+
+/// Where one channel's content lives.
+package enum ManifestEntry: Hashable, Sendable {
+    /// A value small enough to store in the manifest itself.
+    case inline(Data)
+    /// A value stored as a payload keyed by (channel, version).
+    case stored(version: CheckpointID)
+    /// A list: segments from `root` to `tip`, `count` elements in all.
+    case list(ListReference)
+}
+
+/// A list channel's chain of segments.
+package struct ListReference: Hashable, Sendable {
+    /// The first segment, or `nil` for an empty list.
+    package var root: CheckpointID?
+    /// The last segment, or `nil` for an empty list.
+    package var tip: CheckpointID?
+    /// The number of elements.
+    package var count: Int
+    /// The number of segments in the chain.
+    package var segmentCount: Int
+}
+
+/// One stored piece of a list: the elements that one checkpoint appended.
+package struct ListSegment: Sendable, Hashable {
+    /// The id of the checkpoint that wrote the segment.
+    package var id: CheckpointID
+    /// The segment before this one, or `nil` for the first.
+    package var previous: CheckpointID?
+    /// The elements, in order.
+    package var elements: [Data]
+
+    package init(id: CheckpointID, previous: CheckpointID?, elements: [Data]) {
+        self.id = id
+        self.previous = previous
+        self.elements = elements
+    }
+
+    /// The elements framed as one payload.
+    package func encodedElements() -> Data {
+        var writer = ByteWriter()
+        writer.writeVarint(UInt64(elements.count))
+        for element in elements { writer.writeBytes(element) }
+        return writer.data
+    }
+
+    /// Reads elements framed by ``encodedElements()``.
+    package static func decodeElements(_ data: Data) throws(CheckpointError) -> [Data] {
+        var reader = ByteReader(data)
+        let count = try reader.readVarint()
+        guard count <= UInt64(data.count) else { throw ByteReader.corrupt }
+        var elements: [Data] = []
+        elements.reserveCapacity(Int(count))
+        for _ in 0..<count { elements.append(try reader.readBytes()) }
+        guard reader.isAtEnd else { throw ByteReader.corrupt }
+        return elements
+    }
+}
+
+/// The channel map of one stored checkpoint.
+package struct Manifest: Hashable, Sendable {
+    package var entries: [String: ManifestEntry]
+
+    package init(entries: [String: ManifestEntry] = [:]) { self.entries = entries }
+
+    private static let formatVersion: UInt8 = 1
+
+    /// The manifest's binary form.
+    package func encoded() -> Data {
+        var writer = ByteWriter()
+        writer.writeByte(Self.formatVersion)
+        writer.writeVarint(UInt64(entries.count))
+        for name in entries.keys.sorted() {
+            guard let entry = entries[name] else { continue }
+            writer.writeBytes(Data(name.utf8))
+            switch entry {
+            case .inline(let data):
+                writer.writeByte(1)
+                writer.writeBytes(data)
+            case .stored(let version):
+                writer.writeByte(2)
+                writer.writeID(version)
+            case .list(let reference):
+                if let root = reference.root, let tip = reference.tip {
+                    writer.writeByte(3)
+                    writer.writeID(root)
+                    writer.writeID(tip)
+                    writer.writeVarint(UInt64(reference.count))
+                    writer.writeVarint(UInt64(reference.segmentCount))
+                } else {
+                    writer.writeByte(4)
+                }
+            }
+        }
+        return writer.data
+    }
+
+    /// Reads a manifest's binary form.
+    ///
+    /// - Throws: ``CheckpointError/Code/corruptData`` when the bytes are not a manifest.
+    package init(decoding data: Data) throws(CheckpointError) {
+        var reader = ByteReader(data)
+        guard try reader.readByte() == Self.formatVersion else {
+            throw CheckpointError(.corruptData, "a stored checkpoint has an unknown manifest format")
+        }
+        let count = try reader.readVarint()
+        guard count <= UInt64(data.count) else { throw ByteReader.corrupt }
+        var entries: [String: ManifestEntry] = [:]
+        entries.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let name = String(data: try reader.readBytes(), encoding: .utf8) else { throw ByteReader.corrupt }
+            switch try reader.readByte() {
+            case 1: entries[name] = .inline(try reader.readBytes())
+            case 2: entries[name] = .stored(version: try reader.readID())
+            case 3:
+                let root = try reader.readID()
+                let tip = try reader.readID()
+                let count = Int(try reader.readVarint())
+                let segments = Int(try reader.readVarint())
+                entries[name] = .list(ListReference(root: root, tip: tip, count: count, segmentCount: segments))
+            case 4: entries[name] = .list(ListReference(root: nil, tip: nil, count: 0, segmentCount: 0))
+            default: throw ByteReader.corrupt
+            }
+        }
+        guard reader.isAtEnd else { throw ByteReader.corrupt }
+        self.entries = entries
+    }
+}
+
+/// What a backend must store for one put, computed once for every backend.
+package struct ResolvedWrite: Sendable {
+    /// A value to store under (channel, version).
+    package struct Payload: Sendable {
+        package var channel: String
+        package var version: CheckpointID
+        package var data: Data
+    }
+
+    /// A list segment to store under (channel, segment id).
+    package struct Segment: Sendable {
+        package var channel: String
+        package var segment: ListSegment
+    }
+
+    package var manifest: Manifest
+    package var payloads: [Payload]
+    package var segments: [Segment]
+
+    /// Values up to this many bytes live in the manifest instead of a payload of their own.
+    package static let inlineLimit = 96
+
+    /// Turns a write into the rows a backend stores.
+    ///
+    /// - Parameter parent: the parent's manifest, `nil` when the write starts a thread.
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` when a channel is `unchanged` or
+    ///   `append` and the parent has no matching channel.
+    package init(_ write: CheckpointWrite, parent: Manifest?) throws(CheckpointError) {
+        var manifest = Manifest()
+        var payloads: [Payload] = []
+        var segments: [Segment] = []
+        for (name, channelWrite) in write.channels {
+            switch channelWrite {
+            case .unchanged:
+                guard let entry = parent?.entries[name] else {
+                    throw CheckpointError(
+                        .invalidArgument, "channel '\(name)' is marked unchanged but the parent has no such channel")
+                }
+                manifest.entries[name] = entry
+            case .value(let data):
+                if data.count <= Self.inlineLimit {
+                    manifest.entries[name] = .inline(data)
+                } else {
+                    manifest.entries[name] = .stored(version: write.id)
+                    payloads.append(Payload(channel: name, version: write.id, data: data))
+                }
+            case .list(let elements):
+                if elements.isEmpty {
+                    manifest.entries[name] = .list(ListReference(root: nil, tip: nil, count: 0, segmentCount: 0))
+                } else {
+                    manifest.entries[name] = .list(
+                        ListReference(root: write.id, tip: write.id, count: elements.count, segmentCount: 1))
+                    segments.append(
+                        Segment(channel: name, segment: ListSegment(id: write.id, previous: nil, elements: elements)))
+                }
+            case .append(let elements):
+                guard case .list(let reference)? = parent?.entries[name] else {
+                    throw CheckpointError(
+                        .invalidArgument, "channel '\(name)' appends to a list but the parent has no list of that name")
+                }
+                guard !elements.isEmpty else {
+                    manifest.entries[name] = .list(reference)
+                    continue
+                }
+                manifest.entries[name] = .list(
+                    ListReference(
+                        root: reference.root ?? write.id, tip: write.id, count: reference.count + elements.count,
+                        segmentCount: reference.segmentCount + 1))
+                segments.append(
+                    Segment(
+                        channel: name, segment: ListSegment(id: write.id, previous: reference.tip, elements: elements)))
+            }
+        }
+        self.manifest = manifest
+        self.payloads = payloads
+        self.segments = segments
+    }
+}
+
+extension Manifest {
+    /// Whether the write needs the parent's manifest to be resolved.
+    package static func writeNeedsParent(_ write: CheckpointWrite) -> Bool {
+        write.channels.values.contains { channelWrite in
+            switch channelWrite {
+            case .unchanged, .append: true
+            case .value, .list: false
+            }
+        }
+    }
+
+    /// Rebuilds channel contents from the manifest.
+    ///
+    /// - Parameters:
+    ///   - payload: fetches a stored value by channel and version.
+    ///   - segments: fetches the segments of a list channel between `root` and `tip` (a superset
+    ///     is fine: the chain is followed from `tip`).
+    package func materialize(
+        payload: (_ channel: String, _ version: CheckpointID) throws -> Data?,
+        segments: (_ channel: String, _ root: CheckpointID, _ tip: CheckpointID) throws -> [ListSegment]
+    ) throws -> [String: ChannelValue] {
+        var channels: [String: ChannelValue] = [:]
+        channels.reserveCapacity(entries.count)
+        for (name, entry) in entries {
+            switch entry {
+            case .inline(let data):
+                channels[name] = .value(data)
+            case .stored(let version):
+                guard let data = try payload(name, version) else {
+                    throw CheckpointError(.corruptData, "channel '\(name)' refers to a value that is not stored")
+                }
+                channels[name] = .value(data)
+            case .list(let reference):
+                guard let root = reference.root, let tip = reference.tip else {
+                    channels[name] = .list([])
+                    continue
+                }
+                channels[name] = .list(
+                    try Self.assemble(
+                        channel: name, reference: reference, from: try segments(name, root, tip)))
+            }
+        }
+        return channels
+    }
+
+    /// Follows a segment chain from its tip and concatenates the elements in order.
+    package static func assemble(
+        channel: String, reference: ListReference, from segments: [ListSegment]
+    ) throws(CheckpointError) -> [Data] {
+        let byID = Dictionary(segments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var chain: [ListSegment] = []
+        chain.reserveCapacity(reference.segmentCount)
+        var cursor = reference.tip
+        while let id = cursor {
+            guard let segment = byID[id], chain.count < reference.segmentCount else {
+                throw CheckpointError(.corruptData, "list channel '\(channel)' has a broken segment chain")
+            }
+            chain.append(segment)
+            cursor = segment.previous
+        }
+        var elements: [Data] = []
+        elements.reserveCapacity(reference.count)
+        for segment in chain.reversed() { elements.append(contentsOf: segment.elements) }
+        guard elements.count == reference.count, chain.last?.id == reference.root else {
+            throw CheckpointError(.corruptData, "list channel '\(channel)' does not hold the elements it should")
+        }
+        return elements
+    }
+}
+
+// MARK: - Binary helpers
+
+package struct ByteWriter {
+    package var data = Data()
+
+    package init() {}
+
+    package mutating func writeByte(_ byte: UInt8) { data.append(byte) }
+
+    package mutating func writeVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            data.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        data.append(UInt8(value))
+    }
+
+    package mutating func writeBytes(_ bytes: Data) {
+        writeVarint(UInt64(bytes.count))
+        data.append(bytes)
+    }
+
+    package mutating func writeID(_ id: CheckpointID) {
+        withUnsafeBytes(of: id.high.bigEndian) { data.append(contentsOf: $0) }
+        withUnsafeBytes(of: id.low.bigEndian) { data.append(contentsOf: $0) }
+    }
+}
+
+package struct ByteReader {
+    private let data: Data
+    private var offset: Data.Index
+
+    static let corrupt = CheckpointError(.corruptData, "stored bytes are truncated or malformed")
+
+    package init(_ data: Data) {
+        self.data = data
+        self.offset = data.startIndex
+    }
+
+    package var isAtEnd: Bool { offset == data.endIndex }
+
+    package mutating func readByte() throws(CheckpointError) -> UInt8 {
+        guard offset < data.endIndex else { throw Self.corrupt }
+        defer { offset += 1 }
+        return data[offset]
+    }
+
+    package mutating func readVarint() throws(CheckpointError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try readByte()
+            guard shift < 64 else { throw Self.corrupt }
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+    }
+
+    package mutating func readBytes() throws(CheckpointError) -> Data {
+        let count = try readVarint()
+        guard count <= UInt64(data.endIndex - offset) else { throw Self.corrupt }
+        let end = offset + Int(count)
+        defer { offset = end }
+        return data[offset..<end]
+    }
+
+    package mutating func readID() throws(CheckpointError) -> CheckpointID {
+        guard data.endIndex - offset >= 16 else { throw Self.corrupt }
+        defer { offset += 16 }
+        return try CheckpointID(bytes: data[offset..<offset + 16])
+    }
+}

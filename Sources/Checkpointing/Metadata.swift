@@ -1,0 +1,88 @@
+import Foundation
+
+/// A small, queryable dictionary stored in plain text beside each checkpoint.
+///
+/// ``Checkpointer/history(thread:namespace:before:limit:where:)`` filters on it. It is never
+/// encrypted: do not put secrets or personal data in metadata.
+public typealias Metadata = [String: MetadataValue]
+
+/// One JSON-like metadata value.
+public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
+    ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByNilLiteral
+{
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case null
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(nilLiteral: ()) { self = .null }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else {
+            self = .string(try container.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        case .null: try container.encodeNil()
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .string(let value): value.debugDescription
+        case .int(let value): String(value)
+        case .double(let value): String(value)
+        case .bool(let value): String(value)
+        case .null: "null"
+        }
+    }
+}
+
+extension Dictionary where Key == String, Value == MetadataValue {
+    /// Whether every entry of `filter` is present here with an equal value.
+    package func matches(_ filter: Metadata) -> Bool {
+        filter.allSatisfy { key, value in self[key] == value }
+    }
+
+    /// The canonical JSON text of this metadata (keys sorted).
+    package func jsonData() throws(CheckpointError) -> Data {
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return try encoder.encode(self)
+        } catch {
+            throw CheckpointError(.encodingFailed, "metadata could not be encoded as JSON")
+        }
+    }
+
+    /// Decodes metadata from its JSON text.
+    package static func decodeJSON(_ data: Data) throws(CheckpointError) -> Metadata {
+        do {
+            return try JSONDecoder().decode(Metadata.self, from: data)
+        } catch {
+            throw CheckpointError(.corruptData, "stored metadata is not valid JSON")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Checkpointing
+import Foundation
+
+/// A chat message, the usual list channel of an agent's state.
+public struct TestMessage: Codable, Sendable, Equatable {
+    /// Who wrote it.
+    public var role: String
+    /// Its text.
+    public var text: String
+
+    /// Creates a message.
+    public init(role: String, text: String) {
+        self.role = role
+        self.text = text
+    }
+}
+
+/// A representative agent state: a growing message list, a large document, a small scalar.
+public struct TestAgentState: Codable, Sendable, Equatable {
+    /// The conversation.
+    public var messages: [TestMessage] = []
+    /// A large value that rarely changes.
+    public var document: String = ""
+    /// A value that changes every turn.
+    public var turn: Int = 0
+    /// An optional value, absent in most states.
+    public var note: String?
+
+    /// Creates a state.
+    public init(messages: [TestMessage] = [], document: String = "", turn: Int = 0, note: String? = nil) {
+        self.messages = messages
+        self.document = document
+        self.turn = turn
+        self.note = note
+    }
+}
+
+/// A thread id no other check uses.
+public func uniqueThread(_ label: String) -> ThreadID {
+    // Force-unwrap-free: the id is short and has no NUL, so it is always valid.
+    (try? ThreadID("test-\(label)-\(UUID().uuidString)")) ?? { preconditionFailure("invalid test thread id") }()
+}
+
+/// Text of `count` characters that differs with `seed`.
+public func sampleText(_ count: Int, seed: Int) -> String {
+    let words = ["agent", "checkpoint", "thread", "state", "resume", "tool", "reply", "human", "plan", "step"]
+    var text = ""
+    var index = seed
+    while text.utf8.count < count {
+        text += words[Int(UInt(bitPattern: index) % UInt(words.count))] + " "
+        index = index &* 31 &+ 7
+    }
+    return String(text.prefix(count))
+}
+
+/// A message of about 300 characters.
+public func sampleMessage(_ index: Int) -> TestMessage {
+    TestMessage(role: index % 2 == 0 ? "user" : "assistant", text: "\(index): " + sampleText(300, seed: index))
+}

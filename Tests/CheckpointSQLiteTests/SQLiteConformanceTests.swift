@@ -1,0 +1,40 @@
+import CheckpointSQLite
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Testing
+
+/// A database file in a fresh temporary folder, removed when the test ends.
+struct TemporaryDatabase: ~Copyable {
+    let directory: URL
+    var path: String { directory.appendingPathComponent("checkpoints.db").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+@Suite("SQLiteCheckpointer conformance")
+struct SQLiteConformanceTests {
+    @Test(arguments: CheckpointerConformance.checks)
+    func conforms(_ check: ConformanceCheck) async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await check.run(against: checkpointer)
+        try await checkpointer.close()
+    }
+
+    @Test(arguments: CheckpointerConformance.checks)
+    func conformsWithSynchronousFull(_ check: ConformanceCheck) async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full&readers=1")
+            .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
+        try await check.run(against: checkpointer)
+        try await checkpointer.close()
+    }
+}
