@@ -203,7 +203,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 guard try select.step() else {
                     throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
                 }
-                parentManifest = try Manifest(decoding: select.data(0))
+                parentManifest = try Manifest(decoding: select.data(0), owner: parentID)
                 select.reset()
             }
             let resolved = try ResolvedWrite(write, parent: parentManifest)
@@ -235,13 +235,18 @@ public final class SQLiteCheckpointer: Checkpointer {
             try insert.bind(2, write.id)
             if let parentID = write.parentID { try insert.bind(3, parentID) } else { try insert.bindNull(3) }
             try insert.bind(4, Int64(write.step))
-            try insert.bind(5, write.createdAt.timeIntervalSince1970)
+            // A creation time equal to the id's own timestamp is not stored twice.
+            if write.createdAt == write.id.timestamp {
+                try insert.bindNull(5)
+            } else {
+                try insert.bind(5, write.createdAt.timeIntervalSince1970)
+            }
             if write.metadata.isEmpty {
                 try insert.bindNull(6)
             } else {
                 try insert.bind(6, String(decoding: try write.metadata.jsonData(), as: UTF8.self))
             }
-            try insert.bind(7, resolved.manifest.encoded())
+            try insert.bind(7, resolved.manifest.encoded(owner: write.id))
             do {
                 try insert.run()
             } catch let error as SQLiteError where error.primaryResultCode == SQLITE_CONSTRAINT {
@@ -263,9 +268,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let checkpointID = try select.checkpointID(1)
                 let parentID = try select.optionalCheckpointID(2)
                 let step = Int(select.int64(3))
-                let createdAt = Date(timeIntervalSince1970: select.double(4))
+                let createdAt = select.isNull(4) ? checkpointID.timestamp : Date(timeIntervalSince1970: select.double(4))
                 let metadata = select.isNull(5) ? [:] : try Metadata.decodeJSON(select.data(5))
-                let manifest = try Manifest(decoding: select.data(6))
+                let manifest = try Manifest(decoding: select.data(6), owner: checkpointID)
                 select.reset()
                 let channels = try manifest.materialize(
                     payload: { channel, version in
@@ -319,7 +324,8 @@ public final class SQLiteCheckpointer: Checkpointer {
                     CheckpointSummary(
                         id: try select.checkpointID(0), thread: thread, namespace: namespace,
                         parentID: try select.optionalCheckpointID(1), step: Int(select.int64(2)),
-                        createdAt: Date(timeIntervalSince1970: select.double(3)),
+                        createdAt: select.isNull(3)
+                            ? try select.checkpointID(0).timestamp : Date(timeIntervalSince1970: select.double(3)),
                         metadata: select.isNull(4) ? [:] : try Metadata.decodeJSON(select.data(4))))
             }
             return result
@@ -386,5 +392,23 @@ struct SQLiteBackend: CheckpointerBackend {
 
     func makeCheckpointer(url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer {
         try await SQLiteCheckpointer(configuration: SQLiteCheckpointer.Configuration(url: url), logger: logger)
+    }
+}
+
+extension SQLiteCheckpointer {
+    /// Reads a pragma's value on the writer connection, for diagnostics (`"synchronous"`,
+    /// `"journal_mode"`, ...). The name must be a plain identifier.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` for a name that is not an identifier.
+    public func pragma(_ name: String) async throws -> String? {
+        try checkOpen()
+        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "_") }) else {
+            throw CheckpointError(.invalidArgument, "'\(name)' is not a pragma name")
+        }
+        return try await writer.run { connection in
+            let statement = try connection.statement("PRAGMA \(name)")
+            defer { statement.reset() }
+            return try statement.step() ? statement.text(0) : nil
+        }
     }
 }

@@ -21,7 +21,7 @@ enum Schema {
                     id BLOB NOT NULL,
                     parent_id BLOB,
                     step INTEGER NOT NULL,
-                    created_at REAL NOT NULL,
+                    created_at REAL,
                     metadata TEXT,
                     manifest BLOB NOT NULL,
                     PRIMARY KEY (thread_key, id)
@@ -41,7 +41,7 @@ enum Schema {
         CREATE TABLE IF NOT EXISTS checkpoint_migrations (
             name TEXT PRIMARY KEY NOT NULL,
             applied_at REAL NOT NULL
-        )
+        ) WITHOUT ROWID
         """
 
     // Writes.

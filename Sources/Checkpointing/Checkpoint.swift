@@ -118,17 +118,17 @@ public struct CheckpointWrite: Sendable {
     /// Every channel of the new checkpoint, as a change relative to the parent.
     public var channels: [String: ChannelWrite]
 
-    /// Creates a write. `id` and `createdAt` default to now.
+    /// Creates a write. `id` defaults to a new id; `createdAt` to the id's timestamp.
     public init(
         id: CheckpointID = .make(), thread: ThreadID, namespace: String = "", parentID: CheckpointID?,
-        step: Int, createdAt: Date = Date(), metadata: Metadata = [:], channels: [String: ChannelWrite]
+        step: Int, createdAt: Date? = nil, metadata: Metadata = [:], channels: [String: ChannelWrite]
     ) {
         self.id = id
         self.thread = thread
         self.namespace = namespace
         self.parentID = parentID
         self.step = step
-        self.createdAt = createdAt
+        self.createdAt = createdAt ?? id.timestamp
         self.metadata = metadata
         self.channels = channels
     }

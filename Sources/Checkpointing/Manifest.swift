@@ -26,8 +26,6 @@ package struct ListReference: Hashable, Sendable {
     package var tip: CheckpointID?
     /// The number of elements.
     package var count: Int
-    /// The number of segments in the chain.
-    package var segmentCount: Int
 }
 
 /// One stored piece of a list: the elements that one checkpoint appended.
@@ -74,8 +72,9 @@ package struct Manifest: Hashable, Sendable {
 
     private static let formatVersion: UInt8 = 1
 
-    /// The manifest's binary form.
-    package func encoded() -> Data {
+    /// The manifest's binary form. References to `owner` (the checkpoint that holds the
+    /// manifest, which is the usual case for what it changed) take one byte instead of 17.
+    package func encoded(owner: CheckpointID) -> Data {
         var writer = ByteWriter()
         writer.writeByte(Self.formatVersion)
         writer.writeVarint(UInt64(entries.count))
@@ -88,14 +87,13 @@ package struct Manifest: Hashable, Sendable {
                 writer.writeBytes(data)
             case .stored(let version):
                 writer.writeByte(2)
-                writer.writeID(version)
+                writer.writeReference(version, owner: owner)
             case .list(let reference):
                 if let root = reference.root, let tip = reference.tip {
                     writer.writeByte(3)
-                    writer.writeID(root)
-                    writer.writeID(tip)
+                    writer.writeReference(root, owner: owner)
+                    writer.writeReference(tip, owner: owner)
                     writer.writeVarint(UInt64(reference.count))
-                    writer.writeVarint(UInt64(reference.segmentCount))
                 } else {
                     writer.writeByte(4)
                 }
@@ -107,7 +105,7 @@ package struct Manifest: Hashable, Sendable {
     /// Reads a manifest's binary form.
     ///
     /// - Throws: ``CheckpointError/Code/corruptData`` when the bytes are not a manifest.
-    package init(decoding data: Data) throws(CheckpointError) {
+    package init(decoding data: Data, owner: CheckpointID) throws(CheckpointError) {
         var reader = ByteReader(data)
         guard try reader.readByte() == Self.formatVersion else {
             throw CheckpointError(.corruptData, "a stored checkpoint has an unknown manifest format")
@@ -120,14 +118,14 @@ package struct Manifest: Hashable, Sendable {
             guard let name = String(data: try reader.readBytes(), encoding: .utf8) else { throw ByteReader.corrupt }
             switch try reader.readByte() {
             case 1: entries[name] = .inline(try reader.readBytes())
-            case 2: entries[name] = .stored(version: try reader.readID())
+            case 2: entries[name] = .stored(version: try reader.readReference(owner: owner))
             case 3:
-                let root = try reader.readID()
-                let tip = try reader.readID()
-                let count = Int(try reader.readVarint())
-                let segments = Int(try reader.readVarint())
-                entries[name] = .list(ListReference(root: root, tip: tip, count: count, segmentCount: segments))
-            case 4: entries[name] = .list(ListReference(root: nil, tip: nil, count: 0, segmentCount: 0))
+                let root = try reader.readReference(owner: owner)
+                let tip = try reader.readReference(owner: owner)
+                let count = try reader.readVarint()
+                guard count <= UInt64(Int.max) else { throw ByteReader.corrupt }
+                entries[name] = .list(ListReference(root: root, tip: tip, count: Int(count)))
+            case 4: entries[name] = .list(ListReference(root: nil, tip: nil, count: 0))
             default: throw ByteReader.corrupt
             }
         }
@@ -184,10 +182,9 @@ package struct ResolvedWrite: Sendable {
                 }
             case .list(let elements):
                 if elements.isEmpty {
-                    manifest.entries[name] = .list(ListReference(root: nil, tip: nil, count: 0, segmentCount: 0))
+                    manifest.entries[name] = .list(ListReference(root: nil, tip: nil, count: 0))
                 } else {
-                    manifest.entries[name] = .list(
-                        ListReference(root: write.id, tip: write.id, count: elements.count, segmentCount: 1))
+                    manifest.entries[name] = .list(ListReference(root: write.id, tip: write.id, count: elements.count))
                     segments.append(
                         Segment(channel: name, segment: ListSegment(id: write.id, previous: nil, elements: elements)))
                 }
@@ -201,9 +198,7 @@ package struct ResolvedWrite: Sendable {
                     continue
                 }
                 manifest.entries[name] = .list(
-                    ListReference(
-                        root: reference.root ?? write.id, tip: write.id, count: reference.count + elements.count,
-                        segmentCount: reference.segmentCount + 1))
+                    ListReference(root: reference.root ?? write.id, tip: write.id, count: reference.count + elements.count))
                 segments.append(
                     Segment(
                         channel: name, segment: ListSegment(id: write.id, previous: reference.tip, elements: elements)))
@@ -266,10 +261,10 @@ extension Manifest {
     ) throws(CheckpointError) -> [Data] {
         let byID = Dictionary(segments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var chain: [ListSegment] = []
-        chain.reserveCapacity(reference.segmentCount)
         var cursor = reference.tip
         while let id = cursor {
-            guard let segment = byID[id], chain.count < reference.segmentCount else {
+            // A chain has at most one segment per element; a longer one loops.
+            guard let segment = byID[id], chain.count < reference.count else {
                 throw CheckpointError(.corruptData, "list channel '\(channel)' has a broken segment chain")
             }
             chain.append(segment)
@@ -306,6 +301,15 @@ package struct ByteWriter {
     package mutating func writeBytes(_ bytes: Data) {
         writeVarint(UInt64(bytes.count))
         data.append(bytes)
+    }
+
+    package mutating func writeReference(_ id: CheckpointID, owner: CheckpointID) {
+        if id == owner {
+            writeByte(0)
+        } else {
+            writeByte(1)
+            writeID(id)
+        }
     }
 
     package mutating func writeID(_ id: CheckpointID) {
@@ -351,6 +355,14 @@ package struct ByteReader {
         let end = offset + Int(count)
         defer { offset = end }
         return data[offset..<end]
+    }
+
+    package mutating func readReference(owner: CheckpointID) throws(CheckpointError) -> CheckpointID {
+        switch try readByte() {
+        case 0: return owner
+        case 1: return try readID()
+        default: throw Self.corrupt
+        }
     }
 
     package mutating func readID() throws(CheckpointError) -> CheckpointID {

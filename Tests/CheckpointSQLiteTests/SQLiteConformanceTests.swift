@@ -15,7 +15,7 @@ struct TemporaryDatabase: ~Copyable {
     }
 
     deinit {
-        try? FileManager.default.removeItem(at: directory)
+        if ProcessInfo.processInfo.environment["KEEP_TEST_DB"] == nil { try? FileManager.default.removeItem(at: directory) }
     }
 }
 

@@ -1,0 +1,218 @@
+import CCheckpointSQLite
+import CheckpointSQLite
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Testing
+
+/// Raw access to a database file, to look at what the backend stored or to damage it.
+final class RawDatabase {
+    private var handle: OpaquePointer?
+
+    init(_ path: String) throws {
+        guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else {
+            throw CheckpointError(.connectionFailed, "raw open failed")
+        }
+        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Runs SQL and returns the first column of every row as text.
+    @discardableResult
+    func query(_ sql: String) throws -> [String] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else {
+            throw CheckpointError(.backendFailure, String(cString: sqlite3_errmsg(handle)))
+        }
+        defer { sqlite3_finalize(statement) }
+        var rows: [String] = []
+        while true {
+            let result = sqlite3_step(statement)
+            if result == SQLITE_DONE { return rows }
+            guard result == SQLITE_ROW else { throw CheckpointError(.backendFailure, String(cString: sqlite3_errmsg(handle))) }
+            rows.append(sqlite3_column_text(statement, 0).map { String(cString: $0) } ?? "NULL")
+        }
+    }
+}
+
+@Suite("SQLite backend")
+struct SQLiteBackendTests {
+    @Test func opensInWALModeAndRecordsMigrations() async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await checkpointer.close()
+        let raw = try RawDatabase(database.path)
+        #expect(try raw.query("PRAGMA journal_mode") == ["wal"])
+        #expect(try raw.query("SELECT name FROM checkpoint_migrations") == ["2026-11-23-initial"])
+        // Opening again applies nothing twice.
+        let again = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await again.close()
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["1"])
+    }
+
+    @Test func manyInstancesOpeningOneNewFileMigrateOnce() async throws {
+        let database = try TemporaryDatabase()
+        let path = database.path
+        let opened = try await withThrowingTaskGroup(of: SQLiteCheckpointer.self) { group in
+            for _ in 0..<6 {
+                group.addTask { try await SQLiteCheckpointer(configuration: .init(path: path)) }
+            }
+            var all: [SQLiteCheckpointer] = []
+            for try await checkpointer in group { all.append(checkpointer) }
+            return all
+        }
+        #expect(opened.count == 6)
+        for checkpointer in opened { try await checkpointer.close() }
+        #expect(try RawDatabase(path).query("SELECT count(*) FROM checkpoint_migrations") == ["1"])
+    }
+
+    @Test func twoConnectionsOnOneFileRaceSafely() async throws {
+        // Two checkpointers with their own connections behave like two processes: SQLite's file
+        // lock serializes their writes and the head check refuses the loser.
+        let database = try TemporaryDatabase()
+        let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let second = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = uniqueThread("files")
+        try await first.thread(id, as: TestAgentState.self).save(TestAgentState())
+        let perWriter = 15
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, checkpointer) in [first, second].enumerated() {
+                group.addTask {
+                    let thread = try checkpointer.thread(id, as: TestAgentState.self)
+                    var saved = 0
+                    while saved < perWriter {
+                        var state = try await thread.latest() ?? TestAgentState()
+                        state.messages.append(TestMessage(role: "writer\(index)", text: "\(saved)"))
+                        do {
+                            try await thread.save(state)
+                            saved += 1
+                        } catch let error as CheckpointError where error.code == .conflict {}
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let final = try await second.thread(id, as: TestAgentState.self).latest()
+        #expect(final?.messages.count == 2 * perWriter)
+        #expect(try await first.history(thread: id, limit: 1000).count == 2 * perWriter + 1)
+        try await first.close()
+        try await second.close()
+    }
+
+    @Test func damagedManifestGivesCorruptData() async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = uniqueThread("damaged")
+        let thread = try checkpointer.thread(id, as: TestAgentState.self)
+        try await thread.save(TestAgentState(messages: [sampleMessage(1)], document: sampleText(500, seed: 2)))
+        try RawDatabase(database.path).query("UPDATE checkpoints SET manifest = x'01ff'")
+        let error = await #expect(throws: CheckpointError.self) { try await thread.latest() }
+        #expect(error?.code == .corruptData)
+        try await checkpointer.close()
+    }
+
+    @Test func missingPayloadGivesCorruptData() async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = uniqueThread("missing")
+        let thread = try checkpointer.thread(id, as: TestAgentState.self)
+        var state = TestAgentState(messages: [sampleMessage(1)], document: sampleText(500, seed: 2))
+        try await thread.save(state)
+        state.messages.append(sampleMessage(2))
+        try await thread.save(state)
+        let raw = try RawDatabase(database.path)
+        try raw.query("DELETE FROM payloads WHERE channel = 'messages' AND previous IS NULL")
+        let error = await #expect(throws: CheckpointError.self) { try await thread.latest() }
+        #expect(error?.code == .corruptData)
+        try raw.query("DELETE FROM payloads WHERE channel = 'document'")
+        let second = await #expect(throws: CheckpointError.self) { try await checkpointer.head(thread: id) }
+        #expect(second?.code == .corruptData)
+        try await checkpointer.close()
+    }
+
+    @Test func aFileThatIsNotADatabaseIsRejected() async throws {
+        let database = try TemporaryDatabase()
+        try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: database.path))
+        let error = await #expect(throws: CheckpointError.self) {
+            try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        }
+        #expect(error?.code == .connectionFailed)
+        #expect(error?.nativeCode == "\(SQLITE_NOTADB)")
+    }
+
+    @Test func anUnreachablePathIsRejected() async throws {
+        let error = await #expect(throws: CheckpointError.self) {
+            try await SQLiteCheckpointer(configuration: .init(path: "/nonexistent-dir-\(UUID())/x.db"))
+        }
+        #expect(error?.code == .connectionFailed)
+        let memory = await #expect(throws: CheckpointError.self) {
+            try await SQLiteCheckpointer(configuration: .init(path: ":memory:"))
+        }
+        #expect(memory?.code == .invalidConfiguration)
+    }
+
+    @Test func urlsConfigureTheBackend() throws {
+        let full = try SQLiteCheckpointer.Configuration(
+            url: CheckpointerURL("sqlite:///var/lib/a.db?synchronous=FULL&busy_timeout_ms=250&readers=4"))
+        #expect(full.path == "/var/lib/a.db")
+        #expect(full.synchronous == .full)
+        #expect(full.busyTimeout == .milliseconds(250))
+        #expect(full.readerCount == 4)
+        #expect(try SQLiteCheckpointer.Configuration(url: CheckpointerURL("sqlite://./rel.db")).path == "./rel.db")
+        #expect(try SQLiteCheckpointer.Configuration(url: CheckpointerURL("sqlite:rel/a.db")).path == "rel/a.db")
+        #expect(try SQLiteCheckpointer.Configuration(url: CheckpointerURL("sqlite:///a%20b.db")).path == "/a b.db")
+        for bad in [
+            "sqlite://", "sqlite:///", "sqlite://remote-host/a.db", "sqlite:///a.db?synchronous=sometimes",
+            "sqlite:///a.db?readers=0", "sqlite:///a.db?busy_timeout_ms=soon", "sqlite:///a.db?cache=1",
+        ] {
+            let error = #expect(throws: CheckpointError.self, "\(bad)") {
+                try SQLiteCheckpointer.Configuration(url: CheckpointerURL(bad))
+            }
+            #expect(error?.code == .invalidConfiguration)
+        }
+    }
+
+    @Test func synchronousSettingIsApplied() async throws {
+        // PRAGMA synchronous is per connection, so it is read back through the writer: a
+        // checkpointer opened with FULL must fsync each commit, visible as the setting value 2.
+        let database = try TemporaryDatabase()
+        let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full")
+            .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
+        let sqlite = try #require(checkpointer as? SQLiteCheckpointer)
+        #expect(sqlite.configuration.synchronous == .full)
+        #expect(try await sqlite.pragma("synchronous") == "2")
+        try await checkpointer.close()
+        let normal = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        #expect(try await normal.pragma("synchronous") == "1")
+        #expect(try await normal.pragma("wal_autocheckpoint") == "0")
+        try await normal.close()
+    }
+
+    @Test func aLongConversationTakesLittleMoreThanItsText() async throws {
+        // 500 turns, one ~300-character message each: the file stays within twice the bytes of
+        // the messages themselves (each encoded once, as JSON), because every save stores only
+        // the new message.
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = uniqueThread("long")
+        let thread = try checkpointer.thread(id, as: TestAgentState.self)
+        var state = TestAgentState()
+        var textBytes = 0
+        for turn in 0..<500 {
+            let message = sampleMessage(turn)
+            textBytes += try JSONEncoder().encode(message).count
+            state.messages.append(message)
+            state.turn = turn
+            try await thread.save(state, metadata: ["turn": .int(turn)])
+        }
+        #expect(try await thread.latest() == state)
+        try await checkpointer.close()
+        let raw = try RawDatabase(database.path)
+        try raw.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        try raw.query("VACUUM")
+        let fileBytes = try #require(
+            try FileManager.default.attributesOfItem(atPath: database.path)[.size] as? Int)
+        #expect(fileBytes < 2 * textBytes, "file \(fileBytes) bytes for \(textBytes) bytes of messages")
+    }
+}
