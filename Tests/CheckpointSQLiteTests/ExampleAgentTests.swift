@@ -1,0 +1,73 @@
+import CheckpointSQLite
+import Checkpointing
+import Foundation
+import Testing
+
+/// Runs the example agent, built next to this test bundle, as a separate OS process.
+func runExampleAgent(_ arguments: [String], databasePath: String) async throws -> String {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let executable = directory.appendingPathComponent("example-agent")
+    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+        throw CheckpointError(.notFound, "example-agent is not built at \(executable.path); run swift build first")
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.environment = ["CHECKPOINTER_URL": "sqlite://\(databasePath)"]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+    process.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard process.terminationStatus == 0 else {
+        throw CheckpointError(.backendFailure, "example-agent exited with \(process.terminationStatus): \(text)")
+    }
+    return text
+}
+
+struct AgentMessage: Codable, Sendable, Equatable {
+    var role: String
+    var text: String
+}
+
+struct AgentStateMirror: Codable, Sendable {
+    var messages: [AgentMessage]
+    var turn: Int
+    var topic: String
+}
+
+@Suite("Example agent, as separate processes")
+struct ExampleAgentTests {
+    @Test func stoppedAndStartedItContinues() async throws {
+        let database = try TemporaryDatabase()
+        let first = try await runExampleAgent(["--turns", "2"], databasePath: database.path)
+        #expect(first.contains("no checkpoint yet"))
+        let second = try await runExampleAgent(["--turns", "2"], databasePath: database.path)
+        #expect(second.contains("after turn 2: 4 messages"))
+        #expect(second.contains("turn 4"))
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let state = try await checkpointer.thread("demo-user:support", as: AgentStateMirror.self).latest()
+        #expect(state?.turn == 4)
+        #expect(state?.messages.count == 8)
+        try await checkpointer.close()
+    }
+
+    @Test func twoProcessesRacingOnOneThreadLoseNothing() async throws {
+        let database = try TemporaryDatabase()
+        let path = database.path
+        _ = try await runExampleAgent(["--turns", "1"], databasePath: path)
+        async let first = runExampleAgent(["--turns", "40"], databasePath: path)
+        async let second = runExampleAgent(["--turns", "40"], databasePath: path)
+        _ = try await (first, second)
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let state = try await checkpointer.thread("demo-user:support", as: AgentStateMirror.self).latest()
+        #expect(state?.turn == 81)
+        #expect(state?.messages.count == 162)
+        let history = try await checkpointer.history(thread: ThreadID("demo-user:support"), limit: 1000)
+        #expect(history.count == 81)
+        #expect(Set(history.map(\.step)) == Set(0..<81))
+        try await checkpointer.close()
+    }
+}
