@@ -7,7 +7,7 @@ import Synchronization
 /// The embedded default backend: one SQLite file in WAL mode.
 ///
 /// One writer connection and ``Configuration/readerCount`` reader connections, each on a
-/// serial queue of its own, so SQLite's blocking calls never run on Swift's shared threads and
+/// thread of its own, so SQLite's blocking calls never run on Swift's shared threads and
 /// reads run beside writes. Several processes may open the same file: writes serialize on
 /// SQLite's lock (waiting up to ``Configuration/busyTimeout``) and the head check makes the
 /// loser of a race fail with ``CheckpointError/Code/conflict``.
@@ -160,78 +160,66 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     private static func put(_ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection) throws {
         try connection.transaction(immediate: true) { () throws -> Void in
-            let threadKey: Int64
-            if let parentID = write.parentID {
-                let move = try connection.statement(
-                    expecting.requiresParentIsHead ? Schema.moveHeadIfParent : Schema.moveHead)
-                try move.bind(1, write.thread.rawValue)
-                try move.bind(2, write.namespace)
-                if expecting.requiresParentIsHead {
-                    try move.bind(3, parentID)
-                    try move.bind(4, write.id)
-                } else {
-                    try move.bind(3, write.id)
-                }
-                guard let key = try move.singleInt64() else {
-                    if expecting.requiresParentIsHead {
-                        throw CheckpointError(
-                            .conflict,
-                            "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
-                    }
-                    throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
-                }
-                threadKey = key
-            } else {
-                let insert = try connection.statement(
-                    expecting.requiresParentIsHead ? Schema.insertThreadIfAbsent : Schema.upsertThread)
-                try insert.bind(1, write.thread.rawValue)
-                try insert.bind(2, write.namespace)
-                try insert.bind(3, write.id)
-                guard let key = try insert.singleInt64() else {
-                    throw CheckpointError(
-                        .conflict, "thread '\(write.thread)' already has checkpoints; read its head before writing")
-                }
-                threadKey = key
+            var threadKey: Int64?
+            let selectKey = try connection.statement(Schema.selectThreadKey)
+            try selectKey.bind(1, write.thread.rawValue)
+            try selectKey.bind(2, write.namespace)
+            if try selectKey.step() { threadKey = selectKey.int64(0) }
+            selectKey.reset()
+
+            var head: (id: CheckpointID, manifest: Data)?
+            if let threadKey {
+                let selectHead = try connection.statement(Schema.selectHeadManifest)
+                try selectHead.bind(1, threadKey)
+                if try selectHead.step() { head = (try selectHead.checkpointID(0), selectHead.data(1)) }
+                selectHead.reset()
+            }
+            if expecting.requiresParentIsHead, head?.id != write.parentID {
+                throw CheckpointError(
+                    .conflict,
+                    write.parentID == nil
+                        ? "thread '\(write.thread)' already has checkpoints; read its head before writing"
+                        : "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+            }
+            if let head, write.id <= head.id {
+                throw CheckpointError(
+                    .invalidArgument,
+                    "checkpoint \(write.id) is not newer than the thread's head \(head.id); make ids with CheckpointID.make(after:)"
+                )
             }
             var parentManifest: Manifest?
-            if let parentID = write.parentID,
-                !expecting.requiresParentIsHead || Manifest.writeNeedsParent(write)
-            {
-                let select = try connection.statement(Schema.selectManifest)
-                try select.bind(1, threadKey)
-                try select.bind(2, parentID)
-                guard try select.step() else {
+            if let parentID = write.parentID {
+                guard let threadKey else {
                     throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
                 }
-                parentManifest = try Manifest(decoding: select.data(0), owner: parentID)
-                select.reset()
+                if let head, head.id == parentID {
+                    parentManifest = try Manifest(decoding: head.manifest, owner: parentID)
+                } else {
+                    let select = try connection.statement(Schema.selectManifest)
+                    try select.bind(1, threadKey)
+                    try select.bind(2, parentID)
+                    guard try select.step() else {
+                        throw CheckpointError(
+                            .notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+                    }
+                    parentManifest = try Manifest(decoding: select.data(0), owner: parentID)
+                    select.reset()
+                }
             }
             let resolved = try ResolvedWrite(write, parent: parentManifest)
-            let insertPayload = try connection.statement(Schema.insertPayload)
-            for payload in resolved.payloads {
-                insertPayload.reset()
-                try insertPayload.bind(1, threadKey)
-                try insertPayload.bind(2, payload.channel)
-                try insertPayload.bind(3, payload.version)
-                try insertPayload.bindNull(4)
-                try insertPayload.bind(5, payload.data)
-                try insertPayload.run()
-            }
-            for segment in resolved.segments {
-                insertPayload.reset()
-                try insertPayload.bind(1, threadKey)
-                try insertPayload.bind(2, segment.channel)
-                try insertPayload.bind(3, segment.segment.id)
-                if let previous = segment.segment.previous {
-                    try insertPayload.bind(4, previous)
-                } else {
-                    try insertPayload.bindNull(4)
-                }
-                try insertPayload.bind(5, segment.segment.encodedElements())
-                try insertPayload.run()
+
+            let key: Int64
+            if let threadKey {
+                key = threadKey
+            } else {
+                let insertThread = try connection.statement(Schema.insertThread)
+                try insertThread.bind(1, write.thread.rawValue)
+                try insertThread.bind(2, write.namespace)
+                try insertThread.run()
+                key = connection.lastInsertRowID
             }
             let insert = try connection.statement(Schema.insertCheckpoint)
-            try insert.bind(1, threadKey)
+            try insert.bind(1, key)
             try insert.bind(2, write.id)
             if let parentID = write.parentID { try insert.bind(3, parentID) } else { try insert.bindNull(3) }
             try insert.bind(4, Int64(write.step))
@@ -247,11 +235,13 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try insert.bind(6, String(decoding: try write.metadata.jsonData(), as: UTF8.self))
             }
             try insert.bind(7, resolved.manifest.encoded(owner: write.id))
-            do {
-                try insert.run()
-            } catch let error as SQLiteError where error.primaryResultCode == SQLITE_CONSTRAINT {
-                throw CheckpointError(.invalidArgument, "checkpoint \(write.id) already exists", underlying: error)
+            if let segments = resolved.encodedSegments(parentID: write.parentID) {
+                try insert.bind(8, segments)
+            } else {
+                try insert.bindNull(8)
             }
+            if let payloads = resolved.encodedPayloads() { try insert.bind(9, payloads) } else { try insert.bindNull(9) }
+            try insert.run()
         }
     }
 
@@ -259,10 +249,10 @@ public final class SQLiteCheckpointer: Checkpointer {
         try checkOpen()
         return try await reader().run { connection in
             try connection.transaction(immediate: false) { () throws -> Checkpoint? in
-                let select = try connection.statement(Schema.selectCheckpoint)
+                let select = try connection.statement(id == nil ? Schema.selectHead : Schema.selectCheckpoint)
                 try select.bind(1, thread.rawValue)
                 try select.bind(2, namespace)
-                if let id { try select.bind(3, id) } else { try select.bindNull(3) }
+                if let id { try select.bind(3, id) }
                 guard try select.step() else { return nil }
                 let threadKey = select.int64(0)
                 let checkpointID = try select.checkpointID(1)
@@ -276,24 +266,25 @@ public final class SQLiteCheckpointer: Checkpointer {
                     payload: { channel, version in
                         let payload = try connection.statement(Schema.selectPayload)
                         try payload.bind(1, threadKey)
-                        try payload.bind(2, channel)
-                        try payload.bind(3, version)
+                        try payload.bind(2, version)
                         defer { payload.reset() }
-                        return try payload.step() ? payload.data(0) : nil
+                        guard try payload.step(), !payload.isNull(0) else { return nil }
+                        return try RowBlobs.payload(in: payload.data(0), channel: channel)
                     },
                     segments: { channel, root, tip in
-                        let segments = try connection.statement(Schema.selectSegments)
-                        try segments.bind(1, threadKey)
-                        try segments.bind(2, channel)
-                        try segments.bind(3, root)
-                        try segments.bind(4, tip)
-                        defer { segments.reset() }
+                        let rows = try connection.statement(Schema.selectSegments)
+                        try rows.bind(1, threadKey)
+                        try rows.bind(2, root)
+                        try rows.bind(3, tip)
+                        defer { rows.reset() }
                         var result: [ListSegment] = []
-                        while try segments.step() {
-                            result.append(
-                                ListSegment(
-                                    id: try segments.checkpointID(0), previous: try segments.optionalCheckpointID(1),
-                                    elements: try ListSegment.decodeElements(segments.data(2))))
+                        while try rows.step() {
+                            if let segment = try RowBlobs.segment(
+                                in: rows.data(2), channel: channel, rowID: try rows.checkpointID(0),
+                                parentID: try rows.optionalCheckpointID(1))
+                            {
+                                result.append(segment)
+                            }
                         }
                         return result
                     })
@@ -336,7 +327,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         try checkOpen()
         try await writer.run { connection in
             try connection.transaction(immediate: true) { () throws -> Void in
-                for sql in [Schema.deletePayloads, Schema.deleteCheckpoints, Schema.deleteThreads] {
+                for sql in [Schema.deleteCheckpoints, Schema.deleteThreads] {
                     let delete = try connection.statement(sql)
                     try delete.bind(1, thread.rawValue)
                     try delete.run()
@@ -349,20 +340,13 @@ public final class SQLiteCheckpointer: Checkpointer {
     public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
         try checkOpen()
         return try await reader().run { connection in
-            try connection.transaction(immediate: false) { () throws -> StorageStatistics in
-                let count = try connection.statement(Schema.countCheckpoints)
-                try count.bind(1, thread.rawValue)
-                _ = try count.step()
-                let checkpoints = Int(count.int64(0))
-                count.reset()
-                let sum = try connection.statement(Schema.sumPayloads)
-                try sum.bind(1, thread.rawValue)
-                _ = try sum.step()
-                let statistics = StorageStatistics(
-                    checkpointCount: checkpoints, payloadCount: Int(sum.int64(0)), payloadByteCount: Int(sum.int64(1)))
-                sum.reset()
-                return statistics
-            }
+            let select = try connection.statement(Schema.statistics)
+            try select.bind(1, thread.rawValue)
+            defer { select.reset() }
+            _ = try select.step()
+            return StorageStatistics(
+                checkpointCount: Int(select.int64(0)), payloadCount: Int(select.int64(1)),
+                payloadByteCount: Int(select.int64(2)))
         }
     }
 

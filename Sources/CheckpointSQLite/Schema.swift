@@ -1,4 +1,8 @@
 /// The SQLite schema, as named migrations applied in order and recorded in the file.
+///
+/// One row per checkpoint holds its manifest, the list segments it appended and the values it
+/// stored, so a put writes one row (usually one page). The thread's head is its newest
+/// checkpoint: checkpoint ids are time-ordered and a put's id must be newer than the head.
 enum Schema {
     struct Migration {
         var name: String
@@ -13,7 +17,6 @@ enum Schema {
                     key INTEGER PRIMARY KEY,
                     thread TEXT NOT NULL,
                     namespace TEXT NOT NULL,
-                    head BLOB NOT NULL,
                     UNIQUE (thread, namespace)
                 );
                 CREATE TABLE checkpoints (
@@ -24,15 +27,9 @@ enum Schema {
                     created_at REAL,
                     metadata TEXT,
                     manifest BLOB NOT NULL,
+                    segments BLOB,
+                    payload BLOB,
                     PRIMARY KEY (thread_key, id)
-                ) WITHOUT ROWID;
-                CREATE TABLE payloads (
-                    thread_key INTEGER NOT NULL,
-                    channel TEXT NOT NULL,
-                    version BLOB NOT NULL,
-                    previous BLOB,
-                    data BLOB NOT NULL,
-                    PRIMARY KEY (thread_key, channel, version)
                 ) WITHOUT ROWID;
                 """),
     ]
@@ -45,48 +42,42 @@ enum Schema {
         """
 
     // Writes.
-    static let insertThreadIfAbsent = """
-        INSERT INTO threads (thread, namespace, head) VALUES (?1, ?2, ?3)
-        ON CONFLICT (thread, namespace) DO NOTHING RETURNING key
+    static let selectThreadKey = "SELECT key FROM threads WHERE thread = ?1 AND namespace = ?2"
+    static let insertThread = "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)"
+    static let selectHeadManifest = """
+        SELECT id, manifest FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1
         """
-    static let upsertThread = """
-        INSERT INTO threads (thread, namespace, head) VALUES (?1, ?2, ?3)
-        ON CONFLICT (thread, namespace) DO UPDATE SET head = excluded.head RETURNING key
-        """
-    static let moveHeadIfParent = """
-        UPDATE threads SET head = ?4 WHERE thread = ?1 AND namespace = ?2 AND head = ?3 RETURNING key
-        """
-    static let moveHead = "UPDATE threads SET head = ?3 WHERE thread = ?1 AND namespace = ?2 RETURNING key"
     static let selectManifest = "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2"
-    static let insertPayload = """
-        INSERT INTO payloads (thread_key, channel, version, previous, data) VALUES (?1, ?2, ?3, ?4, ?5)
-        """
     static let insertCheckpoint = """
-        INSERT INTO checkpoints (thread_key, id, parent_id, step, created_at, metadata, manifest)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        INSERT INTO checkpoints (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
         """
 
     // Reads.
+    static let selectHead = """
+        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest
+        FROM threads t JOIN checkpoints c ON c.thread_key = t.key
+        WHERE t.thread = ?1 AND t.namespace = ?2
+        ORDER BY c.id DESC LIMIT 1
+        """
     static let selectCheckpoint = """
         SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest
-        FROM threads t JOIN checkpoints c ON c.thread_key = t.key AND c.id = coalesce(?3, t.head)
-        WHERE t.thread = ?1 AND t.namespace = ?2
+        FROM threads t JOIN checkpoints c ON c.thread_key = t.key
+        WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3
         """
-    static let selectPayload = "SELECT data FROM payloads WHERE thread_key = ?1 AND channel = ?2 AND version = ?3"
+    static let selectPayload = "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2"
     static let selectSegments = """
-        SELECT version, previous, data FROM payloads
-        WHERE thread_key = ?1 AND channel = ?2 AND version BETWEEN ?3 AND ?4
+        SELECT id, parent_id, segments FROM checkpoints
+        WHERE thread_key = ?1 AND id BETWEEN ?2 AND ?3 AND segments IS NOT NULL
         """
 
     // Deletion and statistics.
-    static let deletePayloads = "DELETE FROM payloads WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)"
     static let deleteCheckpoints =
         "DELETE FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)"
     static let deleteThreads = "DELETE FROM threads WHERE thread = ?1"
-    static let countCheckpoints =
-        "SELECT count(*) FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)"
-    static let sumPayloads = """
-        SELECT count(*), coalesce(sum(length(data)), 0) FROM payloads
-        WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)
+    static let statistics = """
+        SELECT count(*), count(segments) + count(payload),
+               coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0)
+        FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)
         """
 }

@@ -28,8 +28,16 @@ extension Array: AppendableChannelList where Element: Encodable & Equatable {
 
     package func channelPrefixLength(of previous: Any) -> Int? {
         guard let previous = previous as? [Element], previous.count <= count else { return nil }
-        // Elements that share storage compare in constant time, so this is cheap for the
-        // usual case of an array that was copied and appended to.
+        // Fast path: an array that was copied and appended to holds the very same element
+        // values (the same bits, the same string buffers), and identical bits encode
+        // identically. Otherwise compare with ==.
+        let identical = withUnsafeBytes { current in
+            previous.withUnsafeBytes { old in
+                guard let currentBase = current.baseAddress, let oldBase = old.baseAddress else { return old.isEmpty }
+                return memcmp(currentBase, oldBase, old.count) == 0
+            }
+        }
+        if identical { return previous.count }
         return self[..<previous.count].elementsEqual(previous) ? previous.count : nil
     }
 
@@ -72,13 +80,16 @@ package struct ChannelCapture {
         self.encoder = encoder
     }
 
-    package func capture<State: Encodable>(_ state: State) throws -> [String: CapturedChannel] {
-        let recorder = CaptureEncoder(jsonEncoder: encoder)
+    /// Splits `state` into channels.
+    ///
+    /// - Parameter encodeValues: when `false`, only list channels are returned (nothing is encoded).
+    package func capture<State: Encodable>(_ state: State, encodeValues: Bool = true) throws -> [String: CapturedChannel] {
+        let recorder = CaptureEncoder(jsonEncoder: encoder, encodeValues: encodeValues)
         try state.encode(to: recorder)
         if recorder.storage.isSplittable {
             return recorder.storage.channels
         }
-        return [wholeStateChannel: .value(try encoder.encode(state))]
+        return encodeValues ? [wholeStateChannel: .value(try encoder.encode(state))] : [:]
     }
 }
 
@@ -90,6 +101,7 @@ final class CaptureStorage {
 
 struct CaptureEncoder: Encoder {
     let jsonEncoder: JSONEncoder
+    let encodeValues: Bool
     let storage = CaptureStorage()
     var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -97,7 +109,8 @@ struct CaptureEncoder: Encoder {
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         if storage.usedKeyedContainer { storage.isSplittable = false }
         storage.usedKeyedContainer = true
-        return KeyedEncodingContainer(CaptureKeyedContainer<Key>(jsonEncoder: jsonEncoder, storage: storage))
+        return KeyedEncodingContainer(
+            CaptureKeyedContainer<Key>(jsonEncoder: jsonEncoder, encodeValues: encodeValues, storage: storage))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -113,17 +126,18 @@ struct CaptureEncoder: Encoder {
 
 struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let jsonEncoder: JSONEncoder
+    let encodeValues: Bool
     let storage: CaptureStorage
     var codingPath: [any CodingKey] { [] }
 
     mutating func encodeNil(forKey key: Key) throws {
-        storage.channels[key.stringValue] = .value(Data("null".utf8))
+        if encodeValues { storage.channels[key.stringValue] = .value(Data("null".utf8)) }
     }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         if let list = value as? any AppendableChannelList {
             storage.channels[key.stringValue] = .list(list)
-        } else {
+        } else if encodeValues {
             storage.channels[key.stringValue] = .value(try jsonEncoder.encode(value))
         }
     }

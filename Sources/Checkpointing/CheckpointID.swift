@@ -23,15 +23,28 @@ public struct CheckpointID: Hashable, Sendable, Comparable, CustomStringConverti
     ///
     /// - Throws: ``CheckpointError/Code/corruptData`` when `bytes` does not hold exactly 16 bytes.
     public init<Bytes: Collection<UInt8>>(bytes: Bytes) throws(CheckpointError) {
-        guard bytes.count == 16 else {
-            throw CheckpointError(.corruptData, "a checkpoint id has 16 bytes, not \(bytes.count)")
+        let fast = bytes.withContiguousStorageIfAvailable { buffer in
+            buffer.count == 16 ? CheckpointID(UnsafeRawBufferPointer(buffer)) : nil
         }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for (offset, byte) in bytes.enumerated() {
-            if offset < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+        if let fast = fast {
+            guard let id = fast else {
+                throw CheckpointError(.corruptData, "a checkpoint id has 16 bytes, not \(bytes.count)")
+            }
+            self = id
+            return
         }
-        self.init(high: high, low: low)
+        let array = Array(bytes)
+        guard array.count == 16 else {
+            throw CheckpointError(.corruptData, "a checkpoint id has 16 bytes, not \(array.count)")
+        }
+        self = array.withUnsafeBytes { CheckpointID($0) }
+    }
+
+    /// Reads 16 big-endian bytes; the caller checks the count.
+    package init(_ buffer: UnsafeRawBufferPointer) {
+        self.init(
+            high: UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+            low: UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
     }
 
     /// Parses the text form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hexadecimal, either case).
@@ -117,6 +130,23 @@ public struct CheckpointID: Hashable, Sendable, Comparable, CustomStringConverti
     }
 
     private static let generator = Mutex(GeneratorState())
+
+    /// Makes a new id that is greater than `previous` as well as every id this process made
+    /// before, even when `previous` came from a process whose clock runs ahead.
+    ///
+    /// Backends require a checkpoint's id to be newer than its thread's head: make the id of a
+    /// checkpoint that follows `previous` with this.
+    public static func make(after previous: CheckpointID?, now: Date = Date()) -> CheckpointID {
+        let candidate = make(now: now)
+        guard let previous, candidate <= previous else { return candidate }
+        let counter = previous.high & 0xfff
+        let high =
+            counter < 0xfff
+            ? previous.high + 1
+            : ((previous.high >> 16) + 1) << 16 | 0x7000
+        let low = 0x8000_0000_0000_0000 | (UInt64.random(in: 0...UInt64.max) & 0x3fff_ffff_ffff_ffff)
+        return CheckpointID(high: high, low: low)
+    }
 
     /// Makes a new id, greater than every id this process made before.
     ///

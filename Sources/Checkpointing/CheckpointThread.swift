@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The typed façade over a ``Checkpointer``: saves and loads one thread's `Codable` state.
 ///
@@ -16,28 +17,30 @@ import Foundation
 ///
 /// A save is checked against the thread's head: when another writer saved in between, it
 /// fails with ``CheckpointError/Code/conflict`` and writes nothing; call ``latest()`` to
-/// read the winner's state, then save again.
-public actor CheckpointThread<State: Codable & Sendable> {
+/// read the winner's state, then save again. Calling ``save(_:metadata:)`` before reading an
+/// existing thread is such a conflict too. The façade is `Sendable`; two saves racing through
+/// the same façade behave like two writers.
+public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// The store this façade reads and writes.
-    public nonisolated let checkpointer: any Checkpointer
+    public let checkpointer: any Checkpointer
     /// The thread.
-    public nonisolated let id: ThreadID
+    public let id: ThreadID
     /// The namespace within the thread.
-    public nonisolated let namespace: String
+    public let namespace: String
 
-    private enum BaseChannel {
-        case value(Data)
-        case list(Any)
-    }
-
-    private struct Base {
+    /// The checkpoint the next save follows, with what is needed to find the change.
+    private struct Base: Sendable {
         var id: CheckpointID
         var step: Int
-        var channels: [String: BaseChannel]
+        /// The state of that checkpoint, whose arrays the next save compares with.
+        var state: State
+        /// The encoded value channels of that checkpoint.
+        var values: [String: Data]
+        /// Whether the next save forks (its parent need not be the head).
         var forks: Bool
     }
 
-    private var base: Base?
+    private let base = Mutex<Base?>(nil)
     private let capture = ChannelCapture()
     private let decoding = ChannelDecoding()
 
@@ -51,7 +54,7 @@ public actor CheckpointThread<State: Codable & Sendable> {
 
     /// The id of the checkpoint the next ``save(_:metadata:)`` will follow, or `nil` before the
     /// first read or write.
-    public var headID: CheckpointID? { base?.id }
+    public var headID: CheckpointID? { base.withLock { $0?.id } }
 
     /// Reads the thread's newest state and makes it the base of the next save.
     ///
@@ -60,11 +63,12 @@ public actor CheckpointThread<State: Codable & Sendable> {
     ///   as `State`; ``CheckpointError/Code/corruptData`` when stored bytes are damaged.
     public func latest() async throws -> State? {
         guard let checkpoint = try await checkpointer.head(thread: id, namespace: namespace) else {
-            base = nil
+            base.withLock { $0 = nil }
             return nil
         }
         let state = try decode(checkpoint)
-        base = try makeBase(state, id: checkpoint.id, step: checkpoint.step, forks: false)
+        let next = makeBase(checkpoint, state: state, forks: false)
+        base.withLock { $0 = next }
         return state
     }
 
@@ -72,8 +76,7 @@ public actor CheckpointThread<State: Codable & Sendable> {
     ///
     /// - Throws: ``CheckpointError/Code/notFound`` when the thread has no such checkpoint.
     public func state(at checkpointID: CheckpointID) async throws -> State {
-        let checkpoint = try await load(checkpointID)
-        return try decode(checkpoint)
+        try decode(try await load(checkpointID))
     }
 
     /// Time travel: reads a past checkpoint and makes it the parent of the next save, which
@@ -84,7 +87,8 @@ public actor CheckpointThread<State: Codable & Sendable> {
     public func rewind(to checkpointID: CheckpointID) async throws -> State {
         let checkpoint = try await load(checkpointID)
         let state = try decode(checkpoint)
-        base = try makeBase(state, id: checkpoint.id, step: checkpoint.step, forks: true)
+        let next = makeBase(checkpoint, state: state, forks: true)
+        base.withLock { $0 = next }
         return state
     }
 
@@ -97,25 +101,20 @@ public actor CheckpointThread<State: Codable & Sendable> {
     ///   ``CheckpointError/Code/encodingFailed`` when the state does not encode.
     @discardableResult
     public func save(_ state: State, metadata: Metadata = [:]) async throws -> CheckpointID {
-        let captured: [String: CapturedChannel]
+        let previous = base.withLock { $0 }
         var writes: [String: ChannelWrite] = [:]
-        var nextChannels: [String: BaseChannel] = [:]
+        var values: [String: Data] = [:]
         do {
-            captured = try capture.capture(state)
+            let captured = try capture.capture(state)
+            let previousLists = try previous.map { try capture.capture($0.state, encodeValues: false) } ?? [:]
             writes.reserveCapacity(captured.count)
             for (name, channel) in captured {
                 switch channel {
                 case .value(let data):
-                    if case .value(let previous)? = base?.channels[name], previous == data {
-                        writes[name] = .unchanged
-                    } else {
-                        writes[name] = .value(data)
-                    }
-                    nextChannels[name] = .value(data)
+                    writes[name] = previous?.values[name] == data ? .unchanged : .value(data)
+                    values[name] = data
                 case .list(let list):
-                    if case .list(let previous)? = base?.channels[name],
-                        let prefix = list.channelPrefixLength(of: previous)
-                    {
+                    if case .list(let old)? = previousLists[name], let prefix = list.channelPrefixLength(of: old) {
                         writes[name] =
                             prefix == list.channelElementCount
                             ? .unchanged
@@ -123,19 +122,20 @@ public actor CheckpointThread<State: Codable & Sendable> {
                     } else {
                         writes[name] = .list(try list.encodeChannelElements(from: 0, using: capture.encoder))
                     }
-                    nextChannels[name] = .list(list)
                 }
             }
         } catch let error as CheckpointError {
             throw error
         } catch {
-            throw CheckpointError(.encodingFailed, "the state of type \(State.self) could not be encoded: \(error)")
+            throw CheckpointError(
+                .encodingFailed, "the state of type \(State.self) could not be encoded: \(type(of: error))")
         }
         let write = CheckpointWrite(
-            thread: id, namespace: namespace, parentID: base?.id, step: (base?.step ?? -1) + 1,
-            metadata: metadata, channels: writes)
-        try await checkpointer.put(write, expecting: base?.forks == true ? .anyParent : .parentIsHead)
-        base = Base(id: write.id, step: write.step, channels: nextChannels, forks: false)
+            id: .make(after: previous?.id), thread: id, namespace: namespace, parentID: previous?.id,
+            step: (previous?.step ?? -1) + 1, metadata: metadata, channels: writes)
+        try await checkpointer.put(write, expecting: previous?.forks == true ? .anyParent : .parentIsHead)
+        let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false)
+        base.withLock { $0 = next }
         return write.id
     }
 
@@ -182,21 +182,14 @@ public actor CheckpointThread<State: Codable & Sendable> {
         return path.isEmpty ? "the top level" : path
     }
 
-    private func makeBase(_ state: State, id: CheckpointID, step: Int, forks: Bool) throws -> Base {
-        let captured: [String: CapturedChannel]
-        do {
-            captured = try capture.capture(state)
-        } catch {
-            throw CheckpointError(.encodingFailed, "the state of type \(State.self) could not be encoded")
+    /// The base for a checkpoint that was read: its stored value bytes are what the next save
+    /// compares with, so nothing is encoded again.
+    private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool) -> Base {
+        var values: [String: Data] = [:]
+        for (name, channel) in checkpoint.channels {
+            if case .value(let data) = channel { values[name] = data }
         }
-        var channels: [String: BaseChannel] = [:]
-        for (name, channel) in captured {
-            switch channel {
-            case .value(let data): channels[name] = .value(data)
-            case .list(let list): channels[name] = .list(list)
-            }
-        }
-        return Base(id: id, step: step, channels: channels, forks: forks)
+        return Base(id: checkpoint.id, step: checkpoint.step, state: state, values: values, forks: forks)
     }
 }
 

@@ -54,8 +54,11 @@ public actor InMemoryCheckpointer: Checkpointer {
             }
             parentManifest = parent.manifest
         }
-        guard namespace.checkpoints[write.id] == nil else {
-            throw CheckpointError(.invalidArgument, "checkpoint \(write.id) already exists")
+        if let head = namespace.head, write.id <= head {
+            throw CheckpointError(
+                .invalidArgument,
+                "checkpoint \(write.id) is not newer than the thread's head \(head); make ids with CheckpointID.make(after:)"
+            )
         }
         let resolved = try ResolvedWrite(write, parent: parentManifest)
         for payload in resolved.payloads {

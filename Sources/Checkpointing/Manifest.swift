@@ -210,6 +210,96 @@ package struct ResolvedWrite: Sendable {
     }
 }
 
+// MARK: - Row blobs
+
+// A backend that stores one row per checkpoint keeps what the checkpoint wrote in two blobs
+// beside the manifest: the list segments it appended and the values it stored, each framed
+// by channel name. A list is then read with one range scan over the rows from its root to its
+// tip, and a stored value with one lookup of the row that wrote it.
+
+extension ResolvedWrite {
+    /// The list segments this write appends, as one blob, or `nil` when it appends none.
+    /// A segment's previous segment is usually the parent checkpoint's: that case takes one byte.
+    package func encodedSegments(parentID: CheckpointID?) -> Data? {
+        guard !segments.isEmpty else { return nil }
+        var writer = ByteWriter()
+        writer.writeVarint(UInt64(segments.count))
+        for entry in segments.sorted(by: { $0.channel < $1.channel }) {
+            writer.writeBytes(Data(entry.channel.utf8))
+            switch entry.segment.previous {
+            case nil: writer.writeByte(0)
+            case let previous? where previous == parentID: writer.writeByte(1)
+            case let previous?:
+                writer.writeByte(2)
+                writer.writeID(previous)
+            }
+            writer.writeVarint(UInt64(entry.segment.elements.count))
+            for element in entry.segment.elements { writer.writeBytes(element) }
+        }
+        return writer.data
+    }
+
+    /// The values this write stores, as one blob, or `nil` when it stores none.
+    package func encodedPayloads() -> Data? {
+        guard !payloads.isEmpty else { return nil }
+        var writer = ByteWriter()
+        writer.writeVarint(UInt64(payloads.count))
+        for payload in payloads.sorted(by: { $0.channel < $1.channel }) {
+            writer.writeBytes(Data(payload.channel.utf8))
+            writer.writeBytes(payload.data)
+        }
+        return writer.data
+    }
+}
+
+/// Reads the blobs written by ``ResolvedWrite/encodedSegments(parentID:)`` and
+/// ``ResolvedWrite/encodedPayloads()``.
+package enum RowBlobs {
+    /// The segment a row appended to `channel`, if it appended one.
+    package static func segment(
+        in data: Data, channel: String, rowID: CheckpointID, parentID: CheckpointID?
+    ) throws(CheckpointError) -> ListSegment? {
+        var reader = ByteReader(data)
+        let count = try reader.readVarint()
+        let wanted = Data(channel.utf8)
+        for _ in 0..<count {
+            let name = try reader.readBytes()
+            let previous: CheckpointID?
+            switch try reader.readByte() {
+            case 0: previous = nil
+            case 1:
+                guard let parentID else { throw ByteReader.corrupt }
+                previous = parentID
+            case 2: previous = try reader.readID()
+            default: throw ByteReader.corrupt
+            }
+            let elementCount = try reader.readVarint()
+            guard elementCount <= UInt64(data.count) else { throw ByteReader.corrupt }
+            if name == wanted {
+                var elements: [Data] = []
+                elements.reserveCapacity(Int(elementCount))
+                for _ in 0..<elementCount { elements.append(try reader.readBytes()) }
+                return ListSegment(id: rowID, previous: previous, elements: elements)
+            }
+            for _ in 0..<elementCount { _ = try reader.readBytes() }
+        }
+        return nil
+    }
+
+    /// The value a row stored for `channel`, if it stored one.
+    package static func payload(in data: Data, channel: String) throws(CheckpointError) -> Data? {
+        var reader = ByteReader(data)
+        let count = try reader.readVarint()
+        let wanted = Data(channel.utf8)
+        for _ in 0..<count {
+            let name = try reader.readBytes()
+            let value = try reader.readBytes()
+            if name == wanted { return value }
+        }
+        return nil
+    }
+}
+
 extension Manifest {
     /// Whether the write needs the parent's manifest to be resolved.
     package static func writeNeedsParent(_ write: CheckpointWrite) -> Bool {
@@ -259,6 +349,16 @@ extension Manifest {
     package static func assemble(
         channel: String, reference: ListReference, from segments: [ListSegment]
     ) throws(CheckpointError) -> [Data] {
+        // Fast path: segments in id order that form the chain themselves (no fork in between).
+        if segments.first?.id == reference.root, segments.last?.id == reference.tip,
+            segments.first?.previous == nil,
+            zip(segments.dropFirst(), segments).allSatisfy({ $0.previous == $1.id })
+        {
+            var elements: [Data] = []
+            elements.reserveCapacity(reference.count)
+            for segment in segments { elements.append(contentsOf: segment.elements) }
+            if elements.count == reference.count { return elements }
+        }
         let byID = Dictionary(segments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var chain: [ListSegment] = []
         var cursor = reference.tip
@@ -368,6 +468,7 @@ package struct ByteReader {
     package mutating func readID() throws(CheckpointError) -> CheckpointID {
         guard data.endIndex - offset >= 16 else { throw Self.corrupt }
         defer { offset += 16 }
-        return try CheckpointID(bytes: data[offset..<offset + 16])
+        let start = offset - data.startIndex
+        return data.withUnsafeBytes { CheckpointID(UnsafeRawBufferPointer(rebasing: $0[start..<start + 16])) }
     }
 }

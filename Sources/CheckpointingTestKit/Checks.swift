@@ -27,7 +27,7 @@ extension CheckpointerConformance {
         let reader = try checkpointer.thread(id, as: TestAgentState.self)
         let loaded = try await reader.latest()
         try await require(loaded == state, "a fresh façade reads the saved state back")
-        try await require(await reader.headID == second, "latest() makes the head the base")
+        try await require(reader.headID == second, "latest() makes the head the base")
         try await require(try await reader.state(at: first).messages == [sampleMessage(0)], "an old checkpoint keeps its state")
         try await require(try await reader.state(at: first).note == nil, "an absent optional stays absent")
         let head = try await checkpointer.head(thread: id)

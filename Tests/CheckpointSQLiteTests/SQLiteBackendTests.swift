@@ -122,10 +122,10 @@ struct SQLiteBackendTests {
         state.messages.append(sampleMessage(2))
         try await thread.save(state)
         let raw = try RawDatabase(database.path)
-        try raw.query("DELETE FROM payloads WHERE channel = 'messages' AND previous IS NULL")
+        try raw.query("UPDATE checkpoints SET segments = NULL WHERE parent_id IS NULL")
         let error = await #expect(throws: CheckpointError.self) { try await thread.latest() }
         #expect(error?.code == .corruptData)
-        try raw.query("DELETE FROM payloads WHERE channel = 'document'")
+        try raw.query("UPDATE checkpoints SET payload = NULL")
         let second = await #expect(throws: CheckpointError.self) { try await checkpointer.head(thread: id) }
         #expect(second?.code == .corruptData)
         try await checkpointer.close()

@@ -1,0 +1,342 @@
+// Checkpoint write and read latency of every backend, next to the raw sqlite3 floor doing the
+// same write in the same run, so that the library's overhead is a ratio.
+//
+//   swift run -c release checkpoint-benchmarks [--threads N] [--json results.json]
+import CSQLiteFloor
+import CheckpointSQLite
+import Checkpointing
+import Foundation
+
+// MARK: State
+
+struct Message: Codable, Sendable, Equatable {
+    var role: String
+    var text: String
+}
+
+struct ConversationState: Codable, Sendable {
+    var messages: [Message] = []
+    var turn = 0
+    var summary = "A support conversation about checkpointing."
+}
+
+func message(_ index: Int) -> Message {
+    let words = ["agent", "checkpoint", "thread", "state", "resume", "tool", "reply", "human", "plan", "step", "value"]
+    var text = "\(index): "
+    var seed = UInt64(index) &* 2_654_435_761 &+ 1
+    while text.utf8.count < 300 {
+        seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        text += words[Int(seed >> 33) % words.count] + " "
+    }
+    return Message(role: index % 2 == 0 ? "user" : "assistant", text: String(text.prefix(300)))
+}
+
+// MARK: Measurement
+
+struct Samples {
+    var nanoseconds: [Double] = []
+    mutating func add(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        nanoseconds.append(Double(seconds) * 1e9 + Double(attoseconds) / 1e9)
+    }
+    func percentile(_ p: Double) -> Double {
+        guard !nanoseconds.isEmpty else { return .nan }
+        let sorted = nanoseconds.sorted()
+        let index = min(sorted.count - 1, Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1)
+        return sorted[max(0, index)]
+    }
+    var p50: Double { percentile(50) }
+    var p99: Double { percentile(99) }
+}
+
+@inline(__always)
+func time<T>(_ samples: inout Samples, _ body: () throws -> T) rethrows -> T {
+    let start = ContinuousClock.now
+    let result = try body()
+    samples.add(ContinuousClock.now - start)
+    return result
+}
+
+@inline(__always)
+func time<T>(_ samples: inout Samples, _ body: () async throws -> T) async rethrows -> T {
+    let start = ContinuousClock.now
+    let result = try await body()
+    samples.add(ContinuousClock.now - start)
+    return result
+}
+
+// MARK: The floor: raw sqlite3, one prepared statement
+
+final class RawSQLite {
+    private var db: OpaquePointer?
+    private var insert: OpaquePointer?
+    private var select: OpaquePointer?
+
+    init(path: String, synchronous: String) {
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK else {
+            fatalError("raw open failed")
+        }
+        for sql in [
+            "PRAGMA journal_mode = WAL", "PRAGMA synchronous = \(synchronous)",
+            "CREATE TABLE IF NOT EXISTS states (id INTEGER PRIMARY KEY, thread TEXT NOT NULL, data BLOB NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS states_thread ON states (thread, id)",
+        ] {
+            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { fatalError(String(cString: sqlite3_errmsg(db))) }
+        }
+        sqlite3_prepare_v3(db, "INSERT INTO states (thread, data) VALUES (?1, ?2)", -1, 1, &insert, nil)
+        sqlite3_prepare_v3(
+            db, "SELECT data FROM states WHERE thread = ?1 ORDER BY id DESC LIMIT 1", -1, 1, &select, nil)
+    }
+
+    deinit {
+        sqlite3_finalize(insert)
+        sqlite3_finalize(select)
+        sqlite3_close_v2(db)
+    }
+
+    /// One INSERT in its own (autocommit) transaction.
+    func write(thread: String, data: Data) {
+        sqlite3_bind_text(insert, 1, thread, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        data.withUnsafeBytes { buffer in
+            _ = sqlite3_bind_blob(insert, 2, buffer.baseAddress, Int32(buffer.count), unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        }
+        guard sqlite3_step(insert) == SQLITE_DONE else { fatalError(String(cString: sqlite3_errmsg(db))) }
+        sqlite3_reset(insert)
+    }
+
+    /// One single-row SELECT, copying the bytes out.
+    func read(thread: String) -> Data {
+        sqlite3_bind_text(select, 1, thread, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        defer { sqlite3_reset(select) }
+        guard sqlite3_step(select) == SQLITE_ROW, let bytes = sqlite3_column_blob(select, 0) else { return Data() }
+        return Data(bytes: bytes, count: Int(sqlite3_column_bytes(select, 0)))
+    }
+}
+
+// MARK: Scenarios
+
+struct Row: Codable {
+    var scenario: String
+    var samples: Int
+    var p50Microseconds: Double
+    var p99Microseconds: Double
+    var floor: String?
+    var floorP50Microseconds: Double?
+    var floorP99Microseconds: Double?
+    var ratioP50: Double?
+    var ratioP99: Double?
+}
+
+func report(_ rows: inout [Row], _ scenario: String, _ samples: Samples, floor: (String, Samples)? = nil) {
+    var row = Row(
+        scenario: scenario, samples: samples.nanoseconds.count, p50Microseconds: samples.p50 / 1000,
+        p99Microseconds: samples.p99 / 1000)
+    if let (name, floorSamples) = floor {
+        row.floor = name
+        row.floorP50Microseconds = floorSamples.p50 / 1000
+        row.floorP99Microseconds = floorSamples.p99 / 1000
+        row.ratioP50 = samples.p50 / floorSamples.p50
+        row.ratioP99 = samples.p99 / floorSamples.p99
+    }
+    rows.append(row)
+}
+
+func option(_ name: String) -> String? {
+    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else {
+        return nil
+    }
+    return CommandLine.arguments[index + 1]
+}
+
+
+/// Grows `threads` conversations one message per save up to `maxMessages`; times every save,
+/// the floor's INSERT of the whole state at the sizes in `floorSizes`, and head reads at
+/// `readSizes`.
+func conversationScenario(
+    label: String, checkpointer: any Checkpointer, floor: RawSQLite?, threads: Int, maxMessages: Int,
+    floorSizes: ClosedRange<Int>, readSizes: [Int]
+) async throws -> (puts: [Int: Samples], floorPuts: Samples, reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int) {
+    var puts: [Int: Samples] = [:]
+    var floorPuts = Samples()
+    var reads: [Int: Samples] = [:]
+    var typedReads: [Int: Samples] = [:]
+    var floorReads = Samples()
+    var stateBytes = 0
+    let encoder = JSONEncoder()
+    for index in 0..<threads {
+        let id = "bench-\(label)-\(index)"
+        let thread = try checkpointer.thread(id, as: ConversationState.self)
+        var state = ConversationState()
+        for size in 1...maxMessages {
+            state.messages.append(message(size))
+            state.turn = size
+            _ = try await time(&puts[size, default: Samples()]) { try await thread.save(state) }
+            if let floor, floorSizes.contains(size) {
+                let bytes = try encoder.encode(state)
+                if size == 20 { stateBytes = bytes.count }
+                time(&floorPuts) { floor.write(thread: id, data: bytes) }
+            }
+            if readSizes.contains(size) {
+                let threadID = thread.id
+                for _ in 0..<3 {
+                    _ = try await time(&reads[size, default: Samples()]) {
+                        try await checkpointer.head(thread: threadID)
+                    }
+                    _ = try await time(&typedReads[size, default: Samples()]) { try await thread.latest() }
+                    if let floor, size == floorSizes.upperBound || floorSizes.contains(size) {
+                        _ = time(&floorReads) { floor.read(thread: id) }
+                    }
+                }
+            }
+        }
+    }
+    return (puts, floorPuts, reads, typedReads, floorReads, stateBytes)
+}
+
+func merged(_ samples: [Int: Samples], _ sizes: ClosedRange<Int>) -> Samples {
+    var result = Samples()
+    for size in sizes { result.nanoseconds += samples[size]?.nanoseconds ?? [] }
+    return result
+}
+
+/// Runs every scenario off the main actor, as a server's tasks would run: awaiting from the
+/// main actor would add a main-queue hop to every call.
+nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], storage: [String: Int]) {
+    var rows: [Row] = []
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-bench-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let encoder = JSONEncoder()
+    print("checkpoint-benchmarks: \(threadCount) conversations per scenario, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+    // SQLite, synchronous=NORMAL: conversations grow to 200 messages.
+    do {
+        let checkpointer = try await SQLiteCheckpointer(
+            configuration: .init(path: directory.appendingPathComponent("normal.db").path))
+        let floor = RawSQLite(path: directory.appendingPathComponent("normal-floor.db").path, synchronous: "NORMAL")
+        let result = try await conversationScenario(
+            label: "normal", checkpointer: checkpointer, floor: floor, threads: threadCount, maxMessages: 200,
+            floorSizes: 16...25, readSizes: [20, 200])
+        var hops = Samples()
+        for _ in 0..<2000 { _ = try await time(&hops) { try await checkpointer.pragma("synchronous") } }
+        report(&rows, "sqlite: trivial writer round trip (PRAGMA)", hops)
+        var bytesPuts = Samples()
+        let element = try encoder.encode(message(1))
+        for index in 0..<20 {
+            let thread = try ThreadID("bytes-\(index)")
+            var parent: CheckpointID?
+            for step in 0..<25 {
+                let write = CheckpointWrite(
+                    thread: thread, parentID: parent, step: step,
+                    channels: ["messages": parent == nil ? .list([element]) : .append([element]), "turn": .value(Data("\(step)".utf8))])
+                try await time(&bytesPuts) { try await checkpointer.put(write) }
+                parent = write.id
+            }
+        }
+        report(&rows, "sqlite normal: put (bytes level, one appended message)", bytesPuts)
+        print("state at 20 messages: \(result.stateBytes) bytes of JSON")
+        report(&rows, "sqlite normal: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", result.floorPuts))
+        report(&rows, "sqlite normal: put, 191-200 messages", merged(result.puts, 191...200))
+        report(&rows, "sqlite normal: head read (bytes), 20 messages", result.reads[20] ?? Samples(), floor: ("raw single-row SELECT", result.floorReads))
+        report(&rows, "sqlite normal: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+        report(&rows, "sqlite normal: head read (bytes), 200 messages", result.reads[200] ?? Samples())
+        report(&rows, "sqlite normal: head read + typed decode, 200 messages", result.typedReads[200] ?? Samples())
+        try await checkpointer.close()
+    }
+
+    // SQLite, synchronous=FULL: every commit is fsynced, so fewer conversations.
+    do {
+        var configuration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("full.db").path)
+        configuration.synchronous = .full
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let floor = RawSQLite(path: directory.appendingPathComponent("full-floor.db").path, synchronous: "FULL")
+        let result = try await conversationScenario(
+            label: "full", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 5), maxMessages: 25,
+            floorSizes: 16...25, readSizes: [])
+        report(&rows, "sqlite full: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", result.floorPuts))
+        try await checkpointer.close()
+    }
+
+    // In memory, for reference.
+    do {
+        let checkpointer = InMemoryCheckpointer()
+        let result = try await conversationScenario(
+            label: "memory", checkpointer: checkpointer, floor: nil, threads: threadCount, maxMessages: 25,
+            floorSizes: 0...0, readSizes: [20])
+        report(&rows, "memory: put, 16-25 messages", merged(result.puts, 16...25))
+        report(&rows, "memory: head read (bytes), 20 messages", result.reads[20] ?? Samples())
+        report(&rows, "memory: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+    }
+
+    // Storage: one 500-turn conversation, one ~300-character message a turn.
+    var storage: [String: Int] = [:]
+    do {
+        let path = directory.appendingPathComponent("storage.db").path
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: path))
+        let thread = try checkpointer.thread("storage", as: ConversationState.self)
+        var state = ConversationState()
+        var textBytes = 0
+        var jsonBytes = 0
+        for turn in 1...500 {
+            let next = message(turn)
+            textBytes += next.text.utf8.count
+            jsonBytes += try encoder.encode(next).count
+            state.messages.append(next)
+            state.turn = turn
+            try await thread.save(state, metadata: ["turn": .int(turn)])
+        }
+        try await checkpointer.close()
+        var db: OpaquePointer?
+        sqlite3_open(path, &db)
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nil, nil, nil)
+        sqlite3_close(db)
+        let fileBytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+        storage = ["textBytes": textBytes, "messageJSONBytes": jsonBytes, "fileBytes": fileBytes]
+    }
+
+    return (rows, storage)
+}
+
+let threadCount = Int(option("--threads") ?? "") ?? 150
+let (rows, storage) = try await runBenchmarks(threadCount: threadCount)
+
+// MARK: Output
+
+func format(_ value: Double?) -> String {
+    guard let value, value.isFinite else { return "" }
+    return String(format: value >= 100 ? "%.0f" : "%.2f", value)
+}
+
+let header = ["scenario", "n", "p50 µs", "p99 µs", "floor p50 µs", "floor p99 µs", "ratio p50", "ratio p99"]
+let table = [header] + rows.map { row in
+    [
+        row.scenario, "\(row.samples)", format(row.p50Microseconds), format(row.p99Microseconds),
+        format(row.floorP50Microseconds), format(row.floorP99Microseconds), format(row.ratioP50), format(row.ratioP99),
+    ]
+}
+let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
+for (index, line) in table.enumerated() {
+    print(line.enumerated().map { column, cell in
+        column == 0 ? cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            : String(repeating: " ", count: widths[column] - cell.count) + cell
+    }.joined(separator: "  "))
+    if index == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+}
+if let put20 = rows.first(where: { $0.scenario == "sqlite normal: put, 16-25 messages" }),
+    let put200 = rows.first(where: { $0.scenario == "sqlite normal: put, 191-200 messages" })
+{
+    print(String(format: "put p50 at 200 messages / at 20 messages: %.2f", put200.p50Microseconds / put20.p50Microseconds))
+}
+if let file = storage["fileBytes"], let text = storage["textBytes"], let json = storage["messageJSONBytes"] {
+    print(
+        String(
+            format: "500-turn conversation: file %d bytes; messages %d bytes of text (%.2fx), %d bytes as JSON (%.2fx)",
+            file, text, Double(file) / Double(text), json, Double(file) / Double(json)))
+}
+if let path = option("--json") {
+    struct Output: Codable { var rows: [Row]; var storage: [String: Int] }
+    let output = JSONEncoder()
+    output.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try output.encode(Output(rows: rows, storage: storage)).write(to: URL(fileURLWithPath: path))
+    print("wrote \(path)")
+}
