@@ -1,6 +1,7 @@
 import CCheckpointSQLite
 import Checkpointing
 import Foundation
+import Synchronization
 
 /// SQLite's own failure: the result code and the message of the call that failed.
 ///
@@ -219,14 +220,23 @@ final class SQLiteStatement {
 /// Used instead of a `DispatchQueue` because waking a parked thread with a condition
 /// variable takes a few microseconds, where a dispatch hop on Linux measured about 50 µs
 /// at the median: more than a whole SQLite write.
-final class JobThread: @unchecked Sendable {
-    // Safe: `jobs` and `isStopped` are only touched with `condition` locked.
+///
+/// It is also a `TaskExecutor`: a task that prefers it (`withTaskExecutorPreference`) runs its
+/// nonisolated code on this thread, and then the connection's work runs inline, with no
+/// thread hop at all.
+final class JobThread: TaskExecutor, @unchecked Sendable {
+    // Safe: `jobs` and `isStopped` are only touched with `condition` locked; `threadID` is
+    // written once by the thread itself before any job runs and only compared afterwards.
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
     private var isStopped = false
+    private let threadID = Mutex<pthread_t?>(nil)
 
     init(name: String) {
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            threadID.withLock { $0 = pthread_self() }
+            run()
+        }
         thread.name = name
         thread.start()
     }
@@ -247,12 +257,23 @@ final class JobThread: @unchecked Sendable {
         }
     }
 
+    /// Whether the caller runs on this thread.
+    var isCurrent: Bool {
+        guard let id = threadID.withLock({ $0 }) else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
     /// Queues a job; it runs after every job queued before it.
     func submit(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
         condition.signal()
         condition.unlock()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        submit { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 
     /// Lets the thread finish its queued jobs and exit.
@@ -282,9 +303,19 @@ final class SerializedConnection: @unchecked Sendable {
         thread.stop()
     }
 
-    /// Runs `body` on the connection's thread and returns its result.
+    /// The connection's thread, as an executor tasks can prefer.
+    var executor: any TaskExecutor { thread }
+
+    /// Whether the caller runs on the connection's thread.
+    var isCurrent: Bool { thread.isCurrent }
+
+    /// Runs `body` on the connection's thread and returns its result: inline when the caller
+    /// already runs there, otherwise by queueing it and suspending until it is done.
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withUnsafeThrowingContinuation { continuation in
+        if thread.isCurrent {
+            return try Self.mapErrors { try body(connection) }
+        }
+        return try await withUnsafeThrowingContinuation { continuation in
             thread.submit {
                 continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
             }

@@ -30,6 +30,18 @@ struct SQLiteConformanceTests {
     }
 
     @Test(arguments: CheckpointerConformance.checks)
+    func conformsOnTheWriterExecutor(_ check: ConformanceCheck) async throws {
+        // The same behaviour when the caller's code runs on the writer's thread and every call
+        // runs inline.
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+            try await check.run(against: checkpointer)
+        }
+        try await checkpointer.close()
+    }
+
+    @Test(arguments: CheckpointerConformance.checks)
     func conformsWithSynchronousFull(_ check: ConformanceCheck) async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full&readers=1")

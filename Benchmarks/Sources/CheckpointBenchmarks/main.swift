@@ -244,6 +244,25 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         try await checkpointer.close()
     }
 
+    // SQLite, synchronous=NORMAL, with the caller's task preferring the writer's thread: the
+    // same calls without thread hops.
+    do {
+        let checkpointer = try await SQLiteCheckpointer(
+            configuration: .init(path: directory.appendingPathComponent("affinity.db").path))
+        let floor = RawSQLite(path: directory.appendingPathComponent("affinity-floor.db").path, synchronous: "NORMAL")
+        let result = try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+            try await conversationScenario(
+                label: "affinity", checkpointer: checkpointer, floor: floor, threads: threadCount, maxMessages: 200,
+                floorSizes: 16...25, readSizes: [20, 200])
+        }
+        report(&rows, "sqlite normal, writer executor: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", result.floorPuts))
+        report(&rows, "sqlite normal, writer executor: put, 191-200 messages", merged(result.puts, 191...200))
+        report(&rows, "sqlite normal, writer executor: head read (bytes), 20 messages", result.reads[20] ?? Samples(), floor: ("raw single-row SELECT", result.floorReads))
+        report(&rows, "sqlite normal, writer executor: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+        report(&rows, "sqlite normal, writer executor: head read (bytes), 200 messages", result.reads[200] ?? Samples())
+        try await checkpointer.close()
+    }
+
     // SQLite, synchronous=FULL: every commit is fsynced, so fewer conversations.
     do {
         var configuration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("full.db").path)
