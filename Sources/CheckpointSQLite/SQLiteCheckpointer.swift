@@ -28,6 +28,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     private let nextReader = Atomic<Int>(0)
     private let isClosed = Atomic<Bool>(false)
     private let metrics = CheckpointMetrics(backend: "sqlite")
+    private let listCache: ListCache
     private let logger: Logger
 
     /// The writer connection's thread, as an executor.
@@ -58,6 +59,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
         self.configuration = configuration
         self.logger = logger
+        self.listCache = ListCache(capacity: configuration.listCacheBytes)
         let opened = try await Self.open(configuration, logger: logger)
         writer = opened.writer
         readers = opened.readers
@@ -108,14 +110,17 @@ public final class SQLiteCheckpointer: Checkpointer {
         for index in 0..<configuration.readerCount {
             let reader = try connect(SQLITE_OPEN_READWRITE)
             try? reader.execute("PRAGMA query_only = 1")
-            readers.append(SerializedConnection(label: "checkpointing.sqlite.reader\(index)", connection: reader))
+            readers.append(
+                SerializedConnection(
+                    label: "checkpointing.sqlite.reader\(index)", connection: reader, idleSpin: configuration.idleSpin))
         }
         let walConnection = SerializedConnection(
             label: "checkpointing.sqlite.wal", connection: try connect(SQLITE_OPEN_READWRITE))
         WALCheckpointMonitor(threshold: configuration.walCheckpointPages, connection: walConnection, logger: logger)
             .install(on: writer)
         return OpenedConnections(
-            writer: SerializedConnection(label: "checkpointing.sqlite.writer", connection: writer),
+            writer: SerializedConnection(
+                label: "checkpointing.sqlite.writer", connection: writer, idleSpin: configuration.idleSpin),
             readers: readers, wal: walConnection)
     }
 
@@ -158,8 +163,8 @@ public final class SQLiteCheckpointer: Checkpointer {
         try checkOpen()
         try NamespaceValidation.validate(write.namespace)
         do {
-            try await writer.run { connection in
-                try Self.put(write, expecting: expecting, on: connection)
+            try await writer.run { [listCache] connection in
+                try Self.put(write, expecting: expecting, on: connection, listCache: listCache)
             }
         } catch let error as CheckpointError {
             if error.code == .conflict { metrics.recordConflict() }
@@ -168,8 +173,10 @@ public final class SQLiteCheckpointer: Checkpointer {
         metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
     }
 
-    private static func put(_ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection) throws {
-        try connection.transaction(immediate: true) { () throws -> Void in
+    private static func put(
+        _ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection, listCache: ListCache
+    ) throws {
+        let (threadKey, resolved) = try connection.transaction(immediate: true) { () throws -> (Int64, ResolvedWrite) in
             var threadKey: Int64?
             let selectKey = try connection.statement(Schema.selectThreadKey)
             try selectKey.bind(1, write.thread.rawValue)
@@ -252,12 +259,24 @@ public final class SQLiteCheckpointer: Checkpointer {
             }
             if let payloads = resolved.encodedPayloads() { try insert.bind(9, payloads) } else { try insert.bindNull(9) }
             try insert.run()
+            return (key, resolved)
+        }
+        // After the commit only: what the cache learns must be stored.
+        for entry in resolved.segments {
+            let next = ListCache.Key(scope: threadKey, channel: entry.channel, tip: write.id)
+            if let previous = entry.segment.previous {
+                listCache.extend(
+                    ListCache.Key(scope: threadKey, channel: entry.channel, tip: previous), to: next,
+                    appending: entry.segment.elements)
+            } else {
+                listCache.store(next, elements: entry.segment.elements)
+            }
         }
     }
 
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
-        return try await reader().run { connection in
+        return try await reader().run { [listCache] connection in
             try connection.transaction(immediate: false) { () throws -> Checkpoint? in
                 let select = try connection.statement(id == nil ? Schema.selectHead : Schema.selectCheckpoint)
                 try select.bind(1, thread.rawValue)
@@ -281,7 +300,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                         guard try payload.step(), !payload.isNull(0) else { return nil }
                         return try RowBlobs.payload(in: payload.data(0), channel: channel)
                     },
-                    segments: { channel, root, tip in
+                    list: { channel, reference, root, tip in
+                        let key = ListCache.Key(scope: threadKey, channel: channel, tip: tip)
+                        if let cached = listCache.elements(key) { return cached }
                         let rows = try connection.statement(Schema.selectSegments)
                         try rows.bind(1, threadKey)
                         try rows.bind(2, root)
@@ -296,7 +317,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                                 result.append(segment)
                             }
                         }
-                        return result
+                        let elements = try Manifest.assemble(channel: channel, reference: reference, from: result)
+                        listCache.store(key, elements: elements)
+                        return elements
                     })
                 return Checkpoint(
                     id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,
@@ -335,8 +358,14 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     public func deleteThread(_ thread: ThreadID) async throws {
         try checkOpen()
-        try await writer.run { connection in
+        try await writer.run { [listCache] connection in
             try connection.transaction(immediate: true) { () throws -> Void in
+                let keys = try connection.statement(Schema.selectThreadKeys)
+                try keys.bind(1, thread.rawValue)
+                var scopes: Set<Int64> = []
+                while try keys.step() { scopes.insert(keys.int64(0)) }
+                keys.reset()
+                listCache.remove(scopes: scopes)
                 for sql in [Schema.deleteCheckpoints, Schema.deleteThreads] {
                     let delete = try connection.statement(sql)
                     try delete.bind(1, thread.rawValue)

@@ -231,8 +231,13 @@ final class JobThread: TaskExecutor, @unchecked Sendable {
     private var jobs: [() -> Void] = []
     private var isStopped = false
     private let threadID = Mutex<pthread_t?>(nil)
+    /// Jobs submitted and not yet taken, readable without the lock while spinning.
+    private let pending = Atomic<Int>(0)
+    private let idleSpin: Duration
 
-    init(name: String) {
+    /// - Parameter idleSpin: how long the thread keeps polling for a next job before it parks.
+    init(name: String, idleSpin: Duration = .zero) {
+        self.idleSpin = idleSpin
         let thread = Thread { [self] in
             threadID.withLock { $0 = pthread_self() }
             run()
@@ -244,6 +249,7 @@ final class JobThread: TaskExecutor, @unchecked Sendable {
     private func run() {
         var batch: [() -> Void] = []
         while true {
+            spinWhileIdle()
             condition.lock()
             while jobs.isEmpty && !isStopped { condition.wait() }
             if jobs.isEmpty && isStopped {
@@ -251,9 +257,22 @@ final class JobThread: TaskExecutor, @unchecked Sendable {
                 return
             }
             swap(&batch, &jobs)
+            pending.subtract(batch.count, ordering: .relaxed)
             condition.unlock()
             for job in batch { job() }
             batch.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Waking a parked thread costs tens of microseconds on a virtual machine, more than a
+    /// write; a thread that polls for a short while after its last job takes the next one of a
+    /// burst (a read then a save, a save then the next) without that cost.
+    private func spinWhileIdle() {
+        guard idleSpin > .zero else { return }
+        let deadline = ContinuousClock.now + idleSpin
+        while pending.load(ordering: .relaxed) == 0 {
+            for _ in 0..<64 where pending.load(ordering: .relaxed) == 0 {}
+            if ContinuousClock.now >= deadline { return }
         }
     }
 
@@ -267,6 +286,7 @@ final class JobThread: TaskExecutor, @unchecked Sendable {
     func submit(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
+        pending.add(1, ordering: .relaxed)
         condition.signal()
         condition.unlock()
     }
@@ -294,8 +314,8 @@ final class SerializedConnection: @unchecked Sendable {
     private let thread: JobThread
     private let connection: SQLiteConnection
 
-    init(label: String, connection: SQLiteConnection) {
-        self.thread = JobThread(name: label)
+    init(label: String, connection: SQLiteConnection, idleSpin: Duration = .zero) {
+        self.thread = JobThread(name: label, idleSpin: idleSpin)
         self.connection = connection
     }
 

@@ -75,6 +75,7 @@ enum Schema {
     static let deleteCheckpoints =
         "DELETE FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)"
     static let deleteThreads = "DELETE FROM threads WHERE thread = ?1"
+    static let selectThreadKeys = "SELECT key FROM threads WHERE thread = ?1"
     static let statistics = """
         SELECT count(*), count(segments) + count(payload),
                coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0)

@@ -321,6 +321,18 @@ extension Manifest {
         payload: (_ channel: String, _ version: CheckpointID) throws -> Data?,
         segments: (_ channel: String, _ root: CheckpointID, _ tip: CheckpointID) throws -> [ListSegment]
     ) throws -> [String: ChannelValue] {
+        try materialize(
+            payload: payload,
+            list: { channel, reference, root, tip in
+                try Self.assemble(channel: channel, reference: reference, from: try segments(channel, root, tip))
+            })
+    }
+
+    /// Rebuilds channel contents from the manifest, reading each non-empty list whole with `list`.
+    package func materialize(
+        payload: (_ channel: String, _ version: CheckpointID) throws -> Data?,
+        list: (_ channel: String, _ reference: ListReference, _ root: CheckpointID, _ tip: CheckpointID) throws -> [Data]
+    ) throws -> [String: ChannelValue] {
         var channels: [String: ChannelValue] = [:]
         channels.reserveCapacity(entries.count)
         for (name, entry) in entries {
@@ -337,9 +349,7 @@ extension Manifest {
                     channels[name] = .list([])
                     continue
                 }
-                channels[name] = .list(
-                    try Self.assemble(
-                        channel: name, reference: reference, from: try segments(name, root, tip)))
+                channels[name] = .list(try list(name, reference, root, tip))
             }
         }
         return channels

@@ -113,8 +113,12 @@ struct SQLiteBackendTests {
     }
 
     @Test func missingPayloadGivesCorruptData() async throws {
+        // Without the list cache, so that every read goes to the file (a cached list is the one
+        // that was written, and is returned as long as the head's manifest names it).
         let database = try TemporaryDatabase()
-        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.listCacheBytes = 0
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
         let id = uniqueThread("missing")
         let thread = try checkpointer.thread(id, as: TestAgentState.self)
         var state = TestAgentState(messages: [sampleMessage(1)], document: sampleText(500, seed: 2))

@@ -41,10 +41,11 @@ struct SQLiteConformanceTests {
         try await checkpointer.close()
     }
 
+    /// With the list cache off and no idle spinning, so that every read goes to the file.
     @Test(arguments: CheckpointerConformance.checks)
     func conformsWithSynchronousFull(_ check: ConformanceCheck) async throws {
         let database = try TemporaryDatabase()
-        let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full&readers=1")
+        let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full&readers=1&list_cache_bytes=0&idle_spin_us=0")
             .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
         try await check.run(against: checkpointer)
         try await checkpointer.close()

@@ -154,15 +154,16 @@ func option(_ name: String) -> String? {
 /// `readSizes`.
 func conversationScenario(
     label: String, checkpointer: any Checkpointer, floor: RawSQLite?, threads: Int, maxMessages: Int,
-    floorSizes: ClosedRange<Int>, readSizes: [Int]
-) async throws -> (puts: [Int: Samples], floorPuts: Samples, reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int) {
+    floorSizes: [ClosedRange<Int>], readSizes: [Int]
+) async throws -> (puts: [Int: Samples], floorPuts: [Int: Samples], reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int) {
     var puts: [Int: Samples] = [:]
-    var floorPuts = Samples()
+    var floorPuts: [Int: Samples] = [:]
     var reads: [Int: Samples] = [:]
     var typedReads: [Int: Samples] = [:]
     var floorReads = Samples()
     var stateBytes = 0
     let encoder = JSONEncoder()
+    let pacing = try encoder.encode(ConversationState(messages: (1...20).map(message)))
     for index in 0..<threads {
         let id = "bench-\(label)-\(index)"
         let thread = try checkpointer.thread(id, as: ConversationState.self)
@@ -171,10 +172,15 @@ func conversationScenario(
             state.messages.append(message(size))
             state.turn = size
             _ = try await time(&puts[size, default: Samples()]) { try await thread.save(state) }
-            if let floor, floorSizes.contains(size) {
+            if let floor, floorSizes.contains(where: { $0.contains(size) }) {
                 let bytes = try encoder.encode(state)
                 if size == 20 { stateBytes = bytes.count }
-                time(&floorPuts) { floor.write(thread: id, data: bytes) }
+                time(&floorPuts[size, default: Samples()]) { floor.write(thread: id, data: bytes) }
+            } else if let floor, size > 185 {
+                // Same pacing as at 16-25 messages (a floor INSERT of a 20-message state after each
+                // put), so that the 20 and 200 message puts run under the same conditions; the
+                // floor's own 200-message INSERT is measured in a phase of its own below.
+                floor.write(thread: "pacing", data: pacing)
             }
             if readSizes.contains(size) {
                 let threadID = thread.id
@@ -183,7 +189,7 @@ func conversationScenario(
                         try await checkpointer.head(thread: threadID)
                     }
                     _ = try await time(&typedReads[size, default: Samples()]) { try await thread.latest() }
-                    if let floor, size == floorSizes.upperBound || floorSizes.contains(size) {
+                    if let floor, size == 20 {
                         _ = time(&floorReads) { floor.read(thread: id) }
                     }
                 }
@@ -216,7 +222,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let floor = RawSQLite(path: directory.appendingPathComponent("normal-floor.db").path, synchronous: "NORMAL")
         let result = try await conversationScenario(
             label: "normal", checkpointer: checkpointer, floor: floor, threads: threadCount, maxMessages: 200,
-            floorSizes: 16...25, readSizes: [20, 200])
+            floorSizes: [16...25], readSizes: [20, 200])
         var hops = Samples()
         for _ in 0..<2000 { _ = try await time(&hops) { try await checkpointer.pragma("synchronous") } }
         report(&rows, "sqlite: trivial writer round trip (PRAGMA)", hops)
@@ -235,7 +241,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         }
         report(&rows, "sqlite normal: put (bytes level, one appended message)", bytesPuts)
         print("state at 20 messages: \(result.stateBytes) bytes of JSON")
-        report(&rows, "sqlite normal: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", result.floorPuts))
+        report(&rows, "sqlite normal: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", merged(result.floorPuts, 16...25)))
         report(&rows, "sqlite normal: put, 191-200 messages", merged(result.puts, 191...200))
         report(&rows, "sqlite normal: head read (bytes), 20 messages", result.reads[20] ?? Samples(), floor: ("raw single-row SELECT", result.floorReads))
         report(&rows, "sqlite normal: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
@@ -253,14 +259,41 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let result = try await withTaskExecutorPreference(checkpointer.writerExecutor) {
             try await conversationScenario(
                 label: "affinity", checkpointer: checkpointer, floor: floor, threads: threadCount, maxMessages: 200,
-                floorSizes: 16...25, readSizes: [20, 200])
+                floorSizes: [16...25], readSizes: [20, 200])
         }
-        report(&rows, "sqlite normal, writer executor: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", result.floorPuts))
+        report(&rows, "sqlite normal, writer executor: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", merged(result.floorPuts, 16...25)))
         report(&rows, "sqlite normal, writer executor: put, 191-200 messages", merged(result.puts, 191...200))
         report(&rows, "sqlite normal, writer executor: head read (bytes), 20 messages", result.reads[20] ?? Samples(), floor: ("raw single-row SELECT", result.floorReads))
         report(&rows, "sqlite normal, writer executor: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
         report(&rows, "sqlite normal, writer executor: head read (bytes), 200 messages", result.reads[200] ?? Samples())
         try await checkpointer.close()
+
+        // The same heads read by a checkpointer without the list cache: every segment from the file.
+        var coldConfiguration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("affinity.db").path)
+        coldConfiguration.listCacheBytes = 0
+        let cold = try await SQLiteCheckpointer(configuration: coldConfiguration)
+        var coldReads = Samples()
+        var coldFloor = Samples()
+        try await withTaskExecutorPreference(cold.writerExecutor) {
+            for index in 0..<threadCount {
+                let thread = try ThreadID("bench-affinity-\(index)")
+                for _ in 0..<3 {
+                    _ = try await time(&coldReads) { try await cold.head(thread: thread) }
+                    _ = time(&coldFloor) { floor.read(thread: thread.rawValue) }
+                }
+            }
+        }
+        report(&rows, "sqlite normal, writer executor, no list cache: head read (bytes), 200 messages", coldReads, floor: ("raw single-row SELECT (25 messages)", coldFloor))
+        try await cold.close()
+    }
+
+    // The floor's own cost at 200 messages: a raw INSERT of the whole 200-message state.
+    do {
+        let floor = RawSQLite(path: directory.appendingPathComponent("floor-200.db").path, synchronous: "NORMAL")
+        let big = try encoder.encode(ConversationState(messages: (1...200).map(message)))
+        var samples = Samples()
+        for index in 0..<(threadCount * 10) { time(&samples) { floor.write(thread: "floor-\(index % threadCount)", data: big) } }
+        report(&rows, "raw INSERT of a 200-message state (\(big.count) bytes), for reference", samples)
     }
 
     // SQLite, synchronous=FULL: every commit is fsynced, so fewer conversations.
@@ -271,8 +304,14 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let floor = RawSQLite(path: directory.appendingPathComponent("full-floor.db").path, synchronous: "FULL")
         let result = try await conversationScenario(
             label: "full", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 5), maxMessages: 25,
-            floorSizes: 16...25, readSizes: [])
-        report(&rows, "sqlite full: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", result.floorPuts))
+            floorSizes: [16...25], readSizes: [])
+        report(&rows, "sqlite full: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", merged(result.floorPuts, 16...25)))
+        let affinity = try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+            try await conversationScenario(
+                label: "full-affinity", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 5),
+                maxMessages: 25, floorSizes: [16...25], readSizes: [])
+        }
+        report(&rows, "sqlite full, writer executor: put, 16-25 messages", merged(affinity.puts, 16...25), floor: ("raw INSERT of the whole state", merged(affinity.floorPuts, 16...25)))
         try await checkpointer.close()
     }
 
@@ -281,7 +320,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let checkpointer = InMemoryCheckpointer()
         let result = try await conversationScenario(
             label: "memory", checkpointer: checkpointer, floor: nil, threads: threadCount, maxMessages: 25,
-            floorSizes: 0...0, readSizes: [20])
+            floorSizes: [], readSizes: [20])
         report(&rows, "memory: put, 16-25 messages", merged(result.puts, 16...25))
         report(&rows, "memory: head read (bytes), 20 messages", result.reads[20] ?? Samples())
         report(&rows, "memory: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
@@ -314,6 +353,40 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
 
     return (rows, storage)
+}
+
+/// `--profile put|read`: a tight loop of one operation on the writer executor, for a profiler.
+nonisolated func profileLoop(_ operation: String) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-profile-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: directory.appendingPathComponent("p.db").path))
+    let element = try JSONEncoder().encode(message(1))
+    var samples = Samples()
+    try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+        for index in 0..<400 {
+            let thread = try ThreadID("profile-\(index)")
+            var parent: CheckpointID?
+            for step in 0..<50 {
+                let write = CheckpointWrite(
+                    thread: thread, parentID: parent, step: step,
+                    channels: ["messages": parent == nil ? .list([element]) : .append([element]), "turn": .value(Data("\(step)".utf8))])
+                if operation == "put" || step < 20 {
+                    try await time(&samples) { try await checkpointer.put(write) }
+                } else {
+                    _ = try await time(&samples) { try await checkpointer.head(thread: thread) }
+                }
+                parent = write.id
+            }
+        }
+    }
+    print("\(operation): p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
+    try await checkpointer.close()
+}
+
+if let operation = option("--profile") {
+    try await profileLoop(operation)
+    exit(0)
 }
 
 let threadCount = Int(option("--threads") ?? "") ?? 150

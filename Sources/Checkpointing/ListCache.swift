@@ -1,0 +1,111 @@
+import Foundation
+import Synchronization
+
+/// A bounded, shared cache of list channels' elements, keyed by the list's tip segment.
+///
+/// A list whose tip is a given segment never changes (segments are immutable and ids are
+/// never reused), so an entry is never stale: a backend reads the head's manifest from the
+/// store each time and only skips re-reading the list's segments. When the cache holds more
+/// than its capacity, the least recently used entries go.
+package final class ListCache: Sendable {
+    package struct Key: Hashable, Sendable {
+        /// The backend's key for the thread and namespace.
+        package var scope: Int64
+        package var channel: String
+        package var tip: CheckpointID
+
+        package init(scope: Int64, channel: String, tip: CheckpointID) {
+            self.scope = scope
+            self.channel = channel
+            self.tip = tip
+        }
+    }
+
+    private struct Entry {
+        var elements: [Data]
+        var bytes: Int
+        var lastUse: UInt64
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        var bytes = 0
+        var clock: UInt64 = 0
+    }
+
+    /// The most bytes of elements kept.
+    package let capacity: Int
+    private let state = Mutex(State())
+
+    package init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    package var isEnabled: Bool { capacity > 0 }
+
+    /// The elements of the list whose tip is `key.tip`, if cached.
+    package func elements(_ key: Key) -> [Data]? {
+        guard isEnabled else { return nil }
+        return state.withLock { state in
+            guard var entry = state.entries[key] else { return nil }
+            state.clock += 1
+            entry.lastUse = state.clock
+            state.entries[key] = entry
+            return entry.elements
+        }
+    }
+
+    /// Remembers a list's elements.
+    package func store(_ key: Key, elements: [Data]) {
+        guard isEnabled else { return }
+        let bytes = elements.reduce(elements.count * 16) { $0 + $1.count }
+        guard bytes <= capacity else { return }
+        state.withLock { state in
+            state.clock += 1
+            if let old = state.entries.updateValue(Entry(elements: elements, bytes: bytes, lastUse: state.clock), forKey: key) {
+                state.bytes -= old.bytes
+            }
+            state.bytes += bytes
+            evictIfNeeded(&state)
+        }
+    }
+
+    /// After a write appended `appended` to the list whose tip was `previous`: when that list is
+    /// cached, caches the longer list under `next` (and forgets the shorter one, which only a
+    /// read of an older checkpoint needs).
+    package func extend(_ previous: Key, to next: Key, appending appended: [Data]) {
+        guard isEnabled else { return }
+        state.withLock { state in
+            guard let old = state.entries.removeValue(forKey: previous) else { return }
+            state.bytes -= old.bytes
+            let bytes = appended.reduce(old.bytes + appended.count * 16) { $0 + $1.count }
+            guard bytes <= capacity else { return }
+            state.clock += 1
+            state.entries[next] = Entry(elements: old.elements + appended, bytes: bytes, lastUse: state.clock)
+            state.bytes += bytes
+            evictIfNeeded(&state)
+        }
+    }
+
+    /// Forgets every list of the given scopes (after a thread is deleted).
+    package func remove(scopes: Set<Int64>) {
+        guard isEnabled, !scopes.isEmpty else { return }
+        state.withLock { state in
+            for key in state.entries.keys where scopes.contains(key.scope) {
+                if let entry = state.entries.removeValue(forKey: key) { state.bytes -= entry.bytes }
+            }
+        }
+    }
+
+    private func evictIfNeeded(_ state: inout State) {
+        guard state.bytes > capacity else { return }
+        // Drop the least recently used entries down to three quarters of the capacity, so that
+        // the sort is paid once per many inserts.
+        let target = capacity / 4 * 3
+        for (key, entry) in state.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
+            guard state.bytes > target else { break }
+            state.entries[key] = nil
+            state.bytes -= entry.bytes
+        }
+    }
+}
