@@ -28,7 +28,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     private let nextReader = Atomic<Int>(0)
     private let isClosed = Atomic<Bool>(false)
     private let metrics = CheckpointMetrics(backend: "sqlite")
-    private let listCache: ListCache
+    private let contentCache: ContentCache
     private let logger: Logger
 
     /// The writer connection's thread, as an executor.
@@ -59,7 +59,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
         self.configuration = configuration
         self.logger = logger
-        self.listCache = ListCache(capacity: configuration.listCacheBytes)
+        self.contentCache = ContentCache(capacity: configuration.contentCacheBytes)
         let opened = try await Self.open(configuration, logger: logger)
         writer = opened.writer
         readers = opened.readers
@@ -163,8 +163,8 @@ public final class SQLiteCheckpointer: Checkpointer {
         try checkOpen()
         try NamespaceValidation.validate(write.namespace)
         do {
-            try await writer.run { [listCache] connection in
-                try Self.put(write, expecting: expecting, on: connection, listCache: listCache)
+            try await writer.run { [contentCache] connection in
+                try Self.put(write, expecting: expecting, on: connection, contentCache: contentCache)
             }
         } catch let error as CheckpointError {
             if error.code == .conflict { metrics.recordConflict() }
@@ -174,7 +174,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     }
 
     private static func put(
-        _ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection, listCache: ListCache
+        _ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection, contentCache: ContentCache
     ) throws {
         let (threadKey, resolved) = try connection.transaction(immediate: true) { () throws -> (Int64, ResolvedWrite) in
             var threadKey: Int64?
@@ -263,20 +263,24 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
         // After the commit only: what the cache learns must be stored.
         for entry in resolved.segments {
-            let next = ListCache.Key(scope: threadKey, channel: entry.channel, tip: write.id)
+            let next = ContentCache.Key(scope: threadKey, channel: entry.channel, version: write.id)
             if let previous = entry.segment.previous {
-                listCache.extend(
-                    ListCache.Key(scope: threadKey, channel: entry.channel, tip: previous), to: next,
+                contentCache.extend(
+                    ContentCache.Key(scope: threadKey, channel: entry.channel, version: previous), to: next,
                     appending: entry.segment.elements)
             } else {
-                listCache.store(next, elements: entry.segment.elements)
+                contentCache.store(next, elements: entry.segment.elements)
             }
+        }
+        for payload in resolved.payloads {
+            contentCache.store(
+                ContentCache.Key(scope: threadKey, channel: payload.channel, version: write.id), elements: [payload.data])
         }
     }
 
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
-        return try await reader().run { [listCache] connection in
+        return try await reader().run { [contentCache] connection in
             try connection.transaction(immediate: false) { () throws -> Checkpoint? in
                 let select = try connection.statement(id == nil ? Schema.selectHead : Schema.selectCheckpoint)
                 try select.bind(1, thread.rawValue)
@@ -293,32 +297,37 @@ public final class SQLiteCheckpointer: Checkpointer {
                 select.reset()
                 let channels = try manifest.materialize(
                     payload: { channel, version in
+                        let key = ContentCache.Key(scope: threadKey, channel: channel, version: version)
+                        if let cached = contentCache.elements(key), let value = cached.first { return value }
                         let payload = try connection.statement(Schema.selectPayload)
                         try payload.bind(1, threadKey)
                         try payload.bind(2, version)
                         defer { payload.reset() }
-                        guard try payload.step(), !payload.isNull(0) else { return nil }
-                        return try RowBlobs.payload(in: payload.data(0), channel: channel)
+                        guard try payload.step(), !payload.isNull(0),
+                            let value = try RowBlobs.payload(in: payload.data(0), channel: channel)
+                        else { return nil }
+                        contentCache.store(key, elements: [value])
+                        return value
                     },
-                    list: { channel, reference, root, tip in
-                        let key = ListCache.Key(scope: threadKey, channel: channel, tip: tip)
-                        if let cached = listCache.elements(key) { return cached }
+                    list: { channel, reference, tip in
+                        let key = ContentCache.Key(scope: threadKey, channel: channel, version: tip)
+                        if let cached = contentCache.elements(key) { return cached }
                         let rows = try connection.statement(Schema.selectSegments)
                         try rows.bind(1, threadKey)
-                        try rows.bind(2, root)
-                        try rows.bind(3, tip)
+                        try rows.bind(2, tip)
                         defer { rows.reset() }
-                        var result: [ListSegment] = []
-                        while try rows.step() {
-                            if let segment = try RowBlobs.segment(
-                                in: rows.data(2), channel: channel, rowID: try rows.checkpointID(0),
-                                parentID: try rows.optionalCheckpointID(1))
-                            {
-                                result.append(segment)
-                            }
+                        var chain = ListChain(channel: channel, reference: reference)
+                        while let next = chain.next, try rows.step() {
+                            let rowID = try rows.checkpointID(0)
+                            guard rowID == next,
+                                let segment = try RowBlobs.segment(
+                                    in: rows.data(2), channel: channel, rowID: rowID,
+                                    parentID: try rows.optionalCheckpointID(1))
+                            else { continue }
+                            if try chain.add(segment) { break }
                         }
-                        let elements = try Manifest.assemble(channel: channel, reference: reference, from: result)
-                        listCache.store(key, elements: elements)
+                        let elements = try chain.elements()
+                        contentCache.store(key, elements: elements)
                         return elements
                     })
                 return Checkpoint(
@@ -358,14 +367,14 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     public func deleteThread(_ thread: ThreadID) async throws {
         try checkOpen()
-        try await writer.run { [listCache] connection in
+        try await writer.run { [contentCache] connection in
             try connection.transaction(immediate: true) { () throws -> Void in
                 let keys = try connection.statement(Schema.selectThreadKeys)
                 try keys.bind(1, thread.rawValue)
                 var scopes: Set<Int64> = []
                 while try keys.step() { scopes.insert(keys.int64(0)) }
                 keys.reset()
-                listCache.remove(scopes: scopes)
+                contentCache.remove(scopes: scopes)
                 for sql in [Schema.deleteCheckpoints, Schema.deleteThreads] {
                     let delete = try connection.statement(sql)
                     try delete.bind(1, thread.rawValue)

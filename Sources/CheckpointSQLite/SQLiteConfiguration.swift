@@ -52,11 +52,11 @@ extension SQLiteCheckpointer {
         /// up to this much CPU time after each call. `.zero` parks at once. Default: 50 µs.
         public var idleSpin: Duration = .microseconds(50)
 
-        /// Bytes of list elements (conversation messages) kept in memory, keyed by the list's
-        /// newest segment, so that reading a thread's head does not re-read every segment of
-        /// its lists. Entries never go stale: a list's segments never change. The head itself
-        /// is always read from the file. `0` disables the cache. Default: 16 MiB.
-        public var listCacheBytes: Int = 16 << 20
+        /// Bytes of channel content (list elements such as conversation messages, and stored
+        /// values) kept in memory, so that reading a thread's head does not re-read every segment
+        /// of its lists. Entries never go stale: stored content never changes. The head and its
+        /// manifest are always read from the file. `0` disables the cache. Default: 16 MiB.
+        public var contentCacheBytes: Int = 16 << 20
 
         /// Creates a configuration for a database file; every other setting has its default.
         public init(path: String) {
@@ -66,7 +66,7 @@ extension SQLiteCheckpointer {
         /// Reads a `sqlite://` URL: `sqlite:///absolute/path.db`, `sqlite:relative/path.db`, or
         /// `sqlite://./relative.db`, with optional parameters `synchronous` (off, normal, full,
         /// extra), `busy_timeout_ms`, `readers`, `wal_checkpoint_pages`, `idle_spin_us` and
-        /// `list_cache_bytes`.
+        /// `content_cache_bytes`.
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
         ///   path, a host other than `.`/`localhost`, or a bad or unknown parameter.
@@ -76,7 +76,7 @@ extension SQLiteCheckpointer {
             }
             try url.rejectUnknownParameters([
                 "synchronous", "busy_timeout_ms", "readers", "wal_checkpoint_pages", "idle_spin_us",
-                "list_cache_bytes",
+                "content_cache_bytes",
             ])
             var path = url.path
             switch url.host {
@@ -111,8 +111,8 @@ extension SQLiteCheckpointer {
             if let microseconds = try url.integerParameter("idle_spin_us", in: 0...10_000) {
                 idleSpin = .microseconds(microseconds)
             }
-            if let bytes = try url.integerParameter("list_cache_bytes", in: 0...(1 << 40)) {
-                listCacheBytes = bytes
+            if let bytes = try url.integerParameter("content_cache_bytes", in: 0...(1 << 40)) {
+                contentCacheBytes = bytes
             }
         }
     }

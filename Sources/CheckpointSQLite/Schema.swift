@@ -66,9 +66,11 @@ enum Schema {
         WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3
         """
     static let selectPayload = "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2"
+    /// A list's rows, newest first from its tip; the reader stops once the chain is complete.
     static let selectSegments = """
         SELECT id, parent_id, segments FROM checkpoints
-        WHERE thread_key = ?1 AND id BETWEEN ?2 AND ?3 AND segments IS NOT NULL
+        WHERE thread_key = ?1 AND id <= ?2 AND segments IS NOT NULL
+        ORDER BY id DESC
         """
 
     // Deletion and statistics.

@@ -91,10 +91,14 @@ public actor InMemoryCheckpointer: Checkpointer {
             payload: { channel, version in
                 store.payloads[PayloadKey(namespace: namespace, channel: channel, version: version)]
             },
-            segments: { channel, _, _ in
-                store.segments.compactMap { key, segment in
-                    key.namespace == namespace && key.channel == channel ? segment : nil
+            list: { channel, reference, _ in
+                var chain = ListChain(channel: channel, reference: reference)
+                while let next = chain.next,
+                    let segment = store.segments[PayloadKey(namespace: namespace, channel: channel, version: next)]
+                {
+                    if try chain.add(segment) { break }
                 }
+                return try chain.elements()
             })
         let summary = stored.summary
         return Checkpoint(

@@ -18,10 +18,9 @@ package enum ManifestEntry: Hashable, Sendable {
     case list(ListReference)
 }
 
-/// A list channel's chain of segments.
+/// A list channel's chain of segments, named by its last segment: each segment names the one
+/// before it, and the first names none.
 package struct ListReference: Hashable, Sendable {
-    /// The first segment, or `nil` for an empty list.
-    package var root: CheckpointID?
     /// The last segment, or `nil` for an empty list.
     package var tip: CheckpointID?
     /// The number of elements.
@@ -89,9 +88,8 @@ package struct Manifest: Hashable, Sendable {
                 writer.writeByte(2)
                 writer.writeReference(version, owner: owner)
             case .list(let reference):
-                if let root = reference.root, let tip = reference.tip {
+                if let tip = reference.tip {
                     writer.writeByte(3)
-                    writer.writeReference(root, owner: owner)
                     writer.writeReference(tip, owner: owner)
                     writer.writeVarint(UInt64(reference.count))
                 } else {
@@ -120,12 +118,11 @@ package struct Manifest: Hashable, Sendable {
             case 1: entries[name] = .inline(try reader.readBytes())
             case 2: entries[name] = .stored(version: try reader.readReference(owner: owner))
             case 3:
-                let root = try reader.readReference(owner: owner)
                 let tip = try reader.readReference(owner: owner)
                 let count = try reader.readVarint()
                 guard count <= UInt64(Int.max) else { throw ByteReader.corrupt }
-                entries[name] = .list(ListReference(root: root, tip: tip, count: Int(count)))
-            case 4: entries[name] = .list(ListReference(root: nil, tip: nil, count: 0))
+                entries[name] = .list(ListReference(tip: tip, count: Int(count)))
+            case 4: entries[name] = .list(ListReference(tip: nil, count: 0))
             default: throw ByteReader.corrupt
             }
         }
@@ -154,7 +151,9 @@ package struct ResolvedWrite: Sendable {
     package var segments: [Segment]
 
     /// Values up to this many bytes live in the manifest instead of a payload of their own.
-    package static let inlineLimit = 96
+    /// An inline value is copied into every later manifest while it is unchanged, and a
+    /// reference takes 17 bytes, so only small values (numbers, flags, short names) go inline.
+    package static let inlineLimit = 32
 
     /// Turns a write into the rows a backend stores.
     ///
@@ -182,9 +181,9 @@ package struct ResolvedWrite: Sendable {
                 }
             case .list(let elements):
                 if elements.isEmpty {
-                    manifest.entries[name] = .list(ListReference(root: nil, tip: nil, count: 0))
+                    manifest.entries[name] = .list(ListReference(tip: nil, count: 0))
                 } else {
-                    manifest.entries[name] = .list(ListReference(root: write.id, tip: write.id, count: elements.count))
+                    manifest.entries[name] = .list(ListReference(tip: write.id, count: elements.count))
                     segments.append(
                         Segment(channel: name, segment: ListSegment(id: write.id, previous: nil, elements: elements)))
                 }
@@ -197,8 +196,7 @@ package struct ResolvedWrite: Sendable {
                     manifest.entries[name] = .list(reference)
                     continue
                 }
-                manifest.entries[name] = .list(
-                    ListReference(root: reference.root ?? write.id, tip: write.id, count: reference.count + elements.count))
+                manifest.entries[name] = .list(ListReference(tip: write.id, count: reference.count + elements.count))
                 segments.append(
                     Segment(
                         channel: name, segment: ListSegment(id: write.id, previous: reference.tip, elements: elements)))
@@ -315,23 +313,10 @@ extension Manifest {
     ///
     /// - Parameters:
     ///   - payload: fetches a stored value by channel and version.
-    ///   - segments: fetches the segments of a list channel between `root` and `tip` (a superset
-    ///     is fine: the chain is followed from `tip`).
+    ///   - list: fetches a non-empty list's elements, given its reference.
     package func materialize(
         payload: (_ channel: String, _ version: CheckpointID) throws -> Data?,
-        segments: (_ channel: String, _ root: CheckpointID, _ tip: CheckpointID) throws -> [ListSegment]
-    ) throws -> [String: ChannelValue] {
-        try materialize(
-            payload: payload,
-            list: { channel, reference, root, tip in
-                try Self.assemble(channel: channel, reference: reference, from: try segments(channel, root, tip))
-            })
-    }
-
-    /// Rebuilds channel contents from the manifest, reading each non-empty list whole with `list`.
-    package func materialize(
-        payload: (_ channel: String, _ version: CheckpointID) throws -> Data?,
-        list: (_ channel: String, _ reference: ListReference, _ root: CheckpointID, _ tip: CheckpointID) throws -> [Data]
+        list: (_ channel: String, _ reference: ListReference, _ tip: CheckpointID) throws -> [Data]
     ) throws -> [String: ChannelValue] {
         var channels: [String: ChannelValue] = [:]
         channels.reserveCapacity(entries.count)
@@ -345,48 +330,59 @@ extension Manifest {
                 }
                 channels[name] = .value(data)
             case .list(let reference):
-                guard let root = reference.root, let tip = reference.tip else {
+                guard let tip = reference.tip else {
                     channels[name] = .list([])
                     continue
                 }
-                channels[name] = .list(try list(name, reference, root, tip))
+                channels[name] = .list(try list(name, reference, tip))
             }
         }
         return channels
     }
+}
 
-    /// Follows a segment chain from its tip and concatenates the elements in order.
-    package static func assemble(
-        channel: String, reference: ListReference, from segments: [ListSegment]
-    ) throws(CheckpointError) -> [Data] {
-        // Fast path: segments in id order that form the chain themselves (no fork in between).
-        if segments.first?.id == reference.root, segments.last?.id == reference.tip,
-            segments.first?.previous == nil,
-            zip(segments.dropFirst(), segments).allSatisfy({ $0.previous == $1.id })
-        {
-            var elements: [Data] = []
-            elements.reserveCapacity(reference.count)
-            for segment in segments { elements.append(contentsOf: segment.elements) }
-            if elements.count == reference.count { return elements }
-        }
-        let byID = Dictionary(segments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var chain: [ListSegment] = []
-        var cursor = reference.tip
-        while let id = cursor {
-            // A chain has at most one segment per element; a longer one loops.
-            guard let segment = byID[id], chain.count < reference.count else {
-                throw CheckpointError(.corruptData, "list channel '\(channel)' has a broken segment chain")
-            }
-            chain.append(segment)
-            cursor = segment.previous
-        }
+/// Collects a list's segments from its tip back to its first, from rows offered newest first
+/// (rows of other branches or other channels are skipped), and joins their elements.
+package struct ListChain {
+    private let channel: String
+    private let reference: ListReference
+    private var expected: CheckpointID?
+    private var segments: [ListSegment] = []
+    private var elementCount = 0
+
+    package init(channel: String, reference: ListReference) {
+        self.channel = channel
+        self.reference = reference
+        self.expected = reference.tip
+    }
+
+    /// The id of the next segment the chain needs, or `nil` once it is complete.
+    package var next: CheckpointID? { expected }
+
+    /// Offers the segment of the row with id `expected`; returns whether the chain is complete.
+    package mutating func add(_ segment: ListSegment) throws(CheckpointError) -> Bool {
+        guard segment.id == expected else { return expected == nil }
+        segments.append(segment)
+        elementCount += segment.elements.count
+        expected = segment.previous
+        guard elementCount <= reference.count else { throw Self.broken(channel) }
+        return expected == nil
+    }
+
+    /// The elements in order.
+    ///
+    /// - Throws: ``CheckpointError/Code/corruptData`` when the chain is incomplete or holds
+    ///   another number of elements than the manifest says.
+    package func elements() throws(CheckpointError) -> [Data] {
+        guard expected == nil, elementCount == reference.count else { throw Self.broken(channel) }
         var elements: [Data] = []
-        elements.reserveCapacity(reference.count)
-        for segment in chain.reversed() { elements.append(contentsOf: segment.elements) }
-        guard elements.count == reference.count, chain.last?.id == reference.root else {
-            throw CheckpointError(.corruptData, "list channel '\(channel)' does not hold the elements it should")
-        }
+        elements.reserveCapacity(elementCount)
+        for segment in segments.reversed() { elements.append(contentsOf: segment.elements) }
         return elements
+    }
+
+    private static func broken(_ channel: String) -> CheckpointError {
+        CheckpointError(.corruptData, "list channel '\(channel)' has a broken segment chain")
     }
 }
 

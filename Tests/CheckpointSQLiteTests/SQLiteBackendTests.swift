@@ -117,7 +117,7 @@ struct SQLiteBackendTests {
         // that was written, and is returned as long as the head's manifest names it).
         let database = try TemporaryDatabase()
         var configuration = SQLiteCheckpointer.Configuration(path: database.path)
-        configuration.listCacheBytes = 0
+        configuration.contentCacheBytes = 0
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
         let id = uniqueThread("missing")
         let thread = try checkpointer.thread(id, as: TestAgentState.self)

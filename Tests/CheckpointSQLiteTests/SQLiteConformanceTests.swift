@@ -45,7 +45,7 @@ struct SQLiteConformanceTests {
     @Test(arguments: CheckpointerConformance.checks)
     func conformsWithSynchronousFull(_ check: ConformanceCheck) async throws {
         let database = try TemporaryDatabase()
-        let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full&readers=1&list_cache_bytes=0&idle_spin_us=0")
+        let checkpointer = try await CheckpointerConfiguration(url: "sqlite://\(database.path)?synchronous=full&readers=1&content_cache_bytes=0&idle_spin_us=0")
             .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
         try await check.run(against: checkpointer)
         try await checkpointer.close()

@@ -270,7 +270,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
 
         // The same heads read by a checkpointer without the list cache: every segment from the file.
         var coldConfiguration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("affinity.db").path)
-        coldConfiguration.listCacheBytes = 0
+        coldConfiguration.contentCacheBytes = 0
         let cold = try await SQLiteCheckpointer(configuration: coldConfiguration)
         var coldReads = Samples()
         var coldFloor = Samples()

@@ -1,23 +1,25 @@
 import Foundation
 import Synchronization
 
-/// A bounded, shared cache of list channels' elements, keyed by the list's tip segment.
+/// A bounded, shared cache of stored channel content: a list's elements keyed by the list's
+/// tip segment, and a stored value keyed by the checkpoint that wrote it.
 ///
-/// A list whose tip is a given segment never changes (segments are immutable and ids are
-/// never reused), so an entry is never stale: a backend reads the head's manifest from the
-/// store each time and only skips re-reading the list's segments. When the cache holds more
-/// than its capacity, the least recently used entries go.
-package final class ListCache: Sendable {
+/// Such content never changes (segments and payloads are immutable and ids are never reused),
+/// so an entry is never stale: a backend reads the manifest from the store each time and
+/// only skips re-reading the content it names. When the cache holds more than its capacity,
+/// the least recently used entries go.
+package final class ContentCache: Sendable {
     package struct Key: Hashable, Sendable {
         /// The backend's key for the thread and namespace.
         package var scope: Int64
         package var channel: String
-        package var tip: CheckpointID
+        /// The list's tip segment, or the checkpoint that wrote the value.
+        package var version: CheckpointID
 
-        package init(scope: Int64, channel: String, tip: CheckpointID) {
+        package init(scope: Int64, channel: String, version: CheckpointID) {
             self.scope = scope
             self.channel = channel
-            self.tip = tip
+            self.version = version
         }
     }
 
@@ -43,7 +45,7 @@ package final class ListCache: Sendable {
 
     package var isEnabled: Bool { capacity > 0 }
 
-    /// The elements of the list whose tip is `key.tip`, if cached.
+    /// The cached content (a list's elements, or a value as one element), if any.
     package func elements(_ key: Key) -> [Data]? {
         guard isEnabled else { return nil }
         return state.withLock { state in
@@ -55,7 +57,7 @@ package final class ListCache: Sendable {
         }
     }
 
-    /// Remembers a list's elements.
+    /// Remembers content.
     package func store(_ key: Key, elements: [Data]) {
         guard isEnabled else { return }
         let bytes = elements.reduce(elements.count * 16) { $0 + $1.count }
