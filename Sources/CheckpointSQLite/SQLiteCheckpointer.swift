@@ -114,8 +114,17 @@ public final class SQLiteCheckpointer: Checkpointer {
                 SerializedConnection(
                     label: "checkpointing.sqlite.reader\(index)", connection: reader, idleSpin: configuration.idleSpin))
         }
-        let walConnection = SerializedConnection(
-            label: "checkpointing.sqlite.wal", connection: try connect(SQLITE_OPEN_READWRITE))
+        let walHandle = try connect(SQLITE_OPEN_READWRITE)
+        do {
+            // A connection that never read the file does not know it is in WAL mode, and its
+            // checkpoints would do nothing.
+            try walHandle.execute("PRAGMA journal_mode = WAL")
+        } catch {
+            throw CheckpointError(
+                .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
+                nativeCode: "\(error.resultCode)", underlying: error)
+        }
+        let walConnection = SerializedConnection(label: "checkpointing.sqlite.wal", connection: walHandle)
         WALCheckpointMonitor(threshold: configuration.walCheckpointPages, connection: walConnection, logger: logger)
             .install(on: writer)
         return OpenedConnections(

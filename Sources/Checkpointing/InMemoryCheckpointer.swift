@@ -15,6 +15,13 @@ public actor InMemoryCheckpointer: Checkpointer {
         var head: CheckpointID?
         var checkpoints: [CheckpointID: StoredCheckpoint] = [:]
         var ids: [CheckpointID] = []  // ascending
+
+        /// Adds a checkpoint newer than every other, which becomes the head.
+        mutating func insert(_ checkpoint: StoredCheckpoint) {
+            checkpoints[checkpoint.summary.id] = checkpoint
+            ids.append(checkpoint.summary.id)
+            head = checkpoint.summary.id
+        }
     }
 
     private struct PayloadKey: Hashable {
@@ -40,46 +47,53 @@ public actor InMemoryCheckpointer: Checkpointer {
         let start = ContinuousClock.now
         try checkOpen()
         try NamespaceValidation.validate(write.namespace)
-        var thread = threads[write.thread] ?? ThreadStore()
-        var namespace = thread.namespaces[write.namespace] ?? NamespaceStore()
-        if expecting.requiresParentIsHead, namespace.head != write.parentID {
-            metrics.recordConflict()
-            throw CheckpointError(
-                .conflict, "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
-        }
-        var parentManifest: Manifest?
-        if let parentID = write.parentID {
-            guard let parent = namespace.checkpoints[parentID] else {
-                throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
-            }
-            parentManifest = parent.manifest
-        }
-        if let head = namespace.head, write.id <= head {
+        // Read what the checks need first, so that the store is then mutated in place
+        // (holding a copy would make every put copy the thread's dictionaries).
+        let (head, parentManifest) = try precondition(for: write, expecting: expecting)
+        if let head, write.id <= head {
             throw CheckpointError(
                 .invalidArgument,
                 "checkpoint \(write.id) is not newer than the thread's head \(head); make ids with CheckpointID.make(after:)"
             )
         }
         let resolved = try ResolvedWrite(write, parent: parentManifest)
-        for payload in resolved.payloads {
-            thread.payloads[PayloadKey(namespace: write.namespace, channel: payload.channel, version: payload.version)] =
-                payload.data
-        }
-        for segment in resolved.segments {
-            thread.segments[
-                PayloadKey(namespace: write.namespace, channel: segment.channel, version: segment.segment.id)] =
-                segment.segment
-        }
         let summary = CheckpointSummary(
             id: write.id, thread: write.thread, namespace: write.namespace, parentID: write.parentID,
             step: write.step, createdAt: write.createdAt, metadata: write.metadata)
-        namespace.checkpoints[write.id] = StoredCheckpoint(summary: summary, manifest: resolved.manifest)
-        let position = namespace.ids.partitioningIndex { $0 > write.id }
-        namespace.ids.insert(write.id, at: position)
-        namespace.head = write.id
-        thread.namespaces[write.namespace] = namespace
-        threads[write.thread] = thread
+        modify(write.thread) { thread in
+            for payload in resolved.payloads {
+                thread.payloads[PayloadKey(namespace: write.namespace, channel: payload.channel, version: payload.version)] =
+                    payload.data
+            }
+            for segment in resolved.segments {
+                thread.segments[
+                    PayloadKey(namespace: write.namespace, channel: segment.channel, version: segment.segment.id)] =
+                    segment.segment
+            }
+            thread.namespaces[write.namespace, default: NamespaceStore()].insert(
+                StoredCheckpoint(summary: summary, manifest: resolved.manifest))
+        }
         metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
+    }
+
+    private func precondition(
+        for write: CheckpointWrite, expecting: PutExpectation
+    ) throws(CheckpointError) -> (head: CheckpointID?, parent: Manifest?) {
+        let space = threads[write.thread]?.namespaces[write.namespace]
+        if expecting.requiresParentIsHead, space?.head != write.parentID {
+            metrics.recordConflict()
+            throw CheckpointError(
+                .conflict, "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+        }
+        guard let parentID = write.parentID else { return (space?.head, nil) }
+        guard let parent = space?.checkpoints[parentID] else {
+            throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+        }
+        return (space?.head, parent.manifest)
+    }
+
+    private func modify(_ thread: ThreadID, _ body: (inout ThreadStore) -> Void) {
+        body(&threads[thread, default: ThreadStore()])
     }
 
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {

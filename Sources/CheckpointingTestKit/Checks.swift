@@ -225,9 +225,13 @@ extension CheckpointerConformance {
         try await require(
             try await checkpointer.thread(kept, as: TestAgentState.self).latest() == state, "other threads are intact")
         try await checkpointer.deleteThread(uniqueThread("never"))
-        // The id can be used again after deletion.
-        try await checkpointer.thread(doomed, as: TestAgentState.self).save(state)
+        // The id can be used again after deletion, and nothing of the old thread shows through.
+        let reborn = TestAgentState(messages: [sampleMessage(99)], document: "new", turn: 1)
+        try await checkpointer.thread(doomed, as: TestAgentState.self).save(reborn)
         try await require(try await checkpointer.history(thread: doomed).count == 1, "a deleted thread starts over")
+        try await require(
+            try await checkpointer.thread(doomed, as: TestAgentState.self).latest() == reborn,
+            "a re-created thread reads its own state")
     }
 
     static let unchangedChannelsNotStoredAgain = ConformanceCheck("an unchanged channel is not stored again") {

@@ -100,6 +100,54 @@ struct SQLiteBackendTests {
         try await second.close()
     }
 
+    @Test func walIsCheckpointedInTheBackground() async throws {
+        // SQLite's automatic checkpoint is off; the background connection must still move the
+        // WAL into the database file as it grows, long before the file is closed.
+        let database = try TemporaryDatabase()
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.walCheckpointPages = 20
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let initialSize = try #require(try FileManager.default.attributesOfItem(atPath: database.path)[.size] as? Int)
+        let thread = try checkpointer.thread(uniqueThread("wal"), as: TestAgentState.self)
+        var state = TestAgentState()
+        for turn in 0..<300 {
+            state.messages.append(sampleMessage(turn))
+            try await thread.save(state)
+        }
+        var size = initialSize
+        for _ in 0..<100 where size <= initialSize {
+            try await Task.sleep(for: .milliseconds(20))
+            size = try #require(try FileManager.default.attributesOfItem(atPath: database.path)[.size] as? Int)
+        }
+        #expect(size > initialSize + 50_000, "database file still \(size) bytes")
+        try await checkpointer.close()
+    }
+
+    @Test func anotherConnectionSeesWritesDespiteTheCache() async throws {
+        // Each checkpointer caches content it wrote or read; heads always come from the file.
+        let database = try TemporaryDatabase()
+        let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let second = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = uniqueThread("shared")
+        let writer = try first.thread(id, as: TestAgentState.self)
+        let reader = try second.thread(id, as: TestAgentState.self)
+        var state = TestAgentState(document: sampleText(500, seed: 1))
+        for turn in 0..<5 {
+            state.messages.append(sampleMessage(turn))
+            state.turn = turn
+            try await writer.save(state)
+            #expect(try await reader.latest() == state)
+        }
+        // The other side deletes and starts the thread over: no stale content shows.
+        try await second.deleteThread(id)
+        #expect(try await reader.latest() == nil)
+        let fresh = TestAgentState(messages: [sampleMessage(100)], turn: 100)
+        try await reader.save(fresh)
+        #expect(try await writer.latest() == fresh)
+        try await first.close()
+        try await second.close()
+    }
+
     @Test func damagedManifestGivesCorruptData() async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))

@@ -384,6 +384,27 @@ nonisolated func profileLoop(_ operation: String) async throws {
     try await checkpointer.close()
 }
 
+/// `--profile save`: the typed façade's save over the in-memory backend, for a profiler.
+nonisolated func profileSave() async throws {
+    let checkpointer = InMemoryCheckpointer()
+    var samples = Samples()
+    for index in 0..<400 {
+        let thread = try checkpointer.thread("save-\(index)", as: ConversationState.self)
+        var state = ConversationState()
+        for size in 1...50 {
+            state.messages.append(message(size))
+            state.turn = size
+            _ = try await time(&samples) { try await thread.save(state) }
+        }
+    }
+    print("save: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
+}
+
+if option("--profile") == "save" {
+    try await profileSave()
+    exit(0)
+}
+
 if let operation = option("--profile") {
     try await profileLoop(operation)
     exit(0)
