@@ -141,13 +141,12 @@ public final class SQLiteCheckpointer: Checkpointer {
             do {
                 try connection.execute(Schema.migrationsTable)
                 var applied: Set<String> = []
-                let select = try connection.statement("SELECT name FROM checkpoint_migrations")
+                let select = try connection.statement(Schema.selectMigrations)
                 while try select.step() { applied.insert(select.text(0)) }
                 select.reset()
                 for migration in Schema.migrations where !applied.contains(migration.name) {
                     try connection.execute(migration.sql)
-                    let record = try connection.statement(
-                        "INSERT INTO checkpoint_migrations (name, applied_at) VALUES (?1, ?2)")
+                    let record = try connection.statement(Schema.insertMigration)
                     try record.bind(1, migration.name)
                     try record.bind(2, Date().timeIntervalSince1970)
                     try record.run()

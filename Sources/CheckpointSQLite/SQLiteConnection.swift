@@ -29,6 +29,7 @@ let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 final class SQLiteConnection {
     private(set) var handle: OpaquePointer?
     private var statements: [String: SQLiteStatement] = [:]
+    private var fixedStatements: [SQLiteStatement?] = []
     /// Keeps the WAL hook's context alive as long as the handle.
     var walMonitor: AnyObject?
 
@@ -51,6 +52,7 @@ final class SQLiteConnection {
     /// Finalizes every statement and closes the handle. Safe to call twice.
     func close() {
         statements.removeAll()
+        fixedStatements.removeAll()
         if let handle {
             sqlite3_close_v2(handle)
             self.handle = nil
@@ -75,27 +77,43 @@ final class SQLiteConnection {
             statement.reset()
             return statement
         }
+        let statement = try prepare(sql)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// A prepared statement for a fixed statement of the schema, kept for reuse.
+    func statement(_ sql: SQL) throws(SQLiteError) -> SQLiteStatement {
+        if sql.key < fixedStatements.count, let statement = fixedStatements[sql.key] {
+            statement.reset()
+            return statement
+        }
+        let statement = try prepare(sql.text)
+        while fixedStatements.count <= sql.key { fixedStatements.append(nil) }
+        fixedStatements[sql.key] = statement
+        return statement
+    }
+
+    private func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection closed") }
         var pointer: OpaquePointer?
         let result = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil)
         guard result == SQLITE_OK, let pointer else { throw error(result) }
-        let statement = SQLiteStatement(pointer, connection: self)
-        statements[sql] = statement
-        return statement
+        return SQLiteStatement(pointer, connection: self)
     }
 
     /// Runs `body` in a transaction: `BEGIN IMMEDIATE` takes the write lock at once (waiting up
     /// to the busy timeout), a deferred `BEGIN` gives reads one consistent snapshot.
     /// Rolls back when `body` throws.
     func transaction<T>(immediate: Bool, _ body: () throws -> T) throws -> T {
-        try statement(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run()
+        try statement(immediate ? Schema.beginImmediate : Schema.begin).run()
         do {
             let result = try body()
-            try statement("COMMIT").run()
+            try statement(Schema.commit).run()
             return result
         } catch {
             if let handle, sqlite3_get_autocommit(handle) == 0 {
-                try? statement("ROLLBACK").run()
+                try? statement(Schema.rollback).run()
             }
             throw error
         }

@@ -41,46 +41,75 @@ enum Schema {
         ) WITHOUT ROWID
         """
 
+    // Transaction control.
+    static let begin = SQL(1, "BEGIN")
+    static let beginImmediate = SQL(2, "BEGIN IMMEDIATE")
+    static let commit = SQL(3, "COMMIT")
+    static let rollback = SQL(4, "ROLLBACK")
+
     // Writes.
-    static let selectThreadKey = "SELECT key FROM threads WHERE thread = ?1 AND namespace = ?2"
-    static let insertThread = "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)"
-    static let selectHeadManifest = """
-        SELECT id, manifest FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1
+    static let selectThreadKey = SQL(5, "SELECT key FROM threads WHERE thread = ?1 AND namespace = ?2")
+    static let insertThread = SQL(6, "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)")
+    static let selectHeadManifest = SQL(
+        7, "SELECT id, manifest FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
+    static let selectManifest = SQL(8, "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
+    static let insertCheckpoint = SQL(
+        9,
         """
-    static let selectManifest = "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2"
-    static let insertCheckpoint = """
         INSERT INTO checkpoints (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-        """
+        """)
 
     // Reads.
-    static let selectHead = """
+    static let selectHead = SQL(
+        10,
+        """
         SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
         WHERE t.thread = ?1 AND t.namespace = ?2
         ORDER BY c.id DESC LIMIT 1
+        """)
+    static let selectCheckpoint = SQL(
+        11,
         """
-    static let selectCheckpoint = """
         SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
         WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3
-        """
-    static let selectPayload = "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2"
+        """)
+    static let selectPayload = SQL(12, "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
     /// A list's rows, newest first from its tip; the reader stops once the chain is complete.
-    static let selectSegments = """
+    static let selectSegments = SQL(
+        13,
+        """
         SELECT id, parent_id, segments FROM checkpoints
         WHERE thread_key = ?1 AND id <= ?2 AND segments IS NOT NULL
         ORDER BY id DESC
-        """
+        """)
 
     // Deletion and statistics.
-    static let deleteCheckpoints =
-        "DELETE FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)"
-    static let deleteThreads = "DELETE FROM threads WHERE thread = ?1"
-    static let selectThreadKeys = "SELECT key FROM threads WHERE thread = ?1"
-    static let statistics = """
+    static let deleteCheckpoints = SQL(
+        14, "DELETE FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
+    static let deleteThreads = SQL(15, "DELETE FROM threads WHERE thread = ?1")
+    static let selectThreadKeys = SQL(16, "SELECT key FROM threads WHERE thread = ?1")
+    static let statistics = SQL(
+        17,
+        """
         SELECT count(*), count(segments) + count(payload),
                coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0)
         FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)
-        """
+        """)
+    static let selectMigrations = SQL(18, "SELECT name FROM checkpoint_migrations")
+    static let insertMigration = SQL(19, "INSERT INTO checkpoint_migrations (name, applied_at) VALUES (?1, ?2)")
+}
+
+/// A fixed SQL statement with a small key, so that finding its prepared statement costs an
+/// integer lookup rather than hashing the text.
+struct SQL: Sendable {
+    let key: Int
+    let text: String
+
+    init(_ key: Int, _ text: String) {
+        self.key = key
+        self.text = text
+    }
 }
