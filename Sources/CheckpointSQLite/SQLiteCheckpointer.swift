@@ -119,6 +119,8 @@ public final class SQLiteCheckpointer: Checkpointer {
             // A connection that never read the file does not know it is in WAL mode, and its
             // checkpoints would do nothing.
             try walHandle.execute("PRAGMA journal_mode = WAL")
+            // A restart checkpoint waits for a running write at most this long.
+            try walHandle.execute("PRAGMA busy_timeout = 5")
         } catch {
             throw CheckpointError(
                 .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",

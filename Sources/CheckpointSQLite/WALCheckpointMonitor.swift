@@ -32,28 +32,36 @@ final class WALCheckpointMonitor: Sendable {
             }, context)
     }
 
-    /// Called after each commit with the WAL's size in frames. A checkpoint is scheduled each
-    /// time the WAL grew by `threshold` frames since the last one (not after every commit: a
-    /// passive checkpoint that runs beside new writes cannot reset the WAL, so its size alone
-    /// says nothing). When the WAL reaches 8 × `threshold`, the checkpoint restarts it, which
-    /// briefly holds new writes back; that bounds the WAL under a write load that never pauses.
+    /// Called after each commit with the WAL's size in frames. Each time the WAL grew by
+    /// `threshold` frames since the last checkpoint, the background connection first copies
+    /// the WAL into the database with a passive checkpoint, which never holds writers back,
+    /// then finishes with a restart checkpoint, which copies the few frames written meanwhile
+    /// and lets the next commit start the WAL over from its beginning. Without that restart, a
+    /// WAL written to without pause never restarts: every commit would then extend the file,
+    /// and with `synchronous=FULL` each fsync would also commit the file system's journal.
+    /// The restart holds new writes back only while it copies those last frames, and gives up
+    /// after a few milliseconds when a write is under way.
     private func walDidGrow(to pages: Int32) {
         var last = lastTrigger.load(ordering: .relaxed)
-        if pages < last {  // the WAL was reset
+        if pages < last {  // the WAL was restarted
             last = 0
             lastTrigger.store(0, ordering: .relaxed)
         }
         guard pages - last >= threshold, !isScheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
         lastTrigger.store(pages, ordering: .relaxed)
-        let mode = pages >= threshold.multipliedReportingOverflow(by: 8).partialValue ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE
         connection.runDetached { [self] connection in
-            var logFrames: Int32 = 0
-            var checkpointed: Int32 = 0
-            let result = sqlite3_wal_checkpoint_v2(connection.handle, nil, mode, &logFrames, &checkpointed)
-            if result != SQLITE_OK && result != SQLITE_BUSY {
-                logger.warning("WAL checkpoint failed", metadata: ["sqlite": "\(connection.error(result))"])
-            } else {
-                logger.trace("WAL checkpoint", metadata: ["frames": "\(logFrames)", "checkpointed": "\(checkpointed)"])
+            for mode in [SQLITE_CHECKPOINT_PASSIVE, SQLITE_CHECKPOINT_RESTART] {
+                var logFrames: Int32 = 0
+                var checkpointed: Int32 = 0
+                let result = sqlite3_wal_checkpoint_v2(connection.handle, nil, mode, &logFrames, &checkpointed)
+                if result == SQLITE_BUSY { break }
+                if result != SQLITE_OK {
+                    logger.warning("WAL checkpoint failed", metadata: ["sqlite": "\(connection.error(result))"])
+                    break
+                }
+                logger.trace(
+                    "WAL checkpoint",
+                    metadata: ["mode": "\(mode)", "frames": "\(logFrames)", "checkpointed": "\(checkpointed)"])
             }
             isScheduled.store(false, ordering: .releasing)
         }

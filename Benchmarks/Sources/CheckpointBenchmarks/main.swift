@@ -171,11 +171,18 @@ func conversationScenario(
         for size in 1...maxMessages {
             state.messages.append(message(size))
             state.turn = size
-            _ = try await time(&puts[size, default: Samples()]) { try await thread.save(state) }
+            // Ours and the floor alternate which goes first, so that neither always follows the
+            // other's fsync or cache effects.
+            var floorBytes: Data?
             if let floor, floorSizes.contains(where: { $0.contains(size) }) {
                 let bytes = try encoder.encode(state)
                 if size == 20 { stateBytes = bytes.count }
-                time(&floorPuts[size, default: Samples()]) { floor.write(thread: id, data: bytes) }
+                floorBytes = bytes
+                if size % 2 == 0 { time(&floorPuts[size, default: Samples()]) { floor.write(thread: id, data: bytes) } }
+            }
+            _ = try await time(&puts[size, default: Samples()]) { try await thread.save(state) }
+            if let floor, let bytes = floorBytes {
+                if size % 2 == 1 { time(&floorPuts[size, default: Samples()]) { floor.write(thread: id, data: bytes) } }
             } else if let floor, size > 185 {
                 // Same pacing as at 16-25 messages (a floor INSERT of a 20-message state after each
                 // put), so that the 20 and 200 message puts run under the same conditions; the
@@ -303,12 +310,12 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
         let floor = RawSQLite(path: directory.appendingPathComponent("full-floor.db").path, synchronous: "FULL")
         let result = try await conversationScenario(
-            label: "full", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 5), maxMessages: 25,
+            label: "full", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 2), maxMessages: 25,
             floorSizes: [16...25], readSizes: [])
         report(&rows, "sqlite full: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", merged(result.floorPuts, 16...25)))
         let affinity = try await withTaskExecutorPreference(checkpointer.writerExecutor) {
             try await conversationScenario(
-                label: "full-affinity", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 5),
+                label: "full-affinity", checkpointer: checkpointer, floor: floor, threads: max(10, threadCount / 2),
                 maxMessages: 25, floorSizes: [16...25], readSizes: [])
         }
         report(&rows, "sqlite full, writer executor: put, 16-25 messages", merged(affinity.puts, 16...25), floor: ("raw INSERT of the whole state", merged(affinity.floorPuts, 16...25)))
@@ -360,7 +367,9 @@ nonisolated func profileLoop(_ operation: String) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-profile-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: directory.appendingPathComponent("p.db").path))
+    var configuration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("p.db").path)
+    if operation.hasSuffix("-full") { configuration.synchronous = .full }
+    let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
     let element = try JSONEncoder().encode(message(1))
     var samples = Samples()
     try await withTaskExecutorPreference(checkpointer.writerExecutor) {
@@ -371,7 +380,7 @@ nonisolated func profileLoop(_ operation: String) async throws {
                 let write = CheckpointWrite(
                     thread: thread, parentID: parent, step: step,
                     channels: ["messages": parent == nil ? .list([element]) : .append([element]), "turn": .value(Data("\(step)".utf8))])
-                if operation == "put" || step < 20 {
+                if operation.hasPrefix("put") || step < 20 {
                     try await time(&samples) { try await checkpointer.put(write) }
                 } else {
                     _ = try await time(&samples) { try await checkpointer.head(thread: thread) }
