@@ -34,6 +34,7 @@ let package = Package(
                 "Checkpointing",
                 "CCheckpointSQLite",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -47,11 +48,17 @@ let package = Package(
         ),
         .testTarget(
             name: "CheckpointingTests",
-            dependencies: ["Checkpointing", "CheckpointingTestKit"]
+            dependencies: [
+                "Checkpointing", "CheckpointingTestKit",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(
             name: "CheckpointSQLiteTests",
-            dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointingTestKit", "CCheckpointSQLite"]
+            dependencies: [
+                "Checkpointing", "CheckpointSQLite", "CheckpointingTestKit", "CCheckpointSQLite",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

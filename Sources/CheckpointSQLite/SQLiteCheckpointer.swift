@@ -27,7 +27,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     private let walConnection: SerializedConnection
     private let nextReader = Atomic<Int>(0)
     private let isClosed = Atomic<Bool>(false)
-    private let metrics = CheckpointMetrics(backend: "sqlite")
+    private let metrics: CheckpointMetrics
     private let contentCache: ContentCache
     private let logger: Logger
 
@@ -60,6 +60,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         self.configuration = configuration
         self.logger = logger
         self.contentCache = ContentCache(capacity: configuration.contentCacheBytes)
+        self.metrics = CheckpointMetrics(backend: "sqlite", factory: configuration.metricsFactory)
         let opened = try await Self.open(configuration, logger: logger)
         writer = opened.writer
         readers = opened.readers

@@ -1,4 +1,5 @@
 import Checkpointing
+import CoreMetrics
 
 extension SQLiteCheckpointer {
     /// How durable a commit is: SQLite's `PRAGMA synchronous`, in WAL mode.
@@ -57,6 +58,11 @@ extension SQLiteCheckpointer {
         /// of its lists. Entries never go stale: stored content never changes. The head and its
         /// manifest are always read from the file. `0` disables the cache. Default: 16 MiB.
         public var contentCacheBytes: Int = 16 << 20
+
+        /// Where the checkpointer's metrics go (`checkpoint_put_duration`,
+        /// `checkpoint_put_bytes`, `checkpoint_put_conflicts`). Default: `nil`, the process-wide
+        /// `MetricsSystem`.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// Creates a configuration for a database file; every other setting has its default.
         public init(path: String) {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 
 /// A checkpointer that keeps everything in memory, for unit tests of code that uses checkpoints.
@@ -38,10 +39,15 @@ public actor InMemoryCheckpointer: Checkpointer {
 
     private var threads: [ThreadID: ThreadStore] = [:]
     private var isClosed = false
-    private let metrics = CheckpointMetrics(backend: "memory")
+    private let metrics: CheckpointMetrics
 
     /// Creates an empty store.
-    public init() {}
+    ///
+    /// - Parameter metricsFactory: where its metrics go; `nil` (the default) for the
+    ///   process-wide `MetricsSystem`.
+    public init(metricsFactory: (any MetricsFactory)? = nil) {
+        metrics = CheckpointMetrics(backend: "memory", factory: metricsFactory)
+    }
 
     public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
         let start = ContinuousClock.now

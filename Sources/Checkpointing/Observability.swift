@@ -13,11 +13,13 @@ package struct CheckpointMetrics: Sendable {
     private let putBytes: Recorder
     private let conflicts: Counter
 
-    package init(backend: String) {
+    /// - Parameter factory: where the metrics go; `nil` for the process-wide `MetricsSystem`.
+    package init(backend: String, factory: (any MetricsFactory)? = nil) {
         let dimensions = [("backend", backend)]
-        putDuration = CoreMetrics.Timer(label: "checkpoint_put_duration", dimensions: dimensions)
-        putBytes = Recorder(label: "checkpoint_put_bytes", dimensions: dimensions)
-        conflicts = Counter(label: "checkpoint_put_conflicts", dimensions: dimensions)
+        let factory = factory ?? MetricsSystem.factory
+        putDuration = CoreMetrics.Timer(label: "checkpoint_put_duration", dimensions: dimensions, factory: factory)
+        putBytes = Recorder(label: "checkpoint_put_bytes", dimensions: dimensions, aggregate: true, factory: factory)
+        conflicts = Counter(label: "checkpoint_put_conflicts", dimensions: dimensions, factory: factory)
     }
 
     /// Records one put that ran from `start` until now.

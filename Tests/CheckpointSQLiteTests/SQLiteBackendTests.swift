@@ -3,6 +3,7 @@ import CheckpointSQLite
 import Checkpointing
 import CheckpointingTestKit
 import Foundation
+import MetricsTestKit
 import Testing
 
 /// Raw access to a database file, to look at what the backend stored or to damage it.
@@ -146,6 +147,24 @@ struct SQLiteBackendTests {
         #expect(try await writer.latest() == fresh)
         try await first.close()
         try await second.close()
+    }
+
+    @Test func putsRecordMetrics() async throws {
+        let database = try TemporaryDatabase()
+        let metrics = TestMetrics()
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.metricsFactory = metrics
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let id = uniqueThread("metrics")
+        try await checkpointer.thread(id, as: TestAgentState.self).save(TestAgentState(messages: [sampleMessage(1)]))
+        let stale = try checkpointer.thread(id, as: TestAgentState.self)
+        await #expect(throws: CheckpointError.self) { try await stale.save(TestAgentState()) }
+        let timer = try metrics.expectTimer("checkpoint_put_duration", [("backend", "sqlite")])
+        #expect(timer.values.count == 1)
+        let bytes = try metrics.expectRecorder("checkpoint_put_bytes", [("backend", "sqlite")])
+        #expect(bytes.values.first.map { $0 > 300 } == true)
+        #expect(try metrics.expectCounter("checkpoint_put_conflicts", [("backend", "sqlite")]).totalValue == 1)
+        try await checkpointer.close()
     }
 
     @Test func damagedManifestGivesCorruptData() async throws {
