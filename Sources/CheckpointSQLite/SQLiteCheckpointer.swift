@@ -169,6 +169,7 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     // MARK: Checkpointer
 
+    /// Appends a checkpoint in one write transaction; see ``Checkpointer/put(_:expecting:)``.
     public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
         let start = ContinuousClock.now
         try checkOpen()
@@ -289,6 +290,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
+    /// Reads one checkpoint in one read transaction; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
         return try await reader().run { [contentCache] connection in
@@ -348,6 +350,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
+    /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.
     public func history(
         thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
     ) async throws -> [CheckpointSummary] {
@@ -376,6 +379,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
+    /// Deletes a thread in every namespace in one transaction; see ``Checkpointer/deleteThread(_:)``.
     public func deleteThread(_ thread: ThreadID) async throws {
         try checkOpen()
         try await writer.run { [contentCache] connection in
@@ -396,6 +400,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
+    /// Counts a thread's checkpoints and payload bytes; see ``Checkpointer/storageStatistics(thread:)``.
     public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
         try checkOpen()
         return try await reader().run { connection in

@@ -29,6 +29,7 @@ extension SQLiteCheckpointer {
 
         private init(pragma: String) { self.pragma = pragma }
 
+        /// The setting's name, as the URL parameter takes it.
         public var description: String { pragma.lowercased() }
     }
 

@@ -15,6 +15,7 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     /// The primary result code (the low byte of ``resultCode``).
     public var primaryResultCode: Int32 { resultCode & 0xff }
 
+    /// The result code's name and number, and SQLite's message.
     public var description: String {
         "\(String(cString: sqlite3_errstr(resultCode))) (\(resultCode)): \(message)"
     }

@@ -45,6 +45,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         /// The backend failed in a way not covered by another code; see ``CheckpointError/nativeCode``.
         public static let backendFailure = Code(.backendFailure)
 
+        /// The code's name, such as `conflict`.
         public var description: String {
             switch value {
             case .conflict: "conflict"
@@ -80,6 +81,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
+    /// The code, the message and the native code. Never state, SQL values or keys.
     public var description: String {
         var text = "CheckpointError.\(code): \(message)"
         if let nativeCode { text += " [\(nativeCode)]" }

@@ -108,15 +108,18 @@ public struct CheckpointID: Hashable, Sendable, Comparable, CustomStringConverti
         return String(decoding: characters, as: UTF8.self)
     }
 
+    /// Orders ids by creation time, then by counter and random bits.
     public static func < (lhs: CheckpointID, rhs: CheckpointID) -> Bool {
         (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 
+    /// Decodes the text form.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         self = try CheckpointID(try container.decode(String.self))
     }
 
+    /// Encodes the text form.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)

@@ -137,6 +137,7 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
         return try CheckpointerConfiguration(url: defaultURL)
     }
 
+    /// The URL, without its password.
     public var description: String { url.description }
 
     /// Opens the store the URL names.

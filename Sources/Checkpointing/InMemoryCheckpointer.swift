@@ -49,6 +49,7 @@ public actor InMemoryCheckpointer: Checkpointer {
         metrics = CheckpointMetrics(backend: "memory", factory: metricsFactory)
     }
 
+    /// Appends a checkpoint; see ``Checkpointer/put(_:expecting:)``.
     public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
         let start = ContinuousClock.now
         try checkOpen()
@@ -102,6 +103,7 @@ public actor InMemoryCheckpointer: Checkpointer {
         body(&threads[thread, default: ThreadStore()])
     }
 
+    /// Reads one checkpoint; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
         guard let store = threads[thread], let space = store.namespaces[namespace],
@@ -126,6 +128,7 @@ public actor InMemoryCheckpointer: Checkpointer {
             createdAt: summary.createdAt, metadata: summary.metadata, channels: channels)
     }
 
+    /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.
     public func history(
         thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
     ) async throws -> [CheckpointSummary] {
@@ -141,11 +144,13 @@ public actor InMemoryCheckpointer: Checkpointer {
         return result
     }
 
+    /// Deletes a thread in every namespace; see ``Checkpointer/deleteThread(_:)``.
     public func deleteThread(_ thread: ThreadID) async throws {
         try checkOpen()
         threads[thread] = nil
     }
 
+    /// Counts a thread's checkpoints and payload bytes; see ``Checkpointer/storageStatistics(thread:)``.
     public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
         try checkOpen()
         guard let store = threads[thread] else {
@@ -159,6 +164,7 @@ public actor InMemoryCheckpointer: Checkpointer {
             payloadByteCount: payloadBytes + segmentBytes)
     }
 
+    /// Drops everything; later calls fail with ``CheckpointError/Code/closed``.
     public func close() async throws {
         isClosed = true
         threads = [:]

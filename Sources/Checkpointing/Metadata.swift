@@ -11,18 +11,29 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
     ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByNilLiteral
 {
+    /// A string.
     case string(String)
+    /// An integer.
     case int(Int)
+    /// A floating-point number. One with no fraction is stored as JSON `1` and reads back as ``int(_:)``.
     case double(Double)
+    /// A boolean.
     case bool(Bool)
+    /// JSON `null`.
     case null
 
+    /// A string value from a literal.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// An integer value from a literal.
     public init(integerLiteral value: Int) { self = .int(value) }
+    /// A floating-point value from a literal.
     public init(floatLiteral value: Double) { self = .double(value) }
+    /// A boolean value from a literal.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// ``null`` from `nil`.
     public init(nilLiteral: ()) { self = .null }
 
+    /// Decodes any JSON scalar.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
@@ -38,6 +49,7 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
         }
     }
 
+    /// Encodes the JSON scalar.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
@@ -49,6 +61,7 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
         }
     }
 
+    /// The value as JSON-like text.
     public var description: String {
         switch self {
         case .string(let value): value.debugDescription

@@ -41,8 +41,10 @@ public struct ThreadID: Hashable, Sendable, Comparable, CustomStringConvertible 
         return rawValue[..<colon]
     }
 
+    /// The id's text.
     public var description: String { rawValue }
 
+    /// Orders ids by their text.
     public static func < (lhs: ThreadID, rhs: ThreadID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 

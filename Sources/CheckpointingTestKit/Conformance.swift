@@ -10,6 +10,7 @@ public struct ConformanceFailure: Error, CustomStringConvertible {
     /// The line of the failed expectation.
     public var line: UInt
 
+    /// Where the expectation failed, and what it expected.
     public var description: String { "\(file):\(line): \(message)" }
 }
 
@@ -57,6 +58,7 @@ public struct ConformanceCheck: Sendable, CustomStringConvertible {
         try await body(checkpointer)
     }
 
+    /// The check's name.
     public var description: String { name }
 }
 
