@@ -290,7 +290,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
                 }
             }
         }
-        report(&rows, "sqlite normal, writer executor, no list cache: head read (bytes), 200 messages", coldReads, floor: ("raw single-row SELECT (25 messages)", coldFloor))
+        report(&rows, "sqlite normal, writer executor, no content cache: head read (bytes), 200 messages", coldReads, floor: ("raw single-row SELECT (25 messages)", coldFloor))
         try await cold.close()
     }
 
