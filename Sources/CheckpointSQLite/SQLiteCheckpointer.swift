@@ -85,48 +85,44 @@ public final class SQLiteCheckpointer: Checkpointer {
     private static func openBlocking(_ configuration: Configuration, logger: Logger) throws -> OpenedConnections {
         let busyMilliseconds = configuration.busyTimeout.components.seconds * 1000
             + configuration.busyTimeout.components.attoseconds / 1_000_000_000_000_000
-        func connect(_ flags: Int32) throws -> SQLiteConnection {
+        /// Opens a connection and runs its setup pragmas, mapping failures to `connectionFailed`.
+        func connect(_ flags: Int32, _ pragmas: [String]) throws -> SQLiteConnection {
+            let connection: SQLiteConnection
             do {
-                let connection = try SQLiteConnection(path: configuration.path, flags: flags)
-                try connection.execute("PRAGMA busy_timeout = \(busyMilliseconds)")
-                return connection
+                connection = try SQLiteConnection(path: configuration.path, flags: flags)
             } catch {
                 throw CheckpointError(
                     .connectionFailed, "cannot open SQLite database at '\(configuration.path)'",
                     nativeCode: "\(error.resultCode)", underlying: error)
             }
+            do {
+                for pragma in ["PRAGMA busy_timeout = \(busyMilliseconds)"] + pragmas {
+                    try connection.execute(pragma)
+                }
+            } catch {
+                throw CheckpointError(
+                    .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
+                    nativeCode: "\(error.resultCode)", underlying: error)
+            }
+            return connection
         }
-        let writer = try connect(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        do {
-            try writer.execute("PRAGMA journal_mode = WAL")
-            try writer.execute("PRAGMA synchronous = \(configuration.synchronous.pragma)")
-            try writer.execute("PRAGMA wal_autocheckpoint = 0")
-        } catch {
-            throw CheckpointError(
-                .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
-                nativeCode: "\(error.resultCode)", underlying: error)
-        }
+        let writer = try connect(
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+            [
+                "PRAGMA journal_mode = WAL", "PRAGMA synchronous = \(configuration.synchronous.pragma)",
+                "PRAGMA wal_autocheckpoint = 0",
+            ])
         try migrate(writer, logger: logger)
         var readers: [SerializedConnection] = []
         for index in 0..<configuration.readerCount {
-            let reader = try connect(SQLITE_OPEN_READWRITE)
-            try? reader.execute("PRAGMA query_only = 1")
+            let reader = try connect(SQLITE_OPEN_READWRITE, ["PRAGMA query_only = 1"])
             readers.append(
                 SerializedConnection(
                     label: "checkpointing.sqlite.reader\(index)", connection: reader, idleSpin: configuration.idleSpin))
         }
-        let walHandle = try connect(SQLITE_OPEN_READWRITE)
-        do {
-            // A connection that never read the file does not know it is in WAL mode, and its
-            // checkpoints would do nothing.
-            try walHandle.execute("PRAGMA journal_mode = WAL")
-            // A restart checkpoint waits for a running write at most this long.
-            try walHandle.execute("PRAGMA busy_timeout = 5")
-        } catch {
-            throw CheckpointError(
-                .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
-                nativeCode: "\(error.resultCode)", underlying: error)
-        }
+        // A connection that never read the file does not know it is in WAL mode, and its
+        // checkpoints would do nothing; a restart checkpoint waits for a running write 5 ms at most.
+        let walHandle = try connect(SQLITE_OPEN_READWRITE, ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5"])
         let walConnection = SerializedConnection(label: "checkpointing.sqlite.wal", connection: walHandle)
         WALCheckpointMonitor(threshold: configuration.walCheckpointPages, connection: walConnection, logger: logger)
             .install(on: writer)
