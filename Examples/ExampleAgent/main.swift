@@ -36,7 +36,7 @@ let userLines = [
 func reply(to line: String, turn: Int) -> String {
     switch turn % userLines.count {
     case 0: "Welcome! Every turn of this conversation is a checkpoint in a SQLite file."
-    case 1: "SQLite is the embedded default: one file, no server. Postgres is one URL away."
+    case 1: "SQLite is the embedded default: one file, no server. Another backend is a URL change."
     case 2: "Exactly one wins; the other gets a conflict error, reloads and tries again."
     case 3: "Yes: rewind to any checkpoint and the next save forks the thread from there."
     case 4: "Each save stores only what changed, so it grows with the text, not with the turns."
