@@ -192,11 +192,13 @@ public final class SQLiteCheckpointer: Checkpointer {
             if try selectKey.step() { threadKey = selectKey.int64(0) }
             selectKey.reset()
 
-            var head: (id: CheckpointID, manifest: Data)?
+            var head: (id: CheckpointID, manifest: Data, isPaused: Bool)?
             if let threadKey {
                 let selectHead = try connection.statement(Schema.selectHeadManifest)
                 try selectHead.bind(1, threadKey)
-                if try selectHead.step() { head = (try selectHead.checkpointID(0), selectHead.data(1)) }
+                if try selectHead.step() {
+                    head = (try selectHead.checkpointID(0), selectHead.data(1), selectHead.int64(2) != 0)
+                }
                 selectHead.reset()
             }
             if expecting.requiresParentIsHead, head?.id != write.parentID {
@@ -266,7 +268,30 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try insert.bindNull(8)
             }
             if let payloads = resolved.encodedPayloads() { try insert.bind(9, payloads) } else { try insert.bindNull(9) }
+            if let pause = write.pause { try insert.bind(10, pause.encoded()) } else { try insert.bindNull(10) }
             try insert.run()
+            // The waiting-pause index holds the thread while its head is paused and unanswered.
+            if head?.isPaused == true, write.pause == nil {
+                let delete = try connection.statement(Schema.deleteWaiting)
+                try delete.bind(1, key)
+                try delete.run()
+            }
+            if let pause = write.pause {
+                let waiting = try connection.statement(Schema.insertWaiting)
+                try waiting.bind(1, key)
+                try waiting.bind(2, write.thread.rawValue)
+                try waiting.bind(3, write.namespace)
+                if let tenant = write.thread.tenant { try waiting.bind(4, String(tenant)) } else { try waiting.bindNull(4) }
+                try waiting.bind(5, pause.reason)
+                try waiting.bind(6, pause.createdAt.timeIntervalSince1970)
+                if let expiresAt = pause.expiresAt {
+                    try waiting.bind(7, expiresAt.timeIntervalSince1970)
+                } else {
+                    try waiting.bindNull(7)
+                }
+                try waiting.bind(8, write.id)
+                try waiting.run()
+            }
             return (key, resolved)
         }
         // After the commit only: what the cache learns must be stored.
@@ -303,6 +328,12 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let createdAt = select.isNull(4) ? checkpointID.timestamp : Date(timeIntervalSince1970: select.double(4))
                 let metadata = select.isNull(5) ? [:] : try Metadata.decodeJSON(select.data(5))
                 let manifest = try Manifest(decoding: select.data(6), owner: checkpointID)
+                let pause = select.isNull(7) ? nil : try Pause(decoding: select.data(7))
+                let answer = select.isNull(8)
+                    ? nil
+                    : PauseAnswer(
+                        pauseID: try UUID(bytes: select.data(8)), response: select.data(9),
+                        answeredAt: Date(timeIntervalSince1970: select.double(10)))
                 select.reset()
                 let channels = try manifest.materialize(
                     payload: { channel, version in
@@ -341,7 +372,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                     })
                 return Checkpoint(
                     id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,
-                    createdAt: createdAt, metadata: metadata, channels: channels)
+                    createdAt: createdAt, metadata: metadata, channels: channels, pause: pause, answer: answer)
             }
         }
     }
@@ -386,7 +417,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 while try keys.step() { scopes.insert(keys.int64(0)) }
                 keys.reset()
                 contentCache.remove(scopes: scopes)
-                for sql in [Schema.deleteCheckpoints, Schema.deleteThreads] {
+                for sql in [Schema.deleteAnswers, Schema.deleteWaitingOfThread, Schema.deleteCheckpoints, Schema.deleteThreads] {
                     let delete = try connection.statement(sql)
                     try delete.bind(1, thread.rawValue)
                     try delete.run()
@@ -407,6 +438,75 @@ public final class SQLiteCheckpointer: Checkpointer {
             return StorageStatistics(
                 checkpointCount: Int(select.int64(0)), payloadCount: Int(select.int64(1)),
                 payloadByteCount: Int(select.int64(2)))
+        }
+    }
+
+    /// Lists waiting pauses from the `waiting_pauses` index; see ``Checkpointer/pausedThreads(_:)``.
+    public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
+        try checkOpen()
+        try query.validate()
+        let inbox = InboxSQL(query)
+        return try await reader().run { connection in
+            let select = try connection.statement(inbox.sql)
+            try inbox.bind(select)
+            defer { select.reset() }
+            var items: [PausedThread] = []
+            while try select.step() {
+                items.append(
+                    PausedThread(
+                        thread: try ThreadID(select.text(0)), namespace: select.text(1),
+                        checkpointID: try select.checkpointID(2), pause: try Pause(decoding: select.data(3))))
+            }
+            return query.page(items)
+        }
+    }
+
+    /// Records an answer exactly once, in one write transaction; see
+    /// ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
+    public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        try checkOpen()
+        try await writer.run { connection in
+            try connection.transaction(immediate: true) { () throws -> Void in
+                let selectKey = try connection.statement(Schema.selectThreadKey)
+                try selectKey.bind(1, thread.rawValue)
+                try selectKey.bind(2, namespace)
+                guard try selectKey.step() else {
+                    throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
+                }
+                let key = selectKey.int64(0)
+                selectKey.reset()
+                let answered = try connection.statement(Schema.selectAnswerByPause)
+                try answered.bind(1, key)
+                try answered.bind(2, pauseID.bytes)
+                if try answered.step() {
+                    throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
+                }
+                answered.reset()
+                let head = try connection.statement(Schema.selectHeadPause)
+                try head.bind(1, key)
+                guard try head.step(), !head.isNull(1) else {
+                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+                }
+                let headID = try head.checkpointID(0)
+                let pause = try Pause(decoding: head.data(1))
+                head.reset()
+                guard pause.id == pauseID else {
+                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+                }
+                guard !pause.isExpired(at: now) else {
+                    throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
+                }
+                let insert = try connection.statement(Schema.insertAnswer)
+                try insert.bind(1, key)
+                try insert.bind(2, headID)
+                try insert.bind(3, pauseID.bytes)
+                try insert.bind(4, response)
+                try insert.bind(5, now.timeIntervalSince1970)
+                try insert.run()
+                let delete = try connection.statement(Schema.deleteWaiting)
+                try delete.bind(1, key)
+                try delete.run()
+            }
         }
     }
 

@@ -32,6 +32,35 @@ enum Schema {
                     PRIMARY KEY (thread_key, id)
                 ) WITHOUT ROWID;
                 """),
+        // Human in the loop: a pause beside its checkpoint, answers recorded once, and an index
+        // of the threads that wait (head paused, unanswered), so the inbox never scans threads.
+        Migration(
+            name: "2026-11-23-pauses",
+            sql: """
+                ALTER TABLE checkpoints ADD COLUMN pause BLOB;
+                CREATE TABLE answers (
+                    thread_key INTEGER NOT NULL,
+                    checkpoint_id BLOB NOT NULL,
+                    pause_id BLOB NOT NULL,
+                    response BLOB NOT NULL,
+                    answered_at REAL NOT NULL,
+                    PRIMARY KEY (thread_key, checkpoint_id)
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX answers_by_pause ON answers (thread_key, pause_id);
+                CREATE TABLE waiting_pauses (
+                    thread_key INTEGER PRIMARY KEY,
+                    thread TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    tenant TEXT,
+                    reason TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    expires_at REAL,
+                    checkpoint_id BLOB NOT NULL
+                );
+                CREATE INDEX waiting_by_time ON waiting_pauses (created_at, thread, namespace);
+                CREATE INDEX waiting_by_reason ON waiting_pauses (reason, created_at, thread, namespace);
+                CREATE INDEX waiting_by_tenant ON waiting_pauses (tenant, created_at, thread, namespace);
+                """),
     ]
 
     static let migrationsTable = """
@@ -51,29 +80,33 @@ enum Schema {
     static let selectThreadKey = SQL(5, "SELECT key FROM threads WHERE thread = ?1 AND namespace = ?2")
     static let insertThread = SQL(6, "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)")
     static let selectHeadManifest = SQL(
-        7, "SELECT id, manifest FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
+        7, "SELECT id, manifest, pause IS NOT NULL FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
     static let selectManifest = SQL(8, "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
     static let insertCheckpoint = SQL(
         9,
         """
-        INSERT INTO checkpoints (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        INSERT INTO checkpoints (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload, pause)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
         """)
 
     // Reads.
     static let selectHead = SQL(
         10,
         """
-        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest
+        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest,
+               c.pause, a.pause_id, a.response, a.answered_at
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
+        LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         WHERE t.thread = ?1 AND t.namespace = ?2
         ORDER BY c.id DESC LIMIT 1
         """)
     static let selectCheckpoint = SQL(
         11,
         """
-        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest
+        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest,
+               c.pause, a.pause_id, a.response, a.answered_at
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
+        LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3
         """)
     static let selectPayload = SQL(12, "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
@@ -99,6 +132,28 @@ enum Schema {
         FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)
         """)
     static let selectMigrations = SQL(18, "SELECT name FROM checkpoint_migrations")
+
+    // Pauses.
+    static let deleteWaiting = SQL(20, "DELETE FROM waiting_pauses WHERE thread_key = ?1")
+    static let insertWaiting = SQL(
+        21,
+        """
+        INSERT OR REPLACE INTO waiting_pauses
+            (thread_key, thread, namespace, tenant, reason, created_at, expires_at, checkpoint_id)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        """)
+    static let selectHeadPause = SQL(
+        22, "SELECT id, pause FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
+    static let selectAnswerByPause = SQL(23, "SELECT 1 FROM answers WHERE thread_key = ?1 AND pause_id = ?2")
+    static let insertAnswer = SQL(
+        24,
+        """
+        INSERT INTO answers (thread_key, checkpoint_id, pause_id, response, answered_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        """)
+    static let deleteAnswers =
+        SQL(25, "DELETE FROM answers WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
+    static let deleteWaitingOfThread =
+        SQL(26, "DELETE FROM waiting_pauses WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
     static let insertMigration = SQL(19, "INSERT INTO checkpoint_migrations (name, applied_at) VALUES (?1, ?2)")
 }
 

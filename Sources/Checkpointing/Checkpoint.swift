@@ -18,12 +18,19 @@ public struct Checkpoint: Sendable, Identifiable {
     public var metadata: Metadata
     /// The state, split into named channels of bytes.
     public var channels: [String: ChannelValue]
+    /// The question this checkpoint asks a person, if it pauses the thread.
+    public var pause: Pause?
+    /// The person's answer to ``pause``, once recorded.
+    public var answer: PauseAnswer?
 
     /// Creates a checkpoint value.
     public init(
         id: CheckpointID, thread: ThreadID, namespace: String, parentID: CheckpointID?, step: Int,
-        createdAt: Date, metadata: Metadata, channels: [String: ChannelValue]
+        createdAt: Date, metadata: Metadata, channels: [String: ChannelValue], pause: Pause? = nil,
+        answer: PauseAnswer? = nil
     ) {
+        self.pause = pause
+        self.answer = answer
         self.id = id
         self.thread = thread
         self.namespace = namespace
@@ -117,12 +124,16 @@ public struct CheckpointWrite: Sendable {
     public var metadata: Metadata
     /// Every channel of the new checkpoint, as a change relative to the parent.
     public var channels: [String: ChannelWrite]
+    /// A question for a person: the thread waits in the inbox until it is answered.
+    public var pause: Pause?
 
     /// Creates a write. `id` defaults to a new id; `createdAt` to the id's timestamp.
     public init(
         id: CheckpointID = .make(), thread: ThreadID, namespace: String = "", parentID: CheckpointID?,
-        step: Int, createdAt: Date? = nil, metadata: Metadata = [:], channels: [String: ChannelWrite]
+        step: Int, createdAt: Date? = nil, metadata: Metadata = [:], channels: [String: ChannelWrite],
+        pause: Pause? = nil
     ) {
+        self.pause = pause
         self.id = id
         self.thread = thread
         self.namespace = namespace

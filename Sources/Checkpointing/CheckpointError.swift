@@ -16,6 +16,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
             case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
+            case alreadyResumed, stalePause, pauseExpired
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -42,6 +43,12 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let invalidConfiguration = Code(.invalidConfiguration)
         /// The checkpointer was closed.
         public static let closed = Code(.closed)
+        /// The pause was answered already; the first answer stands.
+        public static let alreadyResumed = Code(.alreadyResumed)
+        /// The pause is no longer the thread's head: the agent went on without the answer.
+        public static let stalePause = Code(.stalePause)
+        /// The pause expired before it was answered.
+        public static let pauseExpired = Code(.pauseExpired)
         /// The backend failed in a way not covered by another code; see ``CheckpointError/nativeCode``.
         public static let backendFailure = Code(.backendFailure)
 
@@ -60,6 +67,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case .invalidConfiguration: "invalidConfiguration"
             case .closed: "closed"
             case .backendFailure: "backendFailure"
+            case .alreadyResumed: "alreadyResumed"
+            case .stalePause: "stalePause"
+            case .pauseExpired: "pauseExpired"
             }
         }
     }

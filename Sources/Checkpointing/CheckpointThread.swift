@@ -38,6 +38,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         var values: [String: Data]
         /// Whether the next save forks (its parent need not be the head).
         var forks: Bool
+        /// The checkpoint's pause and its answer, if any.
+        var pause: Pause? = nil
+        var answer: PauseAnswer? = nil
     }
 
     private let base = Mutex<Base?>(nil)
@@ -101,6 +104,61 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     ///   ``CheckpointError/Code/encodingFailed`` when the state does not encode.
     @discardableResult
     public func save(_ state: State, metadata: Metadata = [:]) async throws -> CheckpointID {
+        try await save(state, metadata: metadata, pause: nil)
+    }
+
+    /// Saves the state with a question for a person: the thread then waits in the inbox
+    /// (``Checkpointer/pausedThreads(_:)``) until someone answers with
+    /// ``Checkpointer/resume(thread:namespace:pauseID:with:at:)`` or ``resume(_:with:at:)``.
+    ///
+    /// - Parameters:
+    ///   - reason: a short machine-readable reason (1 to 128 bytes), stored in plain text so
+    ///     that the inbox can filter on it.
+    ///   - prompt: what the person is asked, encoded as JSON.
+    ///   - expiresAt: when the question stops accepting answers; `nil` for never.
+    /// - Returns: the pause, whose id an answer names.
+    /// - Throws: what ``save(_:metadata:)`` throws; ``CheckpointError/Code/invalidArgument`` for
+    ///   a bad reason or an expiry in the past.
+    @discardableResult
+    public func pause<Prompt: Encodable>(
+        _ state: State, reason: String, prompt: Prompt, expiresAt: Date? = nil, metadata: Metadata = [:]
+    ) async throws -> Pause {
+        let encoded: Data
+        do {
+            encoded = try JSONEncoder().encode(prompt)
+        } catch {
+            throw CheckpointError(.encodingFailed, "the prompt of type \(Prompt.self) could not be encoded")
+        }
+        let pause = try Pause(reason: reason, prompt: encoded, expiresAt: expiresAt)
+        try await save(state, metadata: metadata, pause: pause)
+        return pause
+    }
+
+    /// The pause of the checkpoint last read or written, if it has one (answered or not).
+    public var pause: Pause? { base.withLock { $0?.pause } }
+
+    /// Whether the checkpoint last read pauses the thread and still waits for its answer.
+    public var isAwaitingAnswer: Bool { base.withLock { $0?.pause != nil && $0?.answer == nil } }
+
+    /// The answer to the pause of the checkpoint last read, decoded; `nil` while unanswered.
+    ///
+    /// - Throws: ``CheckpointError/Code/decodingFailed`` when the answer is not an `Answer`.
+    public func answer<Answer: Decodable>(as type: Answer.Type) throws(CheckpointError) -> Answer? {
+        guard let answer = base.withLock({ $0?.answer }) else { return nil }
+        do {
+            return try JSONDecoder().decode(Answer.self, from: answer.response)
+        } catch {
+            throw CheckpointError(.decodingFailed, "the answer to pause \(answer.pauseID) is not a \(Answer.self)")
+        }
+    }
+
+    /// Records a person's answer to this thread's pause, exactly once; see
+    /// ``Checkpointer/resume(thread:namespace:pauseID:response:at:)`` for the errors.
+    public func resume<Answer: Encodable>(_ pauseID: UUID, with answer: Answer, at now: Date = Date()) async throws {
+        try await checkpointer.resume(thread: id, namespace: namespace, pauseID: pauseID, with: answer, at: now)
+    }
+
+    private func save(_ state: State, metadata: Metadata, pause: Pause?) async throws -> CheckpointID {
         let previous = base.withLock { $0 }
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
@@ -132,9 +190,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         }
         let write = CheckpointWrite(
             id: .make(after: previous?.id), thread: id, namespace: namespace, parentID: previous?.id,
-            step: (previous?.step ?? -1) + 1, metadata: metadata, channels: writes)
+            step: (previous?.step ?? -1) + 1, metadata: metadata, channels: writes, pause: pause)
         try await checkpointer.put(write, expecting: previous?.forks == true ? .anyParent : .parentIsHead)
-        let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false)
+        let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false, pause: pause)
         base.withLock { $0 = next }
         return write.id
     }
@@ -189,7 +247,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         for (name, channel) in checkpoint.channels {
             if case .value(let data) = channel { values[name] = data }
         }
-        return Base(id: checkpoint.id, step: checkpoint.step, state: state, values: values, forks: forks)
+        return Base(
+            id: checkpoint.id, step: checkpoint.step, state: state, values: values, forks: forks,
+            pause: checkpoint.pause, answer: checkpoint.answer)
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The storage protocol every backend and every wrapper implements.
 ///
 /// It works at the level of bytes: a checkpoint's state is a set of named channels, and a
@@ -44,11 +46,43 @@ public protocol Checkpointer: Sendable {
     /// Reports what a thread occupies in the store, in every namespace.
     func storageStatistics(thread: ThreadID) async throws -> StorageStatistics
 
+    /// Lists threads waiting for a person: their head is paused and unanswered. Oldest pause
+    /// first, paged with ``InboxQuery/after``; served from an index of waiting pauses, not a
+    /// scan of every thread.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` for a limit below 1.
+    func pausedThreads(_ query: InboxQuery) async throws -> InboxPage
+
+    /// Records a person's answer to a pause, exactly once.
+    ///
+    /// - Parameters:
+    ///   - pauseID: the pause answered; it must belong to the thread's head.
+    ///   - response: the encoded answer.
+    ///   - now: the time of the answer, compared with the pause's expiry.
+    /// - Throws: ``CheckpointError/Code/alreadyResumed`` when the pause has an answer;
+    ///   ``CheckpointError/Code/stalePause`` when it is not the head's pause (the agent went on);
+    ///   ``CheckpointError/Code/pauseExpired`` when it expired at or before `now`;
+    ///   ``CheckpointError/Code/notFound`` when the thread does not exist.
+    func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws
+
     /// Releases the store's connections. Calls after `close()` fail with ``CheckpointError/Code/closed``.
     func close() async throws
 }
 
 extension Checkpointer {
+    /// Records a person's answer, encoded as JSON; see ``resume(thread:namespace:pauseID:response:at:)``.
+    public func resume<Answer: Encodable>(
+        thread: ThreadID, namespace: String = "", pauseID: UUID, with answer: Answer, at now: Date = Date()
+    ) async throws {
+        let response: Data
+        do {
+            response = try JSONEncoder().encode(answer)
+        } catch {
+            throw CheckpointError(.encodingFailed, "the answer of type \(Answer.self) could not be encoded")
+        }
+        try await resume(thread: thread, namespace: namespace, pauseID: pauseID, response: response, at: now)
+    }
+
     /// Appends a checkpoint whose parent must be the thread's head.
     public func put(_ write: CheckpointWrite) async throws {
         try await put(write, expecting: .parentIsHead)

@@ -10,12 +10,15 @@ public actor InMemoryCheckpointer: Checkpointer {
     private struct StoredCheckpoint {
         var summary: CheckpointSummary
         var manifest: Manifest
+        var pause: Pause?
     }
 
     private struct NamespaceStore {
         var head: CheckpointID?
         var checkpoints: [CheckpointID: StoredCheckpoint] = [:]
         var ids: [CheckpointID] = []  // ascending
+        var answers: [CheckpointID: PauseAnswer] = [:]
+        var answeredPauses: Set<UUID> = []
 
         /// Adds a checkpoint newer than every other, which becomes the head.
         mutating func insert(_ checkpoint: StoredCheckpoint) {
@@ -78,7 +81,7 @@ public actor InMemoryCheckpointer: Checkpointer {
                     segment.segment
             }
             thread.namespaces[write.namespace, default: NamespaceStore()].insert(
-                StoredCheckpoint(summary: summary, manifest: resolved.manifest))
+                StoredCheckpoint(summary: summary, manifest: resolved.manifest, pause: write.pause))
         }
         metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
     }
@@ -125,7 +128,8 @@ public actor InMemoryCheckpointer: Checkpointer {
         let summary = stored.summary
         return Checkpoint(
             id: summary.id, thread: thread, namespace: namespace, parentID: summary.parentID, step: summary.step,
-            createdAt: summary.createdAt, metadata: summary.metadata, channels: channels)
+            createdAt: summary.createdAt, metadata: summary.metadata, channels: channels, pause: stored.pause,
+            answer: space.answers[id])
     }
 
     /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.
@@ -162,6 +166,44 @@ public actor InMemoryCheckpointer: Checkpointer {
         return StorageStatistics(
             checkpointCount: checkpoints, payloadCount: store.payloads.count + store.segments.count,
             payloadByteCount: payloadBytes + segmentBytes)
+    }
+
+    /// Lists waiting pauses; see ``Checkpointer/pausedThreads(_:)``.
+    public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
+        try checkOpen()
+        try query.validate()
+        var items: [PausedThread] = []
+        for (thread, store) in threads {
+            for (namespace, space) in store.namespaces {
+                guard let head = space.head, let stored = space.checkpoints[head], let pause = stored.pause,
+                    space.answers[head] == nil
+                else { continue }
+                let item = PausedThread(thread: thread, namespace: namespace, checkpointID: head, pause: pause)
+                if query.matches(item), query.after.map({ $0.precedes(item) }) ?? true { items.append(item) }
+            }
+        }
+        items.sort { ($0.pause.createdAt, $0.thread.rawValue, $0.namespace) < ($1.pause.createdAt, $1.thread.rawValue, $1.namespace) }
+        return query.page(items)
+    }
+
+    /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
+    public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        try checkOpen()
+        guard let space = threads[thread]?.namespaces[namespace], let head = space.head else {
+            throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
+        }
+        guard !space.answeredPauses.contains(pauseID) else {
+            throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
+        }
+        guard let pause = space.checkpoints[head]?.pause, pause.id == pauseID else {
+            throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+        }
+        guard !pause.isExpired(at: now) else {
+            throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
+        }
+        threads[thread]?.namespaces[namespace]?.answers[head] = PauseAnswer(
+            pauseID: pauseID, response: response, answeredAt: now)
+        threads[thread]?.namespaces[namespace]?.answeredPauses.insert(pauseID)
     }
 
     /// Drops everything; later calls fail with ``CheckpointError/Code/closed``.

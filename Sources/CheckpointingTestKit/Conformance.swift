@@ -78,6 +78,6 @@ public enum CheckpointerConformance {
         typedRoundTrip, headAndByID, historyOrderBeforeLimitFilter, racingWriters, manyRacingWriters,
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
-        unsplittableState, closedCheckpointer,
-    ]
+        unsplittableState,
+    ] + pauseChecks + [closedCheckpointer]
 }

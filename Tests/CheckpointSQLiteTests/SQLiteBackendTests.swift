@@ -1,5 +1,5 @@
 import CCheckpointSQLite
-import CheckpointSQLite
+@testable import CheckpointSQLite
 import Checkpointing
 import CheckpointingTestKit
 import Foundation
@@ -10,8 +10,9 @@ import Testing
 final class RawDatabase {
     private var handle: OpaquePointer?
 
-    init(_ path: String) throws {
-        guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else {
+    init(_ path: String, create: Bool = false) throws {
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0)
+        guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK else {
             throw CheckpointError(.connectionFailed, "raw open failed")
         }
         sqlite3_busy_timeout(handle, 5000)
@@ -45,11 +46,31 @@ struct SQLiteBackendTests {
         try await checkpointer.close()
         let raw = try RawDatabase(database.path)
         #expect(try raw.query("PRAGMA journal_mode") == ["wal"])
-        #expect(try raw.query("SELECT name FROM checkpoint_migrations") == ["2026-11-23-initial"])
+        #expect(
+            try raw.query("SELECT name FROM checkpoint_migrations ORDER BY name")
+                == ["2026-11-23-initial", "2026-11-23-pauses"])
         // Opening again applies nothing twice.
         let again = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         try await again.close()
-        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["1"])
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+    }
+
+    @Test func anOlderFileIsMigratedForward() async throws {
+        // A file that has only the first migration, as a first release would have left it.
+        let database = try TemporaryDatabase()
+        let raw = try RawDatabase(database.path, create: true)
+        try raw.query("PRAGMA journal_mode = WAL")
+        try raw.query("CREATE TABLE checkpoint_migrations (name TEXT PRIMARY KEY NOT NULL, applied_at REAL NOT NULL) WITHOUT ROWID")
+        for statement in Schema.migrations[0].sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+            try raw.query(String(statement))
+        }
+        try raw.query("INSERT INTO checkpoint_migrations VALUES ('2026-11-23-initial', 0)")
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+        let thread = try checkpointer.thread(uniqueThread("upgraded"), as: TestAgentState.self)
+        let pause = try await thread.pause(TestAgentState(turn: 1), reason: "check", prompt: "works?")
+        #expect(try await checkpointer.pausedThreads(InboxQuery()).items.map(\.pause.id) == [pause.id])
+        try await checkpointer.close()
     }
 
     @Test func manyInstancesOpeningOneNewFileMigrateOnce() async throws {
@@ -65,7 +86,7 @@ struct SQLiteBackendTests {
         }
         #expect(opened.count == 6)
         for checkpointer in opened { try await checkpointer.close() }
-        #expect(try RawDatabase(path).query("SELECT count(*) FROM checkpoint_migrations") == ["1"])
+        #expect(try RawDatabase(path).query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
     }
 
     @Test func twoConnectionsOnOneFileRaceSafely() async throws {
