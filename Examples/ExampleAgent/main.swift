@@ -1,10 +1,13 @@
 // An agent loop that checkpoints every turn. Stop it and run it again: it continues where it was.
 //
-//   swift run example-agent                 # 3 turns on ./agent-checkpoints.db
-//   swift run example-agent --turns 5       # more turns per run
-//   swift run example-agent --rewind 2      # time travel: fork the thread from turn 2
+//   swift run example-agent                    # 3 turns on ./agent-checkpoints.db
+//   swift run example-agent --turns 5          # more turns per run
+//   swift run example-agent --rewind 2         # time travel: fork the thread from turn 2
+//   swift run example-agent --inbox            # threads waiting for a person
+//   swift run example-agent --answer yes       # answer the agent's question (yes or no)
 //   CHECKPOINTER_URL=memory: swift run example-agent   # another backend, same code
 //
+// At turn 5 the user asks for a refund, and the agent pauses until a person approves it.
 // The replies are scripted: no model, no network.
 import CheckpointSQLite
 import Checkpointing
@@ -24,41 +27,85 @@ struct AgentState: Codable, Sendable {
     var topic = "onboarding"
 }
 
+/// What the agent asks a person, and the person's decision.
+struct RefundRequest: Codable, Sendable {
+    var question: String
+    var amount: Int
+}
+
+struct RefundDecision: Codable, Sendable {
+    var approved: Bool
+    var reviewer: String
+}
+
 let userLines = [
     "Hi! I'd like to set up checkpointing for my agent.",
     "Which backend should I start with?",
     "What happens if two processes write the same thread?",
     "Can I go back to an earlier turn?",
-    "How big does the database get?",
+    "Please refund my last invoice, 42 EUR.",
     "Thanks, that helps!",
 ]
+let refundTurn = 4
 
-func reply(to line: String, turn: Int) -> String {
+func reply(turn: Int) -> String {
     switch turn % userLines.count {
     case 0: "Welcome! Every turn of this conversation is a checkpoint in a SQLite file."
     case 1: "SQLite is the embedded default: one file, no server. Another backend is a URL change."
     case 2: "Exactly one wins; the other gets a conflict error, reloads and tries again."
     case 3: "Yes: rewind to any checkpoint and the next save forks the thread from there."
-    case 4: "Each save stores only what changed, so it grows with the text, not with the turns."
+    case refundTurn: "A refund needs a person's approval. I'll wait for it."
     default: "You're welcome. Stop me any time: I'll continue from the last checkpoint."
     }
 }
 
-func option(_ name: String) -> Int? {
+func option(_ name: String) -> String? {
     guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else {
         return nil
     }
-    return Int(CommandLine.arguments[index + 1])
+    return CommandLine.arguments[index + 1]
 }
 
-let turnsPerRun = option("--turns") ?? 3
 let configuration = try CheckpointerConfiguration.fromEnvironment(default: "sqlite://./agent-checkpoints.db")
 print("Opening checkpointer at \(configuration)")
 let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend])
 let thread = try checkpointer.thread("demo-user:support", as: AgentState.self)
 
+// A person's side: the inbox, and answering.
+if CommandLine.arguments.contains("--inbox") {
+    let page = try await checkpointer.pausedThreads(InboxQuery(limit: 20))
+    print(page.items.isEmpty ? "No thread is waiting for a person." : "Waiting for a person:")
+    for item in page.items {
+        let request = try item.prompt(as: RefundRequest.self)
+        print("  \(item.thread) [\(item.pause.reason)] \"\(request.question)\" since \(item.pause.createdAt)")
+    }
+    try await checkpointer.close()
+    exit(0)
+}
+if let answer = option("--answer") {
+    _ = try await thread.latest()
+    guard let pause = thread.pause else {
+        print("Nothing is waiting for an answer.")
+        try await checkpointer.close()
+        exit(0)
+    }
+    let decision = RefundDecision(approved: answer.lowercased().hasPrefix("y"), reviewer: option("--reviewer") ?? "you")
+    do {
+        try await thread.resume(pause.id, with: decision)
+        print("Answered pause \(pause.id): \(decision.approved ? "approved" : "declined") by \(decision.reviewer).")
+        print("Run the agent again and it goes on from the answer.")
+    } catch let error as CheckpointError where error.code == .alreadyResumed {
+        print("Pause \(pause.id) was answered already; the first answer stands.")
+    } catch let error as CheckpointError where error.code == .stalePause {
+        print("The agent went on without this answer.")
+    }
+    try await checkpointer.close()
+    exit(0)
+}
+
+// The agent's side.
 var state: AgentState
-if let rewindTurn = option("--rewind") {
+if let rewindTurn = option("--rewind").flatMap(Int.init) {
     let history = try await thread.history(limit: 10_000, where: ["turn": .int(rewindTurn)])
     guard let target = history.first else {
         print("No checkpoint for turn \(rewindTurn) in this thread.")
@@ -74,14 +121,42 @@ if let rewindTurn = option("--rewind") {
     print("Starting thread '\(thread.id)': no checkpoint yet.")
 }
 
-for _ in 0..<turnsPerRun {
+if thread.isAwaitingAnswer {
+    print("Still waiting for a person to answer: run with --inbox to see the question, --answer yes to approve.")
+    try await checkpointer.close()
+    exit(0)
+}
+if let decision = try thread.answer(as: RefundDecision.self) {
+    let text = decision.approved ? "\(decision.reviewer) approved the refund: it is on its way." : "\(decision.reviewer) declined the refund."
+    state.messages.append(Message(role: "assistant", text: text))
+    print("")
+    print("The answer arrived: \(text)")
+}
+
+let approvals = !CommandLine.arguments.contains("--no-approvals")
+var pausedNow = false
+for _ in 0..<(option("--turns").flatMap(Int.init) ?? 3) {
     while true {
         var next = state
         next.turn += 1
-        let line = userLines[(next.turn - 1) % userLines.count]
+        let lineIndex = (next.turn - 1) % userLines.count
+        let line = userLines[lineIndex]
         next.messages.append(Message(role: "user", text: line))
-        next.messages.append(Message(role: "assistant", text: reply(to: line, turn: next.turn - 1)))
+        next.messages.append(Message(role: "assistant", text: reply(turn: next.turn - 1)))
         do {
+            if approvals && lineIndex == refundTurn {
+                let pause = try await thread.pause(
+                    next, reason: "refund-approval", prompt: RefundRequest(question: "Refund 42 EUR to demo-user?", amount: 42),
+                    metadata: ["turn": .int(next.turn), "source": "loop"])
+                state = next
+                pausedNow = true
+                print("")
+                print("turn \(state.turn)")
+                print("  user:  \(line)")
+                print("  agent: \(state.messages[state.messages.count - 1].text)")
+                print("  paused for a person (pause \(pause.id)); run with --inbox, then --answer yes")
+                break
+            }
             let id = try await thread.save(next, metadata: ["turn": .int(next.turn), "source": "loop"])
             state = next
             print("")
@@ -96,6 +171,7 @@ for _ in 0..<turnsPerRun {
             state = try await thread.latest() ?? AgentState()
         }
     }
+    if pausedNow { break }
 }
 
 let statistics = try await checkpointer.storageStatistics(thread: thread.id)
@@ -103,5 +179,7 @@ print("")
 print(
     "Thread '\(thread.id)' holds \(statistics.checkpointCount) checkpoints in \(statistics.payloadByteCount) bytes of payload."
 )
-print("Run me again to continue from turn \(state.turn + 1); --rewind N forks from turn N.")
+if !pausedNow {
+    print("Run me again to continue from turn \(state.turn + 1); --rewind N forks from turn N.")
+}
 try await checkpointer.close()

@@ -58,8 +58,8 @@ struct ExampleAgentTests {
         let database = try TemporaryDatabase()
         let path = database.path
         _ = try await runExampleAgent(["--turns", "1"], databasePath: path)
-        async let first = runExampleAgent(["--turns", "40"], databasePath: path)
-        async let second = runExampleAgent(["--turns", "40"], databasePath: path)
+        async let first = runExampleAgent(["--turns", "40", "--no-approvals"], databasePath: path)
+        async let second = runExampleAgent(["--turns", "40", "--no-approvals"], databasePath: path)
         _ = try await (first, second)
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         let state = try await checkpointer.thread("demo-user:support", as: AgentStateMirror.self).latest()
@@ -69,5 +69,33 @@ struct ExampleAgentTests {
         #expect(history.count == 81)
         #expect(Set(history.map(\.step)) == Set(0..<81))
         try await checkpointer.close()
+    }
+
+    @Test func theAgentPausesAndSixteenAnsweringProcessesRecordOneAnswer() async throws {
+        let database = try TemporaryDatabase()
+        let path = database.path
+        let paused = try await runExampleAgent(["--turns", "6"], databasePath: path)
+        #expect(paused.contains("paused for a person"))
+        #expect(try await runExampleAgent([], databasePath: path).contains("Still waiting for a person"))
+        #expect(try await runExampleAgent(["--inbox"], databasePath: path).contains("[refund-approval]"))
+
+        let outputs = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<16 {
+                group.addTask { try await runExampleAgent(["--answer", "yes", "--reviewer", "r\(index)"], databasePath: path) }
+            }
+            var outputs: [String] = []
+            for try await output in group { outputs.append(output) }
+            return outputs
+        }
+        let answered = outputs.filter { $0.contains("Answered pause") }
+        #expect(answered.count == 1, "\(outputs)")
+        #expect(outputs.filter { $0.contains("answered already") }.count == 15)
+        let answeredLine = try #require(answered.first?.split(separator: "\n").first { $0.contains("Answered pause") })
+        let winner = try #require(answeredLine.split(separator: " ").last?.dropLast())  // "... approved by r7."
+
+        #expect(try await runExampleAgent(["--inbox"], databasePath: path).contains("No thread is waiting"))
+        let resumed = try await runExampleAgent(["--turns", "1"], databasePath: path)
+        #expect(resumed.contains("\(winner) approved the refund"))
+        #expect(resumed.contains("turn 6"))
     }
 }

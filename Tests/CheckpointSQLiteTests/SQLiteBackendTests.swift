@@ -23,6 +23,11 @@ final class RawDatabase {
     /// Runs SQL and returns the first column of every row as text.
     @discardableResult
     func query(_ sql: String) throws -> [String] {
+        try query(sql, column: 0)
+    }
+
+    /// Runs SQL and returns one column of every row as text.
+    func query(_ sql: String, column: Int32) throws -> [String] {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else {
             throw CheckpointError(.backendFailure, String(cString: sqlite3_errmsg(handle)))
@@ -33,7 +38,7 @@ final class RawDatabase {
             let result = sqlite3_step(statement)
             if result == SQLITE_DONE { return rows }
             guard result == SQLITE_ROW else { throw CheckpointError(.backendFailure, String(cString: sqlite3_errmsg(handle))) }
-            rows.append(sqlite3_column_text(statement, 0).map { String(cString: $0) } ?? "NULL")
+            rows.append(sqlite3_column_text(statement, column).map { String(cString: $0) } ?? "NULL")
         }
     }
 }
@@ -186,6 +191,24 @@ struct SQLiteBackendTests {
         #expect(bytes.values.first.map { $0 > 300 } == true)
         #expect(try metrics.expectCounter("checkpoint_put_conflicts", [("backend", "sqlite")]).totalValue == 1)
         try await checkpointer.close()
+    }
+
+    @Test(arguments: [
+        InboxQuery(), InboxQuery(reason: "refund"), InboxQuery(tenant: "acme"),
+        InboxQuery(reason: "refund", tenant: "acme"), InboxQuery(expiredAsOf: Date()),
+        InboxQuery(after: InboxCursor(createdAt: Date(), thread: "t", namespace: "")),
+        InboxQuery(reason: "refund", after: InboxCursor(createdAt: Date(), thread: "t", namespace: "")),
+    ])
+    func inboxQueriesUseTheWaitingPauseIndex(_ query: InboxQuery) async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await checkpointer.close()
+        let plan = try RawDatabase(database.path).query("EXPLAIN QUERY PLAN " + InboxSQL(query).sql, column: 3)
+        // The waiting pauses are read through one of their indexes, each row's pause through the
+        // checkpoints' primary key; no table of threads or checkpoints is scanned.
+        #expect(plan.contains { $0.contains("w USING") && $0.contains("INDEX waiting_by_") }, "\(plan)")
+        #expect(plan.contains { $0.hasPrefix("SEARCH c USING PRIMARY KEY") }, "\(plan)")
+        #expect(!plan.contains { $0.hasPrefix("SCAN c") || $0.contains("threads") || $0.contains("TEMP B-TREE") }, "\(plan)")
     }
 
     @Test func damagedManifestGivesCorruptData() async throws {
