@@ -212,6 +212,18 @@ func merged(_ samples: [Int: Samples], _ sizes: ClosedRange<Int>) -> Samples {
     return result
 }
 
+/// Counts every waiting thread by paging through the inbox.
+func allPages(_ checkpointer: any Checkpointer) async throws -> Int {
+    var query = InboxQuery(limit: 250)
+    var count = 0
+    while true {
+        let page = try await checkpointer.pausedThreads(query)
+        count += page.items.count
+        guard let next = page.next else { return count }
+        query.after = next
+    }
+}
+
 /// Runs every scenario off the main actor, as a server's tasks would run: awaiting from the
 /// main actor would add a main-queue hop to every call.
 nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], storage: [String: Int]) {
@@ -331,6 +343,55 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         report(&rows, "memory: put, 16-25 messages", merged(result.puts, 16...25))
         report(&rows, "memory: head read (bytes), 20 messages", result.reads[20] ?? Samples())
         report(&rows, "memory: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+    }
+
+    // The inbox: 100,000 threads of which 1,000 are paused, next to 1,000 paused threads alone.
+    do {
+        func populate(_ checkpointer: SQLiteCheckpointer, threads: Int, pausedEvery: Int) async throws {
+            try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+                for index in 0..<threads {
+                    let thread = try ThreadID("tenant-\(index % 50):thread-\(index)")
+                    let pause = index % pausedEvery == 0
+                        ? try Pause(reason: index % 3 == 0 ? "refund" : "email", prompt: Data("{\"amount\":42}".utf8))
+                        : nil
+                    try await checkpointer.put(
+                        CheckpointWrite(
+                            thread: thread, parentID: nil, step: 0,
+                            channels: ["turn": .value(Data("1".utf8)), "messages": .list([Data("{}".utf8)])],
+                            pause: pause))
+                }
+            }
+        }
+        let large = try await SQLiteCheckpointer(
+            configuration: .init(path: directory.appendingPathComponent("inbox-large.db").path))
+        let small = try await SQLiteCheckpointer(
+            configuration: .init(path: directory.appendingPathComponent("inbox-small.db").path))
+        try await populate(large, threads: 100_000, pausedEvery: 100)
+        try await populate(small, threads: 1_000, pausedEvery: 1)
+        var largePages = Samples()
+        var smallPages = Samples()
+        var largeReason = Samples()
+        var smallReason = Samples()
+        for round in 0..<300 {
+            // A page from the middle of the inbox, without and with a filter.
+            let cursor = round % 2 == 0 ? nil : InboxCursor(createdAt: .distantPast, thread: "tenant-25", namespace: "")
+            for (checkpointer, pages, reasons) in [(large, 0, 0), (small, 1, 1)] {
+                let query = InboxQuery(after: cursor, limit: 100)
+                let filtered = InboxQuery(reason: "refund", after: cursor, limit: 100)
+                if pages == 0 {
+                    _ = try await time(&largePages) { try await checkpointer.pausedThreads(query) }
+                    _ = try await time(&largeReason) { try await checkpointer.pausedThreads(filtered) }
+                } else if reasons == 1 {
+                    _ = try await time(&smallPages) { try await checkpointer.pausedThreads(query) }
+                    _ = try await time(&smallReason) { try await checkpointer.pausedThreads(filtered) }
+                }
+            }
+        }
+        let count = try await allPages(large)
+        report(&rows, "inbox page of 100, 100k threads (\(count) paused)", largePages, floor: ("same query, 1k paused threads only", smallPages))
+        report(&rows, "inbox page of 100 by reason, 100k threads", largeReason, floor: ("same query, 1k paused threads only", smallReason))
+        try await large.close()
+        try await small.close()
     }
 
     // Storage: one 500-turn conversation, one ~300-character message a turn.
