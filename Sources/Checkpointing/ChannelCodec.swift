@@ -42,7 +42,8 @@ extension Array: AppendableChannelList where Element: Encodable & Equatable {
     }
 
     package func encodeChannelElements(from start: Int, using encoder: JSONEncoder) throws -> [Data] {
-        try self[start...].map { try encoder.encode($0) }
+        let fast = FastJSONEncoder()
+        return try self[start...].map { try fast.encode($0) ?? encoder.encode($0) }
     }
 }
 
