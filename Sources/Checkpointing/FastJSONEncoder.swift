@@ -34,18 +34,18 @@ final class JSONByteWriter {
     /// Writes one value: a special-cased type, or whatever the value's `encode(to:)` writes
     /// through exactly one container. Returns `false` when unsupported.
     func write<T: Encodable>(_ value: T) -> Bool {
-        switch value {
-        case let text as String:
-            writeString(text)
+        // Type identity checks are cheap; dynamic casts (`as?`) are not.
+        if T.self == String.self {
+            writeString(unsafeBitCast(value, to: String.self))
             return true
-        case let data as Data:
-            writeString(data.base64EncodedString())
+        }
+        if T.self == Data.self {
+            writeString(unsafeBitCast(value, to: Data.self).base64EncodedString())
             return true
-        case is URL, is Decimal:
+        }
+        if T.self == URL.self || T.self == Decimal.self {
             unsupported = true
             return false
-        default:
-            break
         }
         guard depth < 64 else {
             unsupported = true
@@ -72,20 +72,32 @@ final class JSONByteWriter {
     }
 
     func writeString(_ text: String) {
-        bytes.append(UInt8(ascii: "\""))
+        // Most text needs no escaping: append it in one go (each append to a stored property
+        // pays an exclusivity check, so per-byte appends would cost more than the copy).
+        let needsEscaping = text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        guard needsEscaping else {
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: text.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
+        var escaped: [UInt8] = [UInt8(ascii: "\"")]
+        escaped.reserveCapacity(text.utf8.count + 8)
+        let hex = Array("0123456789abcdef".utf8)
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(byte)
-            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(byte)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                escaped.append(UInt8(ascii: "\\"))
+                escaped.append(byte)
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0xf)])
-            default: bytes.append(byte)
+                escaped.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                escaped.append(hex[Int(byte >> 4)])
+                escaped.append(hex[Int(byte & 0xf)])
+            default: escaped.append(byte)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+        escaped.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: escaped)
     }
 
     func writeNumber<N: BinaryInteger>(_ number: N) {
@@ -158,18 +170,37 @@ struct JSONStreamEncoder: Encoder {
 /// Writes one value of a container (after its key or separator).
 private func writeValue<T: Encodable>(_ value: T, in frame: JSONFrame) throws {
     let writer = frame.writer
-    switch value {
-    case let flag as Bool: writer.writeLiteral(flag ? "true" : "false")
-    case let number as Int: writer.writeNumber(number)
-    case let number as Int64: writer.writeNumber(number)
-    case let number as Int32: writer.writeNumber(number)
-    case let number as UInt: writer.writeNumber(number)
-    case let number as UInt64: writer.writeNumber(number)
-    case let number as Double: writer.writeNumber(number)
-    case let number as Float: writer.writeNumber(number)
-    case let number as any BinaryInteger: writer.bytes.append(contentsOf: String(describing: number).utf8)
-    default:
+    // Type identity checks are cheap; dynamic casts (`as?`) are not.
+    if T.self == String.self {
+        writer.writeString(unsafeBitCast(value, to: String.self))
+    } else if T.self == Int.self {
+        writer.writeNumber(unsafeBitCast(value, to: Int.self))
+    } else if T.self == Bool.self {
+        writer.writeLiteral(unsafeBitCast(value, to: Bool.self) ? "true" : "false")
+    } else if T.self == Double.self {
+        writer.writeNumber(unsafeBitCast(value, to: Double.self))
+    } else if let number = integer(value) {
+        writer.bytes.append(contentsOf: number.utf8)
+    } else if T.self == Float.self {
+        writer.writeNumber(unsafeBitCast(value, to: Float.self))
+    } else {
         guard writer.write(value) else { throw CancellationError() }
+    }
+}
+
+/// The decimal text of a fixed-width integer other than `Int`, or `nil`.
+private func integer<T>(_ value: T) -> String? {
+    switch T.self {
+    case is Int8.Type: String(unsafeBitCast(value, to: Int8.self))
+    case is Int16.Type: String(unsafeBitCast(value, to: Int16.self))
+    case is Int32.Type: String(unsafeBitCast(value, to: Int32.self))
+    case is Int64.Type: String(unsafeBitCast(value, to: Int64.self))
+    case is UInt.Type: String(unsafeBitCast(value, to: UInt.self))
+    case is UInt8.Type: String(unsafeBitCast(value, to: UInt8.self))
+    case is UInt16.Type: String(unsafeBitCast(value, to: UInt16.self))
+    case is UInt32.Type: String(unsafeBitCast(value, to: UInt32.self))
+    case is UInt64.Type: String(unsafeBitCast(value, to: UInt64.self))
+    default: nil
     }
 }
 
