@@ -31,6 +31,8 @@ final class SQLiteConnection {
     private(set) var handle: OpaquePointer?
     private var statements: [String: SQLiteStatement] = [:]
     private var fixedStatements: [SQLiteStatement?] = []
+    static let closedMessage = "connection closed"
+
     /// Keeps the WAL hook's context alive as long as the handle.
     var walMonitor: AnyObject?
 
@@ -61,13 +63,13 @@ final class SQLiteConnection {
     }
 
     func error(_ result: Int32) -> SQLiteError {
-        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "connection closed"
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? Self.closedMessage
         return SQLiteError(resultCode: result, message: message)
     }
 
     /// Runs SQL text with no parameters and no results (pragmas, DDL, transaction control).
     func execute(_ sql: String) throws(SQLiteError) {
-        guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection closed") }
+        guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: Self.closedMessage) }
         let result = sqlite3_exec(handle, sql, nil, nil, nil)
         guard result == SQLITE_OK else { throw error(result) }
     }
@@ -96,7 +98,7 @@ final class SQLiteConnection {
     }
 
     private func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
-        guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection closed") }
+        guard let handle else { throw SQLiteError(resultCode: SQLITE_MISUSE, message: Self.closedMessage) }
         var pointer: OpaquePointer?
         let result = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil)
         guard result == SQLITE_OK, let pointer else { throw error(result) }
@@ -350,14 +352,27 @@ final class SerializedConnection: @unchecked Sendable {
 
     /// Runs `body` on the connection's thread and returns its result: inline when the caller
     /// already runs there, otherwise by queueing it and suspending until it is done.
+    ///
+    /// A task cancelled before its work started gets `CancellationError` and nothing runs;
+    /// work that started runs to its end (a write is never left half done).
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try Task.checkCancellation()
         if thread.isCurrent {
             return try Self.mapErrors { try body(connection) }
         }
-        return try await withUnsafeThrowingContinuation { continuation in
-            thread.submit {
-                continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
+        let cancelled = Atomic<Bool>(false)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                thread.submit {
+                    if cancelled.load(ordering: .acquiring) {
+                        continuation.resume(throwing: CancellationError())
+                        return
+                    }
+                    continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
+                }
             }
+        } onCancel: {
+            cancelled.store(true, ordering: .releasing)
         }
     }
 
@@ -370,6 +385,7 @@ final class SerializedConnection: @unchecked Sendable {
                 switch error.primaryResultCode {
                 case SQLITE_CORRUPT, SQLITE_NOTADB: .corruptData
                 case SQLITE_CANTOPEN: .connectionFailed
+                case SQLITE_MISUSE where error.message == SQLiteConnection.closedMessage: .closed
                 default: .backendFailure
                 }
             let reason =

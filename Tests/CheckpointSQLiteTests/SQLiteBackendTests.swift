@@ -211,6 +211,20 @@ struct SQLiteBackendTests {
         #expect(!plan.contains { $0.hasPrefix("SCAN c") || $0.contains("threads") || $0.contains("TEMP B-TREE") }, "\(plan)")
     }
 
+    @Test func aCancelledTaskWritesNothing() async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = uniqueThread("cancelled")
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await checkpointer.put(
+                CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))]))
+        }
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(try await checkpointer.head(thread: id) == nil)
+        try await checkpointer.close()
+    }
+
     @Test func damagedManifestGivesCorruptData() async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
