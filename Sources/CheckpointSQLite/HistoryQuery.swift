@@ -9,7 +9,7 @@ struct HistoryQuery {
         var sql = """
             SELECT c.id, c.parent_id, c.step, c.created_at, c.metadata
             FROM threads t JOIN checkpoints c ON c.thread_key = t.key
-            WHERE t.thread = ?1 AND t.namespace = ?2 AND (?3 IS NULL OR c.id < ?3)
+            WHERE t.thread = ?1 AND t.namespace = ?2 AND (?3 IS NULL OR c.id < ?3) AND length(c.manifest) > 0
             """
         var entries: [(path: String, value: MetadataValue)] = []
         for (offset, key) in filter.keys.sorted().enumerated() {

@@ -510,6 +510,61 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
+    /// Keeps the newest checkpoints and unanswered pauses, in one write transaction; see
+    /// ``Checkpointer/prune(thread:namespace:keepingLatest:)``. It reads every row of the thread.
+    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+        try checkOpen()
+        try validateRetention(count)
+        return try await writer.run { connection in
+            try connection.transaction(immediate: true) { () throws -> Int in
+                let selectKey = try connection.statement(Schema.selectThreadKey)
+                try selectKey.bind(1, thread.rawValue)
+                try selectKey.bind(2, namespace)
+                guard try selectKey.step() else { return 0 }
+                let key = selectKey.int64(0)
+                selectKey.reset()
+                let select = try connection.statement(Schema.selectRetentionRows)
+                try select.bind(1, key)
+                var rows: [RetentionRow] = []
+                while try select.step() {
+                    let id = try select.checkpointID(0)
+                    let manifest = select.data(2)
+                    rows.append(
+                        RetentionRow(
+                            id: id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: id),
+                            awaitsAnswer: select.int64(4) != 0,
+                            links: select.isNull(3)
+                                ? [:] : try RowBlobs.links(in: select.data(3), parentID: try select.optionalCheckpointID(1))))
+                }
+                select.reset()
+                let plan = RetentionPlan(rows: rows, keepingLatest: count)
+                let delete = try connection.statement(Schema.deleteCheckpoint)
+                for id in plan.delete {
+                    delete.reset()
+                    try delete.bind(1, key)
+                    try delete.bind(2, id)
+                    try delete.run()
+                }
+                for (id, kept) in plan.tombstone {
+                    let content = try connection.statement(Schema.selectRowContent)
+                    try content.bind(1, key)
+                    try content.bind(2, id)
+                    guard try content.step() else { continue }
+                    let segments = content.isNull(0) ? nil : try RowBlobs.keepingSegments(content.data(0), of: kept.segments)
+                    let payload = content.isNull(1) ? nil : try RowBlobs.keepingPayloads(content.data(1), of: kept.values)
+                    content.reset()
+                    let tombstone = try connection.statement(Schema.tombstoneCheckpoint)
+                    try tombstone.bind(1, key)
+                    try tombstone.bind(2, id)
+                    if let segments { try tombstone.bind(3, segments) } else { try tombstone.bindNull(3) }
+                    if let payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
+                    try tombstone.run()
+                }
+                return plan.removedFromHistory
+            }
+        }
+    }
+
     /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }

@@ -81,7 +81,8 @@ enum Schema {
     static let insertThread = SQL(6, "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)")
     static let selectHeadManifest = SQL(
         7, "SELECT id, manifest, pause IS NOT NULL FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
-    static let selectManifest = SQL(8, "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
+    static let selectManifest = SQL(
+        8, "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2 AND length(manifest) > 0")
     static let insertCheckpoint = SQL(
         9,
         """
@@ -107,7 +108,7 @@ enum Schema {
                c.pause, a.pause_id, a.response, a.answered_at
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
         LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
-        WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3
+        WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3 AND length(c.manifest) > 0
         """)
     static let selectPayload = SQL(12, "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
     /// A list's rows, newest first from its tip; the reader stops once the chain is complete.
@@ -127,7 +128,7 @@ enum Schema {
     static let statistics = SQL(
         17,
         """
-        SELECT count(*), count(segments) + count(payload),
+        SELECT coalesce(sum(length(manifest) > 0), 0), count(segments) + count(payload),
                coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0)
         FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)
         """)
@@ -152,6 +153,23 @@ enum Schema {
         """)
     static let deleteAnswers =
         SQL(25, "DELETE FROM answers WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
+    // Retention.
+    static let selectRetentionRows = SQL(
+        27,
+        """
+        SELECT c.id, c.parent_id, c.manifest, c.segments, c.pause IS NOT NULL AND a.checkpoint_id IS NULL
+        FROM checkpoints c LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
+        WHERE c.thread_key = ?1
+        """)
+    /// A pruned row keeps its content (segments, payload) but leaves the history: no manifest.
+    static let tombstoneCheckpoint = SQL(
+        28,
+        """
+        UPDATE checkpoints SET manifest = x'', metadata = NULL, pause = NULL, segments = ?3, payload = ?4
+        WHERE thread_key = ?1 AND id = ?2
+        """)
+    static let selectRowContent = SQL(30, "SELECT segments, payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
+    static let deleteCheckpoint = SQL(29, "DELETE FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
     static let deleteWaitingOfThread =
         SQL(26, "DELETE FROM waiting_pauses WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
     static let insertMigration = SQL(19, "INSERT INTO checkpoint_migrations (name, applied_at) VALUES (?1, ?2)")

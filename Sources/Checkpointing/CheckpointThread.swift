@@ -130,7 +130,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             throw CheckpointError(.encodingFailed, "the prompt of type \(Prompt.self) could not be encoded")
         }
         let pause = try Pause(reason: reason, prompt: encoded, expiresAt: expiresAt)
-        try await save(state, metadata: metadata, pause: pause)
+        _ = try await save(state, metadata: metadata, pause: pause)
         return pause
     }
 
@@ -195,6 +195,13 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false, pause: pause)
         base.withLock { $0 = next }
         return write.id
+    }
+
+    /// Keeps the newest `count` checkpoints and every unanswered pause, and removes the rest
+    /// from the history; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
+    @discardableResult
+    public func prune(keepingLatest count: Int) async throws -> Int {
+        try await checkpointer.prune(thread: id, namespace: namespace, keepingLatest: count)
     }
 
     /// Lists this thread's checkpoints newest first; see

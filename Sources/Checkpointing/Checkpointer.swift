@@ -43,6 +43,15 @@ public protocol Checkpointer: Sendable {
     /// Deleting a thread that does not exist is not an error.
     func deleteThread(_ thread: ThreadID) async throws
 
+    /// Retention: keeps the newest `count` checkpoints of a thread's namespace and removes the
+    /// older ones from its history, except that a checkpoint whose pause has no answer is never
+    /// removed. Content that kept checkpoints still use (the messages of a conversation, a value
+    /// stored long ago and unchanged since) stays; content nothing uses any more is deleted.
+    ///
+    /// - Returns: how many checkpoints left the history.
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` when `count` is below 1.
+    func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int
+
     /// Reports what a thread occupies in the store, in every namespace.
     func storageStatistics(thread: ThreadID) async throws -> StorageStatistics
 

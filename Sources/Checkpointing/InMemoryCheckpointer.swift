@@ -206,6 +206,42 @@ public actor InMemoryCheckpointer: Checkpointer {
         threads[thread]?.namespaces[namespace]?.answeredPauses.insert(pauseID)
     }
 
+    /// Keeps the newest checkpoints and unanswered pauses; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
+    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+        try checkOpen()
+        try validateRetention(count)
+        guard let store = threads[thread], let space = store.namespaces[namespace] else { return 0 }
+        var rows: [CheckpointID: RetentionRow] = [:]
+        for (id, stored) in space.checkpoints {
+            rows[id] = RetentionRow(
+                id: id, manifest: stored.manifest, awaitsAnswer: stored.pause != nil && space.answers[id] == nil,
+                links: [:])
+        }
+        for key in store.payloads.keys where key.namespace == namespace && rows[key.version] == nil {
+            rows[key.version] = RetentionRow(id: key.version, manifest: nil, awaitsAnswer: false, links: [:])
+        }
+        for (key, segment) in store.segments where key.namespace == namespace {
+            rows[key.version, default: RetentionRow(id: key.version, manifest: nil, awaitsAnswer: false, links: [:])]
+                .links[key.channel] = .some(segment.previous)
+        }
+        let plan = RetentionPlan(rows: Array(rows.values), keepingLatest: count)
+        modify(thread) { store in
+            for id in plan.delete.union(plan.tombstone.keys) {
+                store.namespaces[namespace]?.checkpoints[id] = nil
+            }
+            store.namespaces[namespace]?.ids.removeAll { !plan.keep.contains($0) }
+            store.payloads = store.payloads.filter { key, _ in
+                key.namespace != namespace || plan.keep.contains(key.version)
+                    || plan.tombstone[key.version]?.values.contains(key.channel) == true
+            }
+            store.segments = store.segments.filter { key, _ in
+                key.namespace != namespace || plan.keep.contains(key.version)
+                    || plan.tombstone[key.version]?.segments.contains(key.channel) == true
+            }
+        }
+        return plan.removedFromHistory
+    }
+
     /// Drops everything; later calls fail with ``CheckpointError/Code/closed``.
     public func close() async throws {
         isClosed = true

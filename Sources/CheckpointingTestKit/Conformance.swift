@@ -79,5 +79,5 @@ public enum CheckpointerConformance {
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
-    ] + pauseChecks + [closedCheckpointer]
+    ] + pauseChecks + retentionChecks + [closedCheckpointer]
 }
