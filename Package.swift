@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Checkpointing", targets: ["Checkpointing"]),
         .library(name: "CheckpointSQLite", targets: ["CheckpointSQLite"]),
+        .library(name: "CheckpointEncryption", targets: ["CheckpointEncryption"]),
         .library(name: "CheckpointingTestKit", targets: ["CheckpointingTestKit"]),
         .executable(name: "example-agent", targets: ["ExampleAgent"]),
     ],
@@ -37,6 +38,16 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .systemLibrary(
+            name: "CCheckpointSodium",
+            path: "Sources/CCheckpointSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "CheckpointEncryption",
+            dependencies: ["Checkpointing", "CCheckpointSodium"]
+        ),
         .target(
             name: "CheckpointingTestKit",
             dependencies: ["Checkpointing"]
@@ -52,6 +63,10 @@ let package = Package(
                 "Checkpointing", "CheckpointingTestKit",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
+        ),
+        .testTarget(
+            name: "CheckpointEncryptionTests",
+            dependencies: ["Checkpointing", "CheckpointEncryption", "CheckpointSQLite", "CheckpointingTestKit"]
         ),
         .testTarget(
             name: "CheckpointSQLiteTests",

@@ -16,7 +16,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
             case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
-            case alreadyResumed, stalePause, pauseExpired
+            case alreadyResumed, stalePause, pauseExpired, decryptionFailed
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -49,6 +49,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let stalePause = Code(.stalePause)
         /// The pause expired before it was answered.
         public static let pauseExpired = Code(.pauseExpired)
+        /// A sealed value could not be opened: wrong key, unknown key id, tampered or truncated
+        /// bytes, or a value moved from another thread or field. The message says which.
+        public static let decryptionFailed = Code(.decryptionFailed)
         /// The backend failed in a way not covered by another code; see ``CheckpointError/nativeCode``.
         public static let backendFailure = Code(.backendFailure)
 
@@ -70,6 +73,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case .alreadyResumed: "alreadyResumed"
             case .stalePause: "stalePause"
             case .pauseExpired: "pauseExpired"
+            case .decryptionFailed: "decryptionFailed"
             }
         }
     }

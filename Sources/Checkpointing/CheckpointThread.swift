@@ -46,13 +46,21 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private let base = Mutex<Base?>(nil)
     private let capture = ChannelCapture()
     private let decoding = ChannelDecoding()
+    /// How the state is sealed, if it is.
+    public let sealing: Sealing?
 
-    /// Creates a façade; see ``Checkpointer/thread(_:namespace:as:)``.
-    public init(checkpointer: any Checkpointer, id: ThreadID, namespace: String = "") throws(CheckpointError) {
+    /// Creates a façade; see ``Checkpointer/thread(_:namespace:as:sealing:)``.
+    ///
+    /// - Parameter sealing: seals what the façade stores (``Sealing/wholeState(_:)``); `nil`
+    ///   stores plain bytes. Reading checkpoints written with another setting fails.
+    public init(
+        checkpointer: any Checkpointer, id: ThreadID, namespace: String = "", sealing: Sealing? = nil
+    ) throws(CheckpointError) {
         try NamespaceValidation.validate(namespace)
         self.checkpointer = checkpointer
         self.id = id
         self.namespace = namespace
+        self.sealing = sealing
     }
 
     /// The id of the checkpoint the next ``save(_:metadata:)`` will follow, or `nil` before the
@@ -65,10 +73,11 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// - Throws: ``CheckpointError/Code/decodingFailed`` when the stored channels do not decode
     ///   as `State`; ``CheckpointError/Code/corruptData`` when stored bytes are damaged.
     public func latest() async throws -> State? {
-        guard let checkpoint = try await checkpointer.head(thread: id, namespace: namespace) else {
+        guard let stored = try await checkpointer.head(thread: id, namespace: namespace) else {
             base.withLock { $0 = nil }
             return nil
         }
+        let checkpoint = try opened(stored)
         let state = try decode(checkpoint)
         let next = makeBase(checkpoint, state: state, forks: false)
         base.withLock { $0 = next }
@@ -79,7 +88,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     ///
     /// - Throws: ``CheckpointError/Code/notFound`` when the thread has no such checkpoint.
     public func state(at checkpointID: CheckpointID) async throws -> State {
-        try decode(try await load(checkpointID))
+        try decode(try opened(try await load(checkpointID)))
     }
 
     /// Time travel: reads a past checkpoint and makes it the parent of the next save, which
@@ -88,7 +97,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     ///
     /// - Throws: ``CheckpointError/Code/notFound`` when the thread has no such checkpoint.
     public func rewind(to checkpointID: CheckpointID) async throws -> State {
-        let checkpoint = try await load(checkpointID)
+        let checkpoint = try opened(try await load(checkpointID))
         let state = try decode(checkpoint)
         let next = makeBase(checkpoint, state: state, forks: true)
         base.withLock { $0 = next }
@@ -129,7 +138,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         } catch {
             throw CheckpointError(.encodingFailed, "the prompt of type \(Prompt.self) could not be encoded")
         }
-        let pause = try Pause(reason: reason, prompt: encoded, expiresAt: expiresAt)
+        var pause = try Pause(reason: reason, prompt: encoded, expiresAt: expiresAt)
+        if let sealing {
+            pause.prompt = try sealing.seal(encoded, .prompt(pauseID: pause.id), thread: id, namespace: namespace)
+        }
         _ = try await save(state, metadata: metadata, pause: pause)
         return pause
     }
@@ -155,7 +167,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// Records a person's answer to this thread's pause, exactly once; see
     /// ``Checkpointer/resume(thread:namespace:pauseID:response:at:)`` for the errors.
     public func resume<Answer: Encodable>(_ pauseID: UUID, with answer: Answer, at now: Date = Date()) async throws {
-        try await checkpointer.resume(thread: id, namespace: namespace, pauseID: pauseID, with: answer, at: now)
+        try await checkpointer.resume(
+            thread: id, namespace: namespace, pauseID: pauseID, with: answer, at: now, sealing: sealing)
     }
 
     private func save(_ state: State, metadata: Metadata, pause: Pause?) async throws -> CheckpointID {
@@ -169,16 +182,18 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             for (name, channel) in captured {
                 switch channel {
                 case .value(let data):
-                    writes[name] = previous?.values[name] == data ? .unchanged : .value(data)
+                    writes[name] =
+                        previous?.values[name] == data
+                        ? .unchanged : .value(try seal(data, .value(channel: name)))
                     values[name] = data
                 case .list(let list):
                     if case .list(let old)? = previousLists[name], let prefix = list.channelPrefixLength(of: old) {
                         writes[name] =
                             prefix == list.channelElementCount
                             ? .unchanged
-                            : .append(try list.encodeChannelElements(from: prefix, using: capture.encoder))
+                            : .append(try seal(list.encodeChannelElements(from: prefix, using: capture.encoder), of: name, from: prefix))
                     } else {
-                        writes[name] = .list(try list.encodeChannelElements(from: 0, using: capture.encoder))
+                        writes[name] = .list(try seal(list.encodeChannelElements(from: 0, using: capture.encoder), of: name, from: 0))
                     }
                 }
             }
@@ -210,6 +225,43 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         before: CheckpointID? = nil, limit: Int = 100, where filter: Metadata = [:]
     ) async throws -> [CheckpointSummary] {
         try await checkpointer.history(thread: id, namespace: namespace, before: before, limit: limit, where: filter)
+    }
+
+    private func seal(_ data: Data, _ place: SealedPlace) throws -> Data {
+        guard let sealing else { return data }
+        return try sealing.seal(data, place, thread: id, namespace: namespace)
+    }
+
+    private func seal(_ elements: [Data], of channel: String, from start: Int) throws -> [Data] {
+        guard sealing != nil else { return elements }
+        return try elements.enumerated().map { offset, element in
+            try seal(element, .element(channel: channel, index: start + offset))
+        }
+    }
+
+    /// The checkpoint with its channels, prompt and answer opened, when the façade seals.
+    private func opened(_ checkpoint: Checkpoint) throws -> Checkpoint {
+        guard let sealing else { return checkpoint }
+        var opened = checkpoint
+        for (name, channel) in checkpoint.channels {
+            switch channel {
+            case .value(let data):
+                opened.channels[name] = .value(try sealing.open(data, .value(channel: name), thread: id, namespace: namespace))
+            case .list(let elements):
+                opened.channels[name] = .list(
+                    try elements.enumerated().map { index, element in
+                        try sealing.open(element, .element(channel: name, index: index), thread: id, namespace: namespace)
+                    })
+            }
+        }
+        if let pause = checkpoint.pause {
+            opened.pause?.prompt = try sealing.open(pause.prompt, .prompt(pauseID: pause.id), thread: id, namespace: namespace)
+            if let answer = checkpoint.answer {
+                opened.answer?.response = try sealing.open(
+                    answer.response, .answer(pauseID: pause.id), thread: id, namespace: namespace)
+            }
+        }
+        return opened
     }
 
     private func load(_ checkpointID: CheckpointID) async throws -> Checkpoint {
@@ -266,15 +318,15 @@ extension Checkpointer {
     /// - Throws: ``CheckpointError/Code/invalidThreadID`` or
     ///   ``CheckpointError/Code/invalidArgument`` for a bad id or namespace.
     public func thread<State: Codable & Sendable>(
-        _ id: String, namespace: String = "", as type: State.Type = State.self
+        _ id: String, namespace: String = "", as type: State.Type = State.self, sealing: Sealing? = nil
     ) throws(CheckpointError) -> CheckpointThread<State> {
-        try CheckpointThread(checkpointer: self, id: ThreadID(id), namespace: namespace)
+        try CheckpointThread(checkpointer: self, id: ThreadID(id), namespace: namespace, sealing: sealing)
     }
 
-    /// Makes the typed façade for one thread of this store.
+    /// Makes the typed façade for one thread of this store; `sealing` seals what it stores.
     public func thread<State: Codable & Sendable>(
-        _ id: ThreadID, namespace: String = "", as type: State.Type = State.self
+        _ id: ThreadID, namespace: String = "", as type: State.Type = State.self, sealing: Sealing? = nil
     ) throws(CheckpointError) -> CheckpointThread<State> {
-        try CheckpointThread(checkpointer: self, id: id, namespace: namespace)
+        try CheckpointThread(checkpointer: self, id: id, namespace: namespace, sealing: sealing)
     }
 }

@@ -80,14 +80,20 @@ public protocol Checkpointer: Sendable {
 
 extension Checkpointer {
     /// Records a person's answer, encoded as JSON; see ``resume(thread:namespace:pauseID:response:at:)``.
+    ///
+    /// - Parameter sealing: seals the answer, for a thread whose façade seals its state.
     public func resume<Answer: Encodable>(
-        thread: ThreadID, namespace: String = "", pauseID: UUID, with answer: Answer, at now: Date = Date()
+        thread: ThreadID, namespace: String = "", pauseID: UUID, with answer: Answer, at now: Date = Date(),
+        sealing: Sealing? = nil
     ) async throws {
-        let response: Data
+        var response: Data
         do {
             response = try JSONEncoder().encode(answer)
         } catch {
             throw CheckpointError(.encodingFailed, "the answer of type \(Answer.self) could not be encoded")
+        }
+        if let sealing {
+            response = try sealing.seal(response, .answer(pauseID: pauseID), thread: thread, namespace: namespace)
         }
         try await resume(thread: thread, namespace: namespace, pauseID: pauseID, response: response, at: now)
     }

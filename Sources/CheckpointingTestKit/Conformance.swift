@@ -73,6 +73,10 @@ public struct ConformanceCheck: Sendable, CustomStringConvertible {
 /// }
 /// ```
 public enum CheckpointerConformance {
+    /// When set (`CheckpointerConformance.$sealing.withValue(.wholeState(sealer)) { ... }`),
+    /// every façade the checks make seals what it stores, so that the suite runs over sealed state.
+    @TaskLocal public static var sealing: Sealing?
+
     /// Every check of the suite.
     public static let checks: [ConformanceCheck] = [
         typedRoundTrip, headAndByID, historyOrderBeforeLimitFilter, racingWriters, manyRacingWriters,
@@ -80,4 +84,13 @@ public enum CheckpointerConformance {
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
     ] + pauseChecks + retentionChecks + [closedCheckpointer]
+}
+
+extension Checkpointer {
+    /// The façade the checks use: sealed when ``CheckpointerConformance/sealing`` is set.
+    func facade<State: Codable & Sendable>(
+        _ id: ThreadID, namespace: String = "", as type: State.Type
+    ) throws(CheckpointError) -> CheckpointThread<State> {
+        try thread(id, namespace: namespace, as: type, sealing: CheckpointerConformance.sealing)
+    }
 }

@@ -50,7 +50,7 @@ extension CheckpointerConformance {
 
     static let pauseListResumeContinue = ConformanceCheck("pause, list, resume, continue") { checkpointer in
         let id = uniqueThread("hitl")
-        let agent = try checkpointer.thread(id, as: TestAgentState.self)
+        let agent = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState(messages: [sampleMessage(0)], turn: 1)
         try await agent.save(state)
         state.messages.append(TestMessage(role: "assistant", text: "I need approval for a refund."))
@@ -61,16 +61,16 @@ extension CheckpointerConformance {
         let inbox = try await allPausedThreads(checkpointer, InboxQuery())
         try await require(inbox.map(\.thread) == [id], "the paused thread is in the inbox")
         try await require(inbox.first?.pause.id == pause.id, "with its pause")
-        try await require(try inbox.first?.prompt(as: ApprovalPrompt.self) == prompt, "and its prompt")
+        try await require(try inbox.first.map(decodePrompt) == prompt, "and its prompt")
 
         // Another process (here: another façade) answers.
-        let reviewer = try checkpointer.thread(id, as: TestAgentState.self)
+        let reviewer = try checkpointer.facade(id, as: TestAgentState.self)
         try await reviewer.resume(pause.id, with: ApprovalAnswer(approved: true, reviewer: "ana"))
         try await require(
             try await checkpointer.pausedThreads(InboxQuery()).items.isEmpty, "an answered thread leaves the inbox")
 
         // The agent starts again, finds the answer and goes on.
-        let restarted = try checkpointer.thread(id, as: TestAgentState.self)
+        let restarted = try checkpointer.facade(id, as: TestAgentState.self)
         guard var resumed = try await restarted.latest() else {
             throw ConformanceFailure(message: "the paused state is missing", file: #filePath, line: #line)
         }
@@ -95,14 +95,15 @@ extension CheckpointerConformance {
     static let concurrentResumes = ConformanceCheck("16 concurrent resumes of one pause: exactly one wins") {
         checkpointer in
         let id = uniqueThread("resumes")
-        let agent = try checkpointer.thread(id, as: TestAgentState.self)
+        let agent = try checkpointer.facade(id, as: TestAgentState.self)
         let pause = try await agent.pause(TestAgentState(turn: 1), reason: "confirm", prompt: "Send the email?")
         let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
             for index in 0..<16 {
                 group.addTask {
                     do {
                         try await checkpointer.resume(
-                            thread: id, pauseID: pause.id, with: ApprovalAnswer(approved: true, reviewer: "r\(index)"))
+                            thread: id, pauseID: pause.id, with: ApprovalAnswer(approved: true, reviewer: "r\(index)"),
+                            sealing: CheckpointerConformance.sealing)
                         return "ok r\(index)"
                     } catch let error as CheckpointError where error.code == .alreadyResumed {
                         return "already"
@@ -123,7 +124,7 @@ extension CheckpointerConformance {
 
     static let staleAndExpiredPauses = ConformanceCheck("stale and expired pauses are refused") { checkpointer in
         let id = uniqueThread("stale")
-        let agent = try checkpointer.thread(id, as: TestAgentState.self)
+        let agent = try checkpointer.facade(id, as: TestAgentState.self)
         let old = try await agent.pause(TestAgentState(turn: 1), reason: "approve", prompt: "first?")
         try await agent.save(TestAgentState(turn: 2))  // the agent went on without an answer
         try await requireError(.stalePause) { try await agent.resume(old.id, with: "yes") }
@@ -158,7 +159,7 @@ extension CheckpointerConformance {
             let tenant = tenants[index % 2]
             let reason = index % 3 == 0 ? "refund" : "email"
             let id = try ThreadID("\(tenant):user-\(index)-\(UUID().uuidString.prefix(8))")
-            try await checkpointer.thread(id, as: TestAgentState.self)
+            try await checkpointer.facade(id, as: TestAgentState.self)
                 .pause(TestAgentState(turn: index), reason: reason, prompt: index)
             expected["\(tenant)/\(reason)", default: []].append(id)
             expected["\(tenant)/*", default: []].append(id)
@@ -187,7 +188,7 @@ extension CheckpointerConformance {
         var first: Set<ThreadID> = []
         for index in 0..<20 {
             let id = uniqueThread("page\(index)")
-            try await checkpointer.thread(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: index)
+            try await checkpointer.facade(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: index)
             first.insert(id)
         }
         var seen: [ThreadID] = []
@@ -201,7 +202,7 @@ extension CheckpointerConformance {
             // New pauses arrive between pages.
             for _ in 0..<2 where pages < 6 {
                 let id = uniqueThread("arrival")
-                try await checkpointer.thread(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: 0)
+                try await checkpointer.facade(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: 0)
                 arrivals.insert(id)
             }
             guard let next = page.next else { break }
@@ -216,12 +217,14 @@ extension CheckpointerConformance {
     static let answeredPauseSurvivesAReopen = ConformanceCheck("an answer is kept when the agent stops before going on") {
         checkpointer in
         let id = uniqueThread("crash")
-        let agent = try checkpointer.thread(id, as: TestAgentState.self)
+        let agent = try checkpointer.facade(id, as: TestAgentState.self)
         let pause = try await agent.pause(TestAgentState(turn: 7), reason: "approve", prompt: "ok?")
-        try await checkpointer.resume(thread: id, pauseID: pause.id, with: ApprovalAnswer(approved: false, reviewer: "bo"))
+        try await checkpointer.resume(
+            thread: id, pauseID: pause.id, with: ApprovalAnswer(approved: false, reviewer: "bo"),
+            sealing: CheckpointerConformance.sealing)
         // The agent process died before it read the answer: a fresh one finds it, twice.
         for _ in 0..<2 {
-            let fresh = try checkpointer.thread(id, as: TestAgentState.self)
+            let fresh = try checkpointer.facade(id, as: TestAgentState.self)
             try await require(try await fresh.latest()?.turn == 7, "the paused state is there")
             try await require(
                 try fresh.answer(as: ApprovalAnswer.self) == ApprovalAnswer(approved: false, reviewer: "bo"),
@@ -230,3 +233,11 @@ extension CheckpointerConformance {
     }
 }
 
+
+/// Decodes an inbox prompt, opening it first when the suite runs sealed.
+func decodePrompt(_ item: PausedThread) throws -> ApprovalPrompt {
+    if let sealing = CheckpointerConformance.sealing {
+        return try item.prompt(as: ApprovalPrompt.self, sealing: sealing)
+    }
+    return try item.prompt(as: ApprovalPrompt.self)
+}

@@ -7,7 +7,7 @@ extension CheckpointerConformance {
 
     static let pruneKeepsTheNewestWhole = ConformanceCheck("prune keeps the newest checkpoints whole") { checkpointer in
         let id = uniqueThread("prune")
-        let thread = try checkpointer.thread(id, as: TestAgentState.self)
+        let thread = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState()
         var saved: [(CheckpointID, TestAgentState)] = []
         for turn in 0..<30 {
@@ -57,7 +57,7 @@ extension CheckpointerConformance {
     static let pruneNeverRemovesUnansweredPauses = ConformanceCheck("prune never removes an unanswered pause") {
         checkpointer in
         let id = uniqueThread("retained")
-        let thread = try checkpointer.thread(id, as: TestAgentState.self)
+        let thread = try checkpointer.facade(id, as: TestAgentState.self)
         try await thread.save(TestAgentState(turn: 0))
         let answered = try await thread.pause(TestAgentState(turn: 1), reason: "approve", prompt: "first?")
         try await thread.resume(answered.id, with: "yes")
@@ -76,7 +76,7 @@ extension CheckpointerConformance {
 
         // A paused head stays too, whatever the count.
         let waiting = uniqueThread("waiting")
-        let agent = try checkpointer.thread(waiting, as: TestAgentState.self)
+        let agent = try checkpointer.facade(waiting, as: TestAgentState.self)
         for turn in 0..<3 { try await agent.save(TestAgentState(turn: turn)) }
         let pause = try await agent.pause(TestAgentState(turn: 3), reason: "approve", prompt: "ok?")
         try await agent.prune(keepingLatest: 1)

@@ -1,0 +1,213 @@
+import CheckpointEncryption
+import CheckpointSQLite
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Testing
+
+let marker = "PLAINTEXT-MARKER-7f3a9c"
+
+func keyProvider(_ ids: [String]) throws -> StaticKeyProvider {
+    try StaticKeyProvider(keys: ids.map { try SecretKey(id: $0, base64: SecretKey.generateBase64()) })
+}
+
+/// A database file in a fresh temporary folder.
+struct TemporaryFolder: ~Copyable {
+    let url: URL
+    var database: String { url.appendingPathComponent("sealed.db").path }
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-sealed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    /// Every byte of the database: the file, its WAL and its shared memory.
+    func allBytes() throws -> Data {
+        var bytes = Data()
+        for suffix in ["", "-wal", "-shm"] {
+            if let data = FileManager.default.contents(atPath: database + suffix) { bytes.append(data) }
+        }
+        return bytes
+    }
+}
+
+@Suite("Conformance over sealed state")
+struct SealedConformanceTests {
+    static let sealing = Sealing.wholeState(SodiumSealer(keys: try! keyProvider(["k1"])))
+
+    @Test(arguments: CheckpointerConformance.checks)
+    func inMemory(_ check: ConformanceCheck) async throws {
+        try await CheckpointerConformance.$sealing.withValue(Self.sealing) {
+            try await check.run(against: InMemoryCheckpointer())
+        }
+    }
+
+    @Test(arguments: CheckpointerConformance.checks)
+    func sqlite(_ check: ConformanceCheck) async throws {
+        let folder = try TemporaryFolder()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        try await CheckpointerConformance.$sealing.withValue(Self.sealing) {
+            try await check.run(against: checkpointer)
+        }
+        try await checkpointer.close()
+    }
+}
+
+@Suite("Encryption")
+struct EncryptionTests {
+    @Test func noPlaintextReachesTheSQLiteFile() async throws {
+        let folder = try TemporaryFolder()
+        var configuration = SQLiteCheckpointer.Configuration(path: folder.database)
+        configuration.walCheckpointPages = 1
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let sealing = Sealing.wholeState(SodiumSealer(keys: try keyProvider(["k1"])))
+        let thread = try checkpointer.thread("tenant:secret", as: TestAgentState.self, sealing: sealing)
+        var state = TestAgentState(document: "doc " + marker, turn: 1, note: marker)
+        for index in 0..<20 {
+            state.messages.append(TestMessage(role: "user", text: "\(index) \(marker) \(sampleText(200, seed: index))"))
+            try await thread.save(state)
+        }
+        let pause = try await thread.pause(state, reason: "approve", prompt: "prompt " + marker)
+        try await thread.resume(pause.id, with: "answer " + marker)
+        #expect(try await checkpointer.thread("tenant:secret", as: TestAgentState.self, sealing: sealing).latest() == state)
+        try await checkpointer.close()
+        let bytes = try folder.allBytes()
+        #expect(bytes.count > 10_000)
+        #expect(bytes.range(of: Data(marker.utf8)) == nil, "the marker is in the file")
+        #expect(bytes.range(of: Data("approve".utf8)) != nil, "the pause reason stays plain, for the inbox")
+    }
+
+    @Test func aSealedValueOpensOnlyWhereItBelongs() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let sealing = Sealing.wholeState(SodiumSealer(keys: try keyProvider(["k1"])))
+        let first = try checkpointer.thread("a:one", as: TestAgentState.self, sealing: sealing)
+        try await first.save(TestAgentState(messages: [sampleMessage(1), sampleMessage(2)], document: "alpha", turn: 1))
+        let stored = try #require(try await checkpointer.head(thread: ThreadID("a:one")))
+
+        func copy(_ channels: [String: ChannelWrite], to thread: String) async throws -> CheckpointError? {
+            try await checkpointer.put(CheckpointWrite(thread: ThreadID(thread), parentID: nil, step: 0, channels: channels))
+            do {
+                _ = try await checkpointer.thread(thread, as: TestAgentState.self, sealing: sealing).latest()
+                return nil
+            } catch let error as CheckpointError {
+                return error
+            }
+        }
+        let writes = stored.channels.mapValues { value -> ChannelWrite in
+            switch value {
+            case .value(let data): .value(data)
+            case .list(let elements): .list(elements)
+            }
+        }
+        // The same bytes in another thread.
+        #expect(try await copy(writes, to: "a:two")?.code == .decryptionFailed)
+        // A value moved to another field.
+        var swapped = writes
+        swapped["document"] = writes["turn"]
+        swapped["turn"] = writes["document"]
+        #expect(try await copy(swapped, to: "a:three")?.code == .decryptionFailed)
+        // List elements in another order.
+        guard case .list(let elements)? = stored.channels["messages"] else {
+            Issue.record("messages is not a list")
+            return
+        }
+        var reordered = writes
+        reordered["messages"] = .list(elements.reversed())
+        #expect(try await copy(reordered, to: "a:four")?.code == .decryptionFailed)
+        // The bytes where they were still open.
+        #expect(try await copy(writes, to: "a:one-again") != nil, "another thread id is another place")
+    }
+
+    @Test func everyBitFlipIsRejected() throws {
+        let sealer = SodiumSealer(keys: try keyProvider(["k1"]))
+        let thread = try ThreadID("t")
+        let plaintext = Data(sampleText(64, seed: 3).utf8)
+        let sealed = try sealer.seal(plaintext, thread: thread, associatedData: Data("place".utf8))
+        #expect(try sealer.open(sealed, thread: thread, associatedData: Data("place".utf8)) == plaintext)
+        var rejected = 0
+        for index in sealed.indices {
+            for bit in 0..<8 {
+                var flipped = sealed
+                flipped[index] ^= UInt8(1 << bit)
+                do {
+                    _ = try sealer.open(flipped, thread: thread, associatedData: Data("place".utf8))
+                } catch let error as CheckpointError where error.code == .decryptionFailed {
+                    rejected += 1
+                }
+            }
+        }
+        #expect(rejected == sealed.count * 8)
+        for length in [0, 1, 2, 10, sealed.count - 1] {
+            let error = #expect(throws: CheckpointError.self) {
+                try sealer.open(sealed.prefix(length), thread: thread, associatedData: Data("place".utf8))
+            }
+            #expect(error?.code == .decryptionFailed)
+        }
+        let elsewhere = #expect(throws: CheckpointError.self) {
+            try sealer.open(sealed, thread: thread, associatedData: Data("other place".utf8))
+        }
+        #expect(elsewhere?.code == .decryptionFailed)
+    }
+
+    @Test func rotatedKeysStillOpenOldCheckpoints() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let old = try SecretKey(id: "2026-01", base64: SecretKey.generateBase64())
+        let new = try SecretKey(id: "2026-02", base64: SecretKey.generateBase64())
+        let before = Sealing.wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [old])))
+        let after = Sealing.wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [new, old])))
+        let id = try ThreadID("rotation")
+        let writer = try checkpointer.thread(id, as: TestAgentState.self, sealing: before)
+        let first = try await writer.save(TestAgentState(document: sampleText(300, seed: 1), turn: 1))
+
+        let rotated = try checkpointer.thread(id, as: TestAgentState.self, sealing: after)
+        #expect(try await rotated.latest()?.turn == 1, "an old checkpoint opens after rotation")
+        let second = try await rotated.save(TestAgentState(document: sampleText(300, seed: 2), turn: 2))
+        let stored = try #require(try await checkpointer.checkpoint(thread: id, namespace: "", id: second))
+        guard case .value(let sealed)? = stored.channels["document"] else {
+            Issue.record("document is not a value")
+            return
+        }
+        #expect(String(decoding: sealed.dropFirst(2).prefix(7), as: UTF8.self) == "2026-02", "new values use the new key")
+        #expect(try await rotated.state(at: first).turn == 1)
+
+        // Without the old key, the old checkpoint no longer opens, and says why.
+        let newOnly = Sealing.wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [new])))
+        let forgetful = try checkpointer.thread(id, as: TestAgentState.self, sealing: newOnly)
+        #expect(try await forgetful.latest()?.turn == 2)
+        let error = await #expect(throws: CheckpointError.self) { try await forgetful.state(at: first) }
+        #expect(error?.code == .decryptionFailed)
+        #expect(error?.message.contains("unknown key id '2026-01'") == true)
+
+        // A wrong key with the right id fails too.
+        let impostor = try SecretKey(id: "2026-02", base64: SecretKey.generateBase64())
+        let wrong = Sealing.wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [impostor])))
+        let wrongError = await #expect(throws: CheckpointError.self) {
+            try await checkpointer.thread(id, as: TestAgentState.self, sealing: wrong).latest()
+        }
+        #expect(wrongError?.code == .decryptionFailed)
+    }
+
+    @Test func keysComeFromTheEnvironmentOrAFile() throws {
+        let one = SecretKey.generateBase64()
+        let two = SecretKey.generateBase64()
+        let provider = try StaticKeyProvider.fromEnvironment(environment: ["CHECKPOINT_KEYS": "new:\(two), old:\(one)"])
+        #expect(provider.currentID == "new")
+        #expect(try provider.key(id: "old", for: ThreadID("t")) != nil)
+        let folder = try TemporaryFolder()
+        let path = folder.url.appendingPathComponent("keys").path
+        try Data("k2:\(two)\nk1:\(one)\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(try StaticKeyProvider.fromFile(path).currentID == "k2")
+        for bad in ["", "nocolon", "k:notbase64!", "k:\(Data(count: 16).base64EncodedString())", "a b:\(one)", "k:\(one),k:\(two)"] {
+            let error = #expect(throws: CheckpointError.self, "\(bad)") {
+                try StaticKeyProvider(text: bad)
+            }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.description.contains(one) == false)
+        }
+        #expect(throws: CheckpointError.self) { try StaticKeyProvider.fromFile("/nonexistent/keys") }
+        let key = try SecretKey(id: "visible", base64: one)
+        #expect(!key.description.contains(one) && key.description.contains("visible"))
+    }
+}
