@@ -86,6 +86,45 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// Where encryption keys come from: an environment variable or a key file (never the keys
+/// themselves, so that a configuration value can be printed). `CheckpointEncryption` reads it.
+public struct KeySource: Sendable, Hashable, CustomStringConvertible {
+    /// The environment variable that holds the keys, if that is the source.
+    public var environmentVariable: String?
+    /// The key file, if that is the source.
+    public var filePath: String?
+
+    /// Keys from an environment variable (`id:base64` entries, the first one sealing).
+    public static func environment(_ name: String) -> KeySource { KeySource(environmentVariable: name, filePath: nil) }
+
+    /// Keys from a file (`id:base64` entries, one per line, the first one sealing).
+    public static func file(_ path: String) -> KeySource { KeySource(environmentVariable: nil, filePath: path) }
+
+    /// Parses `env:NAME` or `file:/path/to/keys`.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for anything else.
+    public init(_ text: String) throws(CheckpointError) {
+        if text.hasPrefix("env:"), text.count > 4 {
+            self = .environment(String(text.dropFirst(4)))
+        } else if text.hasPrefix("file:"), text.count > 5 {
+            self = .file(String(text.dropFirst(5)))
+        } else {
+            throw CheckpointError(.invalidConfiguration, "a key source is env:NAME or file:/path, not '\(text.prefix(40))'")
+        }
+    }
+
+    private init(environmentVariable: String?, filePath: String?) {
+        self.environmentVariable = environmentVariable
+        self.filePath = filePath
+    }
+
+    /// `env:NAME` or `file:PATH`.
+    public var description: String {
+        if let environmentVariable { return "env:\(environmentVariable)" }
+        return "file:\(filePath ?? "")"
+    }
+}
+
 /// A backend that can be picked by URL scheme, such as `SQLiteCheckpointer.backend`.
 public protocol CheckpointerBackend: Sendable {
     /// The URL schemes this backend opens.
@@ -107,17 +146,25 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
     /// The environment variable read by ``fromEnvironment(_:default:environment:)`` unless told otherwise.
     public static let defaultEnvironmentVariable = "CHECKPOINTER_URL"
 
+    /// The environment variable ``fromEnvironment(_:default:environment:)`` reads the key
+    /// source from.
+    public static let keysEnvironmentVariable = "CHECKPOINTER_KEYS"
+
     /// The store's URL.
     public var url: CheckpointerURL
+    /// Where encryption keys come from, when the state is sealed; `nil` when it is not.
+    public var keySource: KeySource?
 
-    /// Creates a configuration from a URL.
+    /// Creates a configuration from a URL and, optionally, a key source.
     ///
     /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for a malformed URL.
-    public init(url: String) throws(CheckpointError) {
+    public init(url: String, keySource: KeySource? = nil) throws(CheckpointError) {
         self.url = try CheckpointerURL(url)
+        self.keySource = keySource
     }
 
-    /// Reads the URL from an environment variable.
+    /// Reads the URL from an environment variable, and the key source from
+    /// `CHECKPOINTER_KEYS` (`env:NAME` or `file:/path`) when it is set.
     ///
     /// - Parameters:
     ///   - variable: the variable's name; defaults to `CHECKPOINTER_URL`.
@@ -128,13 +175,17 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
         _ variable: String = defaultEnvironmentVariable, default defaultURL: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(CheckpointError) -> CheckpointerConfiguration {
+        var keySource: KeySource?
+        if let keys = environment[keysEnvironmentVariable], !keys.isEmpty {
+            keySource = try KeySource(keys)
+        }
         if let value = environment[variable], !value.isEmpty {
-            return try CheckpointerConfiguration(url: value)
+            return try CheckpointerConfiguration(url: value, keySource: keySource)
         }
         guard let defaultURL else {
             throw CheckpointError(.invalidConfiguration, "environment variable \(variable) is not set")
         }
-        return try CheckpointerConfiguration(url: defaultURL)
+        return try CheckpointerConfiguration(url: defaultURL, keySource: keySource)
     }
 
     /// The URL, without its password.

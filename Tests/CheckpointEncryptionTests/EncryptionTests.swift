@@ -211,3 +211,35 @@ struct EncryptionTests {
         #expect(!key.description.contains(one) && key.description.contains("visible"))
     }
 }
+
+@Suite("Encryption configuration")
+struct EncryptionConfigurationTests {
+    @Test func theKeySourceIsPartOfTheConfiguration() async throws {
+        let key = SecretKey.generateBase64()
+        let environment = [
+            "CHECKPOINTER_URL": "memory:", "CHECKPOINTER_KEYS": "env:AGENT_KEYS", "AGENT_KEYS": "k1:\(key)",
+        ]
+        let configuration = try CheckpointerConfiguration.fromEnvironment(environment: environment)
+        #expect(configuration.keySource == .environment("AGENT_KEYS"))
+        #expect(!configuration.description.contains(key))
+        let sealing = try #require(try configuration.makeSealing(environment: environment))
+        let checkpointer = try await configuration.makeCheckpointer()
+        let thread = try checkpointer.thread("configured", as: TestAgentState.self, sealing: sealing)
+        try await thread.save(TestAgentState(document: marker, turn: 1))
+        let stored = try #require(try await checkpointer.head(thread: ThreadID("configured")))
+        #expect(!stored.channels.values.contains { value in
+            if case .value(let data) = value { data.range(of: Data(marker.utf8)) != nil } else { false }
+        })
+        #expect(try await thread.latest()?.document == marker)
+
+        #expect(try CheckpointerConfiguration.fromEnvironment(environment: ["CHECKPOINTER_URL": "memory:"]).makeSealing() == nil)
+        #expect(try KeySource("file:/etc/keys") == .file("/etc/keys"))
+        for bad in ["", "env:", "keys.txt", "file:"] {
+            #expect(throws: CheckpointError.self) { try KeySource(bad) }
+        }
+        let missing = #expect(throws: CheckpointError.self) {
+            try CheckpointerConfiguration(url: "memory:", keySource: .environment("NOT_SET")).makeSealing(environment: [:])
+        }
+        #expect(missing?.code == .invalidConfiguration)
+    }
+}
