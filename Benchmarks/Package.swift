@@ -25,6 +25,7 @@ let package = Package(
                 "CSQLiteFloor",
                 .product(name: "Checkpointing", package: rootPackage.lastPathComponent),
                 .product(name: "CheckpointSQLite", package: rootPackage.lastPathComponent),
+                .product(name: "CheckpointEncryption", package: rootPackage.lastPathComponent),
             ],
             path: "Sources/CheckpointBenchmarks"
         ),

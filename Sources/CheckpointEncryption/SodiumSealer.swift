@@ -1,6 +1,7 @@
 import CCheckpointSodium
 import Checkpointing
 import Foundation
+import Synchronization
 
 /// Seals with XChaCha20-Poly1305 (IETF) from libsodium: a 256-bit key from a ``KeyProvider``,
 /// a fresh random 192-bit nonce per value, and associated data that binds each value to its
@@ -31,16 +32,16 @@ public struct SodiumSealer: ChannelSealer {
     public func seal(_ plaintext: Data, thread: ThreadID, associatedData: Data) throws -> Data {
         let key = try keys.currentKey(for: thread)
         let keyID = Array(key.id.utf8)
-        var sealed = [UInt8](repeating: 0, count: 2 + keyID.count + Self.nonceBytes + plaintext.count + Self.tagBytes)
-        sealed[0] = Self.format
-        sealed[1] = UInt8(keyID.count)
-        sealed.replaceSubrange(2..<2 + keyID.count, with: keyID)
+        var sealed = Data(count: 2 + keyID.count + Self.nonceBytes + plaintext.count + Self.tagBytes)
         let nonceStart = 2 + keyID.count
         let cipherStart = nonceStart + Self.nonceBytes
         let ad = Self.boundAssociatedData(associatedData, keyID: key.id)
         let result = sealed.withUnsafeMutableBytes { output -> Int32 in
             guard let out = output.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return -1 }
-            randombytes_buf(out + nonceStart, Self.nonceBytes)
+            out[0] = Self.format
+            out[1] = UInt8(keyID.count)
+            for (offset, byte) in keyID.enumerated() { out[2 + offset] = byte }
+            NoncePool.shared.fill(out + nonceStart, count: Self.nonceBytes)
             return plaintext.withUnsafeBytes { message in
                 ad.withUnsafeBytes { adBytes in
                     key.withBytes { keyBytes in
@@ -55,7 +56,7 @@ public struct SodiumSealer: ChannelSealer {
             }
         }
         guard result == 0 else { throw CheckpointError(.encodingFailed, "sealing failed") }
-        return Data(sealed)
+        return sealed
     }
 
     /// Opens a value sealed for the same place with any key the provider knows.
@@ -104,10 +105,40 @@ public struct SodiumSealer: ChannelSealer {
         return Data(plaintext)
     }
 
-    private static func boundAssociatedData(_ associatedData: Data, keyID: String) -> Data {
-        var data = associatedData
-        data.append(0)
-        data.append(contentsOf: keyID.utf8)
-        return data
+    private static func boundAssociatedData(_ associatedData: Data, keyID: String) -> [UInt8] {
+        var bytes = [UInt8](associatedData)
+        bytes.append(0)
+        bytes.append(contentsOf: keyID.utf8)
+        return bytes
+    }
+}
+
+/// Random nonces from the kernel's generator, fetched a few kilobytes at a time: every nonce
+/// is still fresh randomness, but one system call serves many seals.
+final class NoncePool: Sendable {
+    static let shared = NoncePool()
+
+    private struct State {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var offset = 4096
+    }
+
+    private let state = Mutex(State())
+
+    func fill(_ destination: UnsafeMutablePointer<UInt8>, count: Int) {
+        state.withLock { state in
+            if state.offset + count > state.buffer.count {
+                state.buffer.withUnsafeMutableBytes { bytes in
+                    if let base = bytes.baseAddress { randombytes_buf(base, bytes.count) }
+                }
+                state.offset = 0
+            }
+            state.buffer.withUnsafeMutableBufferPointer { buffer in
+                guard let base = buffer.baseAddress else { return }
+                destination.update(from: base + state.offset, count: count)
+                sodium_memzero(base + state.offset, count)  // a nonce is handed out once
+            }
+            state.offset += count
+        }
     }
 }

@@ -38,26 +38,36 @@ package enum SealedPlace {
 
     /// The associated data for a value of `thread` and `namespace` in this place.
     package func associatedData(thread: ThreadID, namespace: String) -> Data {
-        var writer = ByteWriter()
-        writer.writeBytes(Data("checkpointing-seal-v1".utf8))
-        writer.writeBytes(Data(thread.rawValue.utf8))
-        writer.writeBytes(Data(namespace.utf8))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + thread.rawValue.utf8.count + namespace.utf8.count)
+        func append(_ text: String) {
+            let utf8 = text.utf8
+            var count = UInt64(utf8.count)
+            repeat {  // varint length, as ByteWriter writes it
+                bytes.append(UInt8(truncatingIfNeeded: count) | (count >= 0x80 ? 0x80 : 0))
+                count >>= 7
+            } while count > 0
+            bytes.append(contentsOf: utf8)
+        }
+        append("checkpointing-seal-v1")
+        append(thread.rawValue)
+        append(namespace)
         switch self {
         case .value(let channel):
-            writer.writeByte(1)
-            writer.writeBytes(Data(channel.utf8))
+            bytes.append(1)
+            append(channel)
         case .element(let channel, let index):
-            writer.writeByte(2)
-            writer.writeBytes(Data(channel.utf8))
-            writer.writeVarint(UInt64(index))
+            bytes.append(2)
+            append(channel)
+            append(String(index))
         case .prompt(let id):
-            writer.writeByte(3)
-            writer.writeBytes(id.bytes)
+            bytes.append(3)
+            append(id.uuidString)
         case .answer(let id):
-            writer.writeByte(4)
-            writer.writeBytes(id.bytes)
+            bytes.append(4)
+            append(id.uuidString)
         }
-        return writer.data
+        return Data(bytes)
     }
 }
 

@@ -3,6 +3,7 @@
 //
 //   swift run -c release checkpoint-benchmarks [--threads N] [--json results.json]
 import CSQLiteFloor
+import CheckpointEncryption
 import CheckpointSQLite
 import Checkpointing
 import Foundation
@@ -154,7 +155,7 @@ func option(_ name: String) -> String? {
 /// `readSizes`.
 func conversationScenario(
     label: String, checkpointer: any Checkpointer, floor: RawSQLite?, threads: Int, maxMessages: Int,
-    floorSizes: [ClosedRange<Int>], readSizes: [Int]
+    floorSizes: [ClosedRange<Int>], readSizes: [Int], sealing: Sealing? = nil
 ) async throws -> (puts: [Int: Samples], floorPuts: [Int: Samples], reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int) {
     var puts: [Int: Samples] = [:]
     var floorPuts: [Int: Samples] = [:]
@@ -166,7 +167,7 @@ func conversationScenario(
     let pacing = try encoder.encode(ConversationState(messages: (1...20).map(message)))
     for index in 0..<threads {
         let id = "bench-\(label)-\(index)"
-        let thread = try checkpointer.thread(id, as: ConversationState.self)
+        let thread = try checkpointer.thread(id, as: ConversationState.self, sealing: sealing)
         var state = ConversationState()
         for size in 1...maxMessages {
             state.messages.append(message(size))
@@ -315,6 +316,33 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         report(&rows, "raw INSERT of a 200-message state (\(big.count) bytes), for reference", samples)
     }
 
+    // The cost of sealing: the same puts, plain and with the whole state sealed, alternating
+    // conversation by conversation on one writer executor.
+    do {
+        let checkpointer = try await SQLiteCheckpointer(
+            configuration: .init(path: directory.appendingPathComponent("sealed.db").path))
+        let sealing = Sealing.wholeState(
+            SodiumSealer(keys: try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())])))
+        var plain = Samples()
+        var sealed = Samples()
+        try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+            for index in 0..<threadCount {
+                for (label, options) in [("plain", Sealing?.none), ("sealed", sealing)] {
+                    let result = try await conversationScenario(
+                        label: "\(label)-\(index)", checkpointer: checkpointer, floor: nil, threads: 1, maxMessages: 25,
+                        floorSizes: [], readSizes: [], sealing: options)
+                    if options == nil {
+                        plain.nanoseconds += merged(result.puts, 16...25).nanoseconds
+                    } else {
+                        sealed.nanoseconds += merged(result.puts, 16...25).nanoseconds
+                    }
+                }
+            }
+        }
+        report(&rows, "sqlite normal, writer executor: put, whole state sealed, 16-25 messages", sealed, floor: ("the same put, not sealed", plain))
+        try await checkpointer.close()
+    }
+
     // SQLite, synchronous=FULL: every commit is fsynced, so fewer conversations.
     do {
         var configuration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("full.db").path)
@@ -455,11 +483,11 @@ nonisolated func profileLoop(_ operation: String) async throws {
 }
 
 /// `--profile save`: the typed façade's save over the in-memory backend, for a profiler.
-nonisolated func profileSave() async throws {
+nonisolated func profileSave(sealing: Sealing? = nil) async throws {
     let checkpointer = InMemoryCheckpointer()
     var samples = Samples()
     for index in 0..<400 {
-        let thread = try checkpointer.thread("save-\(index)", as: ConversationState.self)
+        let thread = try checkpointer.thread("save-\(index)", as: ConversationState.self, sealing: sealing)
         var state = ConversationState()
         for size in 1...50 {
             state.messages.append(message(size))
@@ -470,8 +498,27 @@ nonisolated func profileSave() async throws {
     print("save: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
 }
 
+if option("--profile") == "seal" {
+    let sealer = SodiumSealer(keys: try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())]))
+    let thread = try ThreadID("t")
+    let plaintext = try JSONEncoder().encode(message(1))
+    var samples = Samples()
+    for _ in 0..<20000 {
+        _ = try time(&samples) { try sealer.seal(plaintext, thread: thread, associatedData: Data("ad".utf8)) }
+    }
+    print("seal \(plaintext.count) bytes: p50 \(samples.p50 / 1000) µs")
+    exit(0)
+}
+
 if option("--profile") == "save" {
     try await profileSave()
+    exit(0)
+}
+
+if option("--profile") == "save-sealed" {
+    try await profileSave(
+        sealing: .wholeState(
+            SodiumSealer(keys: try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())]))))
     exit(0)
 }
 
