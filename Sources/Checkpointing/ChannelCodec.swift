@@ -14,8 +14,9 @@ package protocol AppendableChannelList {
     var channelElementCount: Int { get }
     /// When `previous` is an array of the same type and a prefix of this one, its length.
     func channelPrefixLength(of previous: Any) -> Int?
-    /// Encodes the elements from `start` on, one payload each.
-    func encodeChannelElements(from start: Int, using encoder: JSONEncoder) throws -> [Data]
+    /// Encodes the elements from `start` on, one payload each; `context`, when given, learns
+    /// which element is encoded (for sealed fields).
+    func encodeChannelElements(from start: Int, using encoder: JSONEncoder, context: SealingContext?) throws -> [Data]
 }
 
 /// A type that can be decoded from a list channel's elements.
@@ -41,9 +42,18 @@ extension Array: AppendableChannelList where Element: Encodable & Equatable {
         return self[..<previous.count].elementsEqual(previous) ? previous.count : nil
     }
 
-    package func encodeChannelElements(from start: Int, using encoder: JSONEncoder) throws -> [Data] {
+    package func encodeChannelElements(
+        from start: Int, using encoder: JSONEncoder, context: SealingContext? = nil
+    ) throws -> [Data] {
         let fast = FastJSONEncoder()
-        return try self[start...].map { try fast.encode($0) ?? encoder.encode($0) }
+        var encoded: [Data] = []
+        encoded.reserveCapacity(count - start)
+        for index in start..<count {
+            context?.elementIndex = index
+            encoded.append(try fast.encode(self[index]) ?? encoder.encode(self[index]))
+        }
+        context?.elementIndex = nil
+        return encoded
     }
 }
 
@@ -84,12 +94,16 @@ package struct ChannelCapture {
     /// Splits `state` into channels.
     ///
     /// - Parameter encodeValues: when `false`, only list channels are returned (nothing is encoded).
-    package func capture<State: Encodable>(_ state: State, encodeValues: Bool = true) throws -> [String: CapturedChannel] {
+    package func capture<State: Encodable>(
+        _ state: State, encodeValues: Bool = true, using encoder: JSONEncoder? = nil
+    ) throws -> [String: CapturedChannel] {
+        let encoder = encoder ?? self.encoder
         let recorder = CaptureEncoder(jsonEncoder: encoder, encodeValues: encodeValues)
         try state.encode(to: recorder)
         if recorder.storage.isSplittable {
             return recorder.storage.channels
         }
+        (encoder.userInfo[.checkpointSealing] as? SealingContext)?.channel = wholeStateChannel
         return encodeValues ? [wholeStateChannel: .value(try encoder.encode(state))] : [:]
     }
 }
@@ -139,6 +153,7 @@ struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         if let list = value as? any AppendableChannelList {
             storage.channels[key.stringValue] = .list(list)
         } else if encodeValues {
+            (jsonEncoder.userInfo[.checkpointSealing] as? SealingContext)?.channel = key.stringValue
             storage.channels[key.stringValue] = .value(try fastJSON(value) ?? jsonEncoder.encode(value))
         }
     }
@@ -221,8 +236,13 @@ package struct ChannelDecoding {
 
     package init() {}
 
-    package func decode<State: Decodable>(_ type: State.Type, from channels: [String: ChannelValue]) throws -> State {
+    /// Decodes a state; `context`, when given, opens its sealed fields.
+    package func decode<State: Decodable>(
+        _ type: State.Type, from channels: [String: ChannelValue], context: SealingContext? = nil
+    ) throws -> State {
+        let decoder = context?.makeDecoder() ?? self.decoder
         if channels.count == 1, case .value(let data)? = channels[wholeStateChannel] {
+            context?.channel = wholeStateChannel
             return try decoder.decode(State.self, from: data)
         }
         return try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder))
@@ -271,7 +291,12 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        switch try channel(key) {
+        let value = try channel(key)
+        if let context = jsonDecoder.userInfo[.checkpointSealing] as? SealingContext {
+            context.channel = key.stringValue
+            if case .list = value { context.decodesList = true } else { context.decodesList = false }
+        }
+        switch value {
         case .value(let data):
             return try jsonDecoder.decode(T.self, from: data)
         case .list(let elements):

@@ -175,25 +175,44 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         let previous = base.withLock { $0 }
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
+        // With sealing, sealed fields encode twice: as plaintext to find what changed (kept in
+        // memory only), then sealed for the channels that did change.
+        let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
+        let encoder = context?.makeEncoder() ?? capture.encoder
         do {
-            let captured = try capture.capture(state)
+            context?.comparing = true
+            let captured = try capture.capture(state, using: encoder)
+            context?.comparing = false
             let previousLists = try previous.map { try capture.capture($0.state, encodeValues: false) } ?? [:]
+            var sealedValues: [String: CapturedChannel]?
             writes.reserveCapacity(captured.count)
             for (name, channel) in captured {
                 switch channel {
                 case .value(let data):
-                    writes[name] =
-                        previous?.values[name] == data
-                        ? .unchanged : .value(try seal(data, .value(channel: name)))
                     values[name] = data
+                    guard previous?.values[name] != data else {
+                        writes[name] = .unchanged
+                        continue
+                    }
+                    var stored = data
+                    if let context, context.channelsWithSealedFields.contains(name) {
+                        if sealedValues == nil { sealedValues = try capture.capture(state, using: encoder) }
+                        if case .value(let sealed)? = sealedValues?[name] { stored = sealed }
+                    }
+                    writes[name] = .value(try seal(stored, .value(channel: name)))
                 case .list(let list):
+                    context?.channel = name
                     if case .list(let old)? = previousLists[name], let prefix = list.channelPrefixLength(of: old) {
                         writes[name] =
                             prefix == list.channelElementCount
                             ? .unchanged
-                            : .append(try seal(list.encodeChannelElements(from: prefix, using: capture.encoder), of: name, from: prefix))
+                            : .append(
+                                try seal(
+                                    list.encodeChannelElements(from: prefix, using: encoder, context: context), of: name,
+                                    from: prefix))
                     } else {
-                        writes[name] = .list(try seal(list.encodeChannelElements(from: 0, using: capture.encoder), of: name, from: 0))
+                        writes[name] = .list(
+                            try seal(list.encodeChannelElements(from: 0, using: encoder, context: context), of: name, from: 0))
                     }
                 }
             }
@@ -228,12 +247,12 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     }
 
     private func seal(_ data: Data, _ place: SealedPlace) throws -> Data {
-        guard let sealing else { return data }
+        guard let sealing, sealing.sealsWholeState else { return data }
         return try sealing.seal(data, place, thread: id, namespace: namespace)
     }
 
     private func seal(_ elements: [Data], of channel: String, from start: Int) throws -> [Data] {
-        guard sealing != nil else { return elements }
+        guard sealing?.sealsWholeState == true else { return elements }
         return try elements.enumerated().map { offset, element in
             try seal(element, .element(channel: channel, index: start + offset))
         }
@@ -243,7 +262,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private func opened(_ checkpoint: Checkpoint) throws -> Checkpoint {
         guard let sealing else { return checkpoint }
         var opened = checkpoint
-        for (name, channel) in checkpoint.channels {
+        for (name, channel) in checkpoint.channels where sealing.sealsWholeState {
             switch channel {
             case .value(let data):
                 opened.channels[name] = .value(try sealing.open(data, .value(channel: name), thread: id, namespace: namespace))
@@ -274,7 +293,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     private func decode(_ checkpoint: Checkpoint) throws -> State {
         do {
-            return try decoding.decode(State.self, from: checkpoint.channels)
+            let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
+            return try decoding.decode(State.self, from: checkpoint.channels, context: context)
+        } catch let error as CheckpointError {
+            throw error  // a sealed field that does not open
         } catch {
             throw CheckpointError(
                 .decodingFailed,
@@ -299,12 +321,23 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         return path.isEmpty ? "the top level" : path
     }
 
-    /// The base for a checkpoint that was read: its stored value bytes are what the next save
-    /// compares with, so nothing is encoded again.
+    /// The base for a checkpoint that was read: its value bytes are what the next save compares
+    /// with. Without sealing they are the stored bytes (nothing is encoded again); with sealing,
+    /// the plaintext form the next save compares with.
     private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool) -> Base {
         var values: [String: Data] = [:]
         for (name, channel) in checkpoint.channels {
             if case .value(let data) = channel { values[name] = data }
+        }
+        if let sealing {
+            let context = SealingContext(sealing: sealing, thread: id, namespace: namespace)
+            context.comparing = true
+            if let captured = try? capture.capture(state, using: context.makeEncoder()) {
+                values = [:]
+                for (name, channel) in captured {
+                    if case .value(let data) = channel { values[name] = data }
+                }
+            }
         }
         return Base(
             id: checkpoint.id, step: checkpoint.step, state: state, values: values, forks: forks,

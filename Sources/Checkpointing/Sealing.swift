@@ -21,12 +21,15 @@ public protocol ChannelSealer: Sendable {
 public struct Sealing: Sendable {
     /// The sealer.
     public var sealer: any ChannelSealer
+    /// Whether every channel value and list element is sealed (``wholeState(_:)``), or only
+    /// ``Sealed`` properties (``markedFields(_:)``).
+    public var sealsWholeState: Bool = true
 
     /// Seals the whole state: every channel value and every list element is sealed on its own
     /// (so a save still stores only what changed), each bound to its thread, namespace, channel
     /// and position. Metadata and a pause's reason stay plain text, so that queries can filter
     /// on them; a pause's prompt and its answer are sealed like the state.
-    public static func wholeState(_ sealer: any ChannelSealer) -> Sealing { Sealing(sealer: sealer) }
+    public static func wholeState(_ sealer: any ChannelSealer) -> Sealing { Sealing(sealer: sealer, sealsWholeState: true) }
 }
 
 /// Where a sealed value belongs, as associated data.
@@ -35,6 +38,7 @@ package enum SealedPlace {
     case element(channel: String, index: Int)
     case prompt(pauseID: UUID)
     case answer(pauseID: UUID)
+    case field(channel: String, index: Int?, path: String)
 
     /// The associated data for a value of `thread` and `namespace` in this place.
     package func associatedData(thread: ThreadID, namespace: String) -> Data {
@@ -66,6 +70,11 @@ package enum SealedPlace {
         case .answer(let id):
             bytes.append(4)
             append(id.uuidString)
+        case .field(let channel, let index, let path):
+            bytes.append(5)
+            append(channel)
+            append(index.map(String.init) ?? "-")
+            append(path)
         }
         return Data(bytes)
     }
@@ -93,3 +102,146 @@ extension PausedThread {
         return try opened.prompt(as: type)
     }
 }
+
+// MARK: - Sealed fields
+
+extension Sealing {
+    /// Seals only the properties marked ``Sealed`` (anywhere in the state, also inside list
+    /// elements), each bound to its thread, namespace, channel, element and field path. The
+    /// rest of the state is stored in plain bytes.
+    public static func markedFields(_ sealer: any ChannelSealer) -> Sealing {
+        Sealing(sealer: sealer, sealsWholeState: false)
+    }
+}
+
+extension CodingUserInfoKey {
+    /// Where ``Sealed`` finds how to seal and open.
+    // The literal is a valid key: the initializer cannot fail for it.
+    static let checkpointSealing = CodingUserInfoKey(rawValue: "checkpointing.sealing")!
+}
+
+/// What ``Sealed`` needs while a state is encoded or decoded: the sealer, the thread, and
+/// the channel (and element) being coded.
+///
+/// `@unchecked Sendable` only because encoders' `userInfo` asks for it: each context is made
+/// for one save or one read, used by that call alone and never shared.
+package final class SealingContext: @unchecked Sendable {
+    let sealing: Sealing
+    let thread: ThreadID
+    let namespace: String
+    /// The channel being coded.
+    package var channel = ""
+    /// The element being encoded, for a list channel.
+    package var elementIndex: Int?
+    /// Whether the channel being decoded is a list (its elements' index leads the coding path).
+    package var decodesList = false
+    /// When set, sealed fields encode their plaintext, to compare states: never stored.
+    package var comparing = false
+    /// The channels in which a sealed field was met while comparing.
+    package var channelsWithSealedFields: Set<String> = []
+
+    package init(sealing: Sealing, thread: ThreadID, namespace: String) {
+        self.sealing = sealing
+        self.thread = thread
+        self.namespace = namespace
+    }
+
+    static func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.map { $0.intValue.map { "#\($0)" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    func seal(_ plaintext: Data, codingPath: [any CodingKey]) throws -> Data {
+        try sealing.seal(
+            plaintext, .field(channel: channel, index: elementIndex, path: Self.path(codingPath)), thread: thread,
+            namespace: namespace)
+    }
+
+    func open(_ sealed: Data, codingPath: [any CodingKey]) throws -> Data {
+        var path = codingPath
+        var index: Int?
+        if decodesList, let first = path.first {
+            index = first.intValue
+            path.removeFirst()
+        }
+        return try sealing.open(
+            sealed, .field(channel: channel, index: index, path: Self.path(path)), thread: thread, namespace: namespace)
+    }
+
+    /// A JSON encoder that carries this context.
+    package func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.userInfo[.checkpointSealing] = self
+        return encoder
+    }
+
+    /// A JSON decoder that carries this context.
+    package func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.userInfo[.checkpointSealing] = self
+        return decoder
+    }
+}
+
+/// A property whose value is sealed before it is stored, with the ``Sealing`` of the façade
+/// that saves the state (whole-state or marked-fields). It is bound to its thread, namespace,
+/// channel, element and field path: copied anywhere else it does not open.
+///
+/// ```swift
+/// struct AgentState: Codable, Sendable {
+///     var messages: [Message] = []
+///     @Sealed var apiToken: String = ""
+/// }
+/// ```
+///
+/// A state with sealed fields encodes only through a ``CheckpointThread`` with sealing:
+/// anywhere else (a plain `JSONEncoder`, a façade without sealing) encoding fails rather than
+/// write the plaintext.
+@propertyWrapper
+public struct Sealed<Value: Codable & Sendable>: Codable, Sendable {
+    /// The plaintext value.
+    public var wrappedValue: Value
+
+    /// Wraps a value.
+    public init(wrappedValue: Value) {
+        self.wrappedValue = wrappedValue
+    }
+
+    /// Encodes the value sealed (or, while states are compared in memory, its plaintext).
+    public func encode(to encoder: any Encoder) throws {
+        guard let context = encoder.userInfo[.checkpointSealing] as? SealingContext else {
+            throw EncodingError.invalidValue(
+                Value.self,
+                .init(
+                    codingPath: encoder.codingPath,
+                    debugDescription: "a Sealed value is saved only through a CheckpointThread with sealing"))
+        }
+        let plaintext = try FastJSONEncoder().encode(wrappedValue) ?? JSONEncoder().encode(wrappedValue)
+        var container = encoder.singleValueContainer()
+        if context.comparing {
+            context.channelsWithSealedFields.insert(context.channel)
+            try container.encode(plaintext.base64EncodedString())
+        } else {
+            try container.encode(try context.seal(plaintext, codingPath: encoder.codingPath).base64EncodedString())
+        }
+    }
+
+    /// Decodes and opens a sealed value.
+    public init(from decoder: any Decoder) throws {
+        guard let context = decoder.userInfo[.checkpointSealing] as? SealingContext else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "a Sealed value is read only through a CheckpointThread with sealing"))
+        }
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let sealed = Data(base64Encoded: text) else {
+            throw CheckpointError(.decryptionFailed, "a sealed field is not base64 (tampered)")
+        }
+        let plaintext = try context.open(sealed, codingPath: decoder.codingPath)
+        wrappedValue = try JSONDecoder().decode(Value.self, from: plaintext)
+    }
+}
+
+extension Sealed: Equatable where Value: Equatable {}
+extension Sealed: Hashable where Value: Hashable {}

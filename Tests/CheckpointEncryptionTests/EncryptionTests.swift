@@ -243,3 +243,119 @@ struct EncryptionConfigurationTests {
         #expect(missing?.code == .invalidConfiguration)
     }
 }
+
+struct Note: Codable, Sendable, Equatable {
+    var title: String
+    @Sealed var body: String
+}
+
+struct SecretState: Codable, Sendable, Equatable {
+    var notes: [Note] = []
+    @Sealed var token: String = ""
+    var profile = Profile()
+    var turn = 0
+
+    struct Profile: Codable, Sendable, Equatable {
+        var name = "ana"
+        @Sealed var email = ""
+    }
+}
+
+@Suite("Sealed fields")
+struct SealedFieldTests {
+    static let sealing = Sealing.markedFields(SodiumSealer(keys: try! keyProvider(["k1"])))
+
+    func secretState(_ turns: Int) -> SecretState {
+        var state = SecretState(token: "token " + marker, turn: turns)
+        state.profile.email = "mail " + marker
+        for index in 0..<turns {
+            state.notes.append(Note(title: "title \(index)", body: "body \(index) " + marker))
+        }
+        return state
+    }
+
+    @Test func markedFieldsAreSealedAndTheRestStaysPlain() async throws {
+        let folder = try TemporaryFolder()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        let thread = try checkpointer.thread("fields", as: SecretState.self, sealing: Self.sealing)
+        var state = secretState(3)
+        try await thread.save(state)
+        state.notes.append(Note(title: "title 3", body: "body 3 " + marker))
+        state.turn = 4
+        try await thread.save(state)
+        let reader = try checkpointer.thread("fields", as: SecretState.self, sealing: Self.sealing)
+        #expect(try await reader.latest() == state)
+        try await checkpointer.close()
+        let bytes = try folder.allBytes()
+        #expect(bytes.range(of: Data(marker.utf8)) == nil, "a sealed field's plaintext is in the file")
+        #expect(bytes.range(of: Data("title 3".utf8)) != nil, "unmarked fields stay plain")
+    }
+
+    @Test func anUnchangedSealedFieldIsNotStoredAgain() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let thread = try checkpointer.thread("unchanged", as: SecretState.self, sealing: Self.sealing)
+        var state = secretState(1)
+        state.token = String(repeating: "t", count: 2000)
+        try await thread.save(state)
+        let before = try await checkpointer.storageStatistics(thread: ThreadID("unchanged")).payloadByteCount
+        for turn in 0..<5 {
+            state.turn = turn + 10
+            try await thread.save(state)
+        }
+        let after = try await checkpointer.storageStatistics(thread: ThreadID("unchanged")).payloadByteCount
+        #expect(after - before < 500, "five saves with an unchanged 2 KB sealed token added \(after - before) bytes")
+        // And after a restart, the first save does not store it again either.
+        let restarted = try checkpointer.thread("unchanged", as: SecretState.self, sealing: Self.sealing)
+        var loaded = try #require(try await restarted.latest())
+        loaded.turn += 1
+        try await restarted.save(loaded)
+        let final = try await checkpointer.storageStatistics(thread: ThreadID("unchanged")).payloadByteCount
+        #expect(final - after < 100)
+        loaded.token = "changed"
+        try await restarted.save(loaded)
+        #expect(try await restarted.latest()?.token == "changed")
+    }
+
+    @Test func aSealedFieldOpensOnlyInItsPlace() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let thread = try checkpointer.thread("place", as: SecretState.self, sealing: Self.sealing)
+        try await thread.save(secretState(2))
+        let stored = try #require(try await checkpointer.head(thread: ThreadID("place")))
+        guard case .list(let notes)? = stored.channels["notes"], notes.count == 2 else {
+            Issue.record("notes is not a list of two")
+            return
+        }
+        // Swap the two notes' sealed bodies: each opens only as its own element.
+        func body(_ data: Data) throws -> String {
+            let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return try #require(object["body"] as? String)
+        }
+        func withBody(_ data: Data, _ body: String) throws -> Data {
+            var object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            object["body"] = body
+            return try JSONSerialization.data(withJSONObject: object)
+        }
+        let swapped = [try withBody(notes[0], try body(notes[1])), try withBody(notes[1], try body(notes[0]))]
+        var channels: [String: ChannelWrite] = [:]
+        for (name, value) in stored.channels {
+            switch value {
+            case .value(let data): channels[name] = .value(data)
+            case .list: channels[name] = .list(swapped)
+            }
+        }
+        try await checkpointer.put(
+            CheckpointWrite(thread: ThreadID("place"), parentID: stored.id, step: 1, channels: channels))
+        let error = await #expect(throws: CheckpointError.self) {
+            try await checkpointer.thread("place", as: SecretState.self, sealing: Self.sealing).latest()
+        }
+        #expect(error?.code == .decryptionFailed)
+    }
+
+    @Test func sealedFieldsNeverEncodeWithoutSealing() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let plain = try checkpointer.thread("plain", as: SecretState.self)
+        let error = await #expect(throws: CheckpointError.self) { try await plain.save(self.secretState(1)) }
+        #expect(error?.code == .encodingFailed)
+        #expect(throws: (any Error).self) { try JSONEncoder().encode(self.secretState(1)) }
+    }
+}
