@@ -153,8 +153,21 @@ struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         if let list = value as? any AppendableChannelList {
             storage.channels[key.stringValue] = .list(list)
         } else if encodeValues {
-            (jsonEncoder.userInfo[.checkpointSealing] as? SealingContext)?.channel = key.stringValue
-            storage.channels[key.stringValue] = .value(try fastJSON(value) ?? jsonEncoder.encode(value))
+            guard let context = jsonEncoder.userInfo[.checkpointSealing] as? SealingContext else {
+                storage.channels[key.stringValue] = .value(try fastJSON(value) ?? jsonEncoder.encode(value))
+                return
+            }
+            context.channel = key.stringValue
+            context.comparedPlaintexts.removeAll(keepingCapacity: true)
+            var data = try fastJSON(value) ?? jsonEncoder.encode(value)
+            if context.comparing, !context.comparedPlaintexts.isEmpty {
+                // The form compared with the last save: the JSON, then each sealed field's plaintext.
+                var writer = ByteWriter()
+                for plaintext in context.comparedPlaintexts { writer.writeBytes(plaintext) }
+                data.append(0)
+                data.append(writer.data)
+            }
+            storage.channels[key.stringValue] = .value(data)
         }
     }
 

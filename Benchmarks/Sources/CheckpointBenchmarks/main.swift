@@ -21,6 +21,36 @@ struct ConversationState: Codable, Sendable {
     var summary = "A support conversation about checkpointing."
 }
 
+/// The conversation with a ~1 KB profile, plain or as a sealed field.
+struct ProfiledState: Codable, Sendable {
+    var messages: [Message] = []
+    var turn = 0
+    var profile = String(repeating: "profile ", count: 128)
+}
+
+struct SealedProfileState: Codable, Sendable {
+    var messages: [Message] = []
+    var turn = 0
+    @Sealed var profile = String(repeating: "profile ", count: 128)
+}
+
+/// Puts of one conversation growing to 25 messages; the samples of sizes 16 to 25.
+func profiledPuts<State: Codable & Sendable>(
+    _ type: State.Type, make: () -> State, append: (inout State, Int) -> Void, thread: CheckpointThread<State>
+) async throws -> [Double] {
+    var state = make()
+    var samples = Samples()
+    for size in 1...25 {
+        append(&state, size)
+        if size >= 16 {
+            _ = try await time(&samples) { try await thread.save(state) }
+        } else {
+            try await thread.save(state)
+        }
+    }
+    return samples.nanoseconds
+}
+
 func message(_ index: Int) -> Message {
     let words = ["agent", "checkpoint", "thread", "state", "resume", "tool", "reply", "human", "plan", "step", "value"]
     var text = "\(index): "
@@ -340,6 +370,22 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
             }
         }
         report(&rows, "sqlite normal, writer executor: put, whole state sealed, 16-25 messages", sealed, floor: ("the same put, not sealed", plain))
+        var plainProfile = Samples()
+        var sealedProfile = Samples()
+        let fields = Sealing.markedFields(sealing.sealer)
+        try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+            for index in 0..<threadCount {
+                plainProfile.nanoseconds += try await profiledPuts(
+                    ProfiledState.self, make: { ProfiledState() },
+                    append: { state, size in state.messages.append(message(size)); state.turn = size },
+                    thread: try checkpointer.thread("profile-plain-\(index)", as: ProfiledState.self))
+                sealedProfile.nanoseconds += try await profiledPuts(
+                    SealedProfileState.self, make: { SealedProfileState() },
+                    append: { state, size in state.messages.append(message(size)); state.turn = size },
+                    thread: try checkpointer.thread("profile-sealed-\(index)", as: SealedProfileState.self, sealing: fields))
+            }
+        }
+        report(&rows, "sqlite normal, writer executor: put, one 1 KB field sealed, 16-25 messages", sealedProfile, floor: ("the same put, field not sealed", plainProfile))
         try await checkpointer.close()
     }
 
