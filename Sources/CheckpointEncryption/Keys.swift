@@ -5,7 +5,7 @@ import Foundation
 /// A 256-bit key and its id. The bytes live in memory that is wiped (`sodium_memzero`) when
 /// the key is released; they never appear in `description`, logs or errors.
 public final class SecretKey: Sendable, CustomStringConvertible {
-    /// The key's id, stored with every value it seals (1 to 64 characters: letters, digits, `-`, `_`, `.`).
+    /// The key's id, stored with every value it seals (1 to 128 characters: letters, digits, `-`, `_`, `.`).
     public let id: String
     // Safe: written once in init, read only through `withBytes`, wiped in deinit.
     private nonisolated(unsafe) let storage: UnsafeMutableRawBufferPointer
@@ -19,7 +19,7 @@ public final class SecretKey: Sendable, CustomStringConvertible {
     public init<Bytes: Collection<UInt8>>(id: String, bytes: Bytes) throws(CheckpointError) {
         guard Self.isValidID(id) else {
             throw CheckpointError(
-                .invalidConfiguration, "a key id must be 1 to 64 characters of letters, digits, '-', '_' or '.'")
+                .invalidConfiguration, "a key id must be 1 to 128 characters of letters, digits, '-', '_' or '.'")
         }
         guard bytes.count == Self.byteCount else {
             throw CheckpointError(.invalidConfiguration, "key '\(id)' must be \(Self.byteCount) bytes, not \(bytes.count)")
@@ -63,7 +63,7 @@ public final class SecretKey: Sendable, CustomStringConvertible {
     public var description: String { "SecretKey(id: \(id))" }
 
     static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 64
+        !id.isEmpty && id.utf8.count <= 128
             && id.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)) }
     }
 }

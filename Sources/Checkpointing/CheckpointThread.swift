@@ -171,8 +171,22 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             thread: id, namespace: namespace, pauseID: pauseID, with: answer, at: now, sealing: sealing)
     }
 
-    private func save(_ state: State, metadata: Metadata, pause: Pause?) async throws -> CheckpointID {
-        let previous = base.withLock { $0 }
+    /// Saves the thread's newest state again as a checkpoint that stores every channel whole,
+    /// sealed with the current key: after a key rotation, this and ``prune(keepingLatest:)``
+    /// (keeping 1) move a thread's history onto the new key, so that the old key can go.
+    ///
+    /// - Returns: the new checkpoint's id, or `nil` when the thread has no checkpoint.
+    /// - Throws: what ``latest()`` and ``save(_:metadata:)`` throw.
+    @discardableResult
+    public func rewriteHead(metadata: Metadata = [:]) async throws -> CheckpointID? {
+        guard let state = try await latest() else { return nil }
+        return try await save(state, metadata: metadata, pause: nil, whole: true)
+    }
+
+    private func save(_ state: State, metadata: Metadata, pause: Pause?, whole: Bool = false) async throws -> CheckpointID {
+        let parent = base.withLock { $0 }
+        // A whole save compares with nothing, so that every channel is stored anew.
+        let previous = whole ? nil : parent
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
         // With sealing, sealed fields encode twice: as plaintext to find what changed (kept in
@@ -223,9 +237,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                 .encodingFailed, "the state of type \(State.self) could not be encoded: \(type(of: error))")
         }
         let write = CheckpointWrite(
-            id: .make(after: previous?.id), thread: id, namespace: namespace, parentID: previous?.id,
-            step: (previous?.step ?? -1) + 1, metadata: metadata, channels: writes, pause: pause)
-        try await checkpointer.put(write, expecting: previous?.forks == true ? .anyParent : .parentIsHead)
+            id: .make(after: parent?.id), thread: id, namespace: namespace, parentID: parent?.id,
+            step: (parent?.step ?? -1) + 1, metadata: metadata, channels: writes, pause: pause)
+        try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
         let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false, pause: pause)
         base.withLock { $0 = next }
         return write.id

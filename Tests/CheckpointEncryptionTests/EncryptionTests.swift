@@ -359,3 +359,58 @@ struct SealedFieldTests {
         #expect(throws: (any Error).self) { try JSONEncoder().encode(self.secretState(1)) }
     }
 }
+
+@Suite("Tenant keys and rotation")
+struct TenantKeyTests {
+    @Test func aShreddedTenantCannotBeReadAndOthersStill() async throws {
+        let folder = try TemporaryFolder()
+        let master = try keyProvider(["m1"])
+        let store = try FileTenantKeyStore(directory: folder.url.appendingPathComponent("tenants"))
+        let keys = TenantKeyProvider(master: master, store: store)
+        let sealing = Sealing.wholeState(SodiumSealer(keys: keys))
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        for tenant in ["acme", "globex"] {
+            let thread = try checkpointer.thread("\(tenant):support", as: TestAgentState.self, sealing: sealing)
+            try await thread.save(TestAgentState(messages: [sampleMessage(1)], document: "\(tenant) secret", turn: 1))
+        }
+        // Each tenant has its own key.
+        #expect(try keys.currentKey(for: ThreadID("acme:x")).withBytes { Array($0) }
+            != keys.currentKey(for: ThreadID("globex:x")).withBytes { Array($0) })
+        let files = try FileManager.default.contentsOfDirectory(atPath: store.directory.path)
+        #expect(files.count == 2 && !files.contains { $0.contains("acme") }, "material files do not name tenants")
+
+        try keys.destroy(tenant: "acme")
+        // Another process, with the same master key and store.
+        let restarted = Sealing.wholeState(SodiumSealer(keys: TenantKeyProvider(master: master, store: store)))
+        let shredded = try checkpointer.thread("acme:support", as: TestAgentState.self, sealing: restarted)
+        let error = await #expect(throws: CheckpointError.self) { try await shredded.latest() }
+        #expect(error?.code == .decryptionFailed)
+        #expect(error?.message.contains("destroyed") == true)
+        let other = try checkpointer.thread("globex:support", as: TestAgentState.self, sealing: restarted)
+        #expect(try await other.latest()?.document == "globex secret")
+        try await checkpointer.close()
+    }
+
+    @Test func rewritingTheHeadAndPruningRetiresTheOldKey() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let old = try SecretKey(id: "old", base64: SecretKey.generateBase64())
+        let new = try SecretKey(id: "new", base64: SecretKey.generateBase64())
+        let id = try ThreadID("retire")
+        let before = try checkpointer.thread(
+            id, as: TestAgentState.self, sealing: .wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [old]))))
+        var state = TestAgentState(document: sampleText(500, seed: 4))
+        for turn in 0..<5 {
+            state.messages.append(sampleMessage(turn))
+            state.turn = turn
+            try await before.save(state)
+        }
+        let rotated = try checkpointer.thread(
+            id, as: TestAgentState.self, sealing: .wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [new, old]))))
+        try await rotated.rewriteHead()
+        try await rotated.prune(keepingLatest: 1)
+        let newOnly = try checkpointer.thread(
+            id, as: TestAgentState.self, sealing: .wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [new]))))
+        #expect(try await newOnly.latest() == state, "the old key is no longer needed")
+        #expect(try await newOnly.history().count == 1)
+    }
+}

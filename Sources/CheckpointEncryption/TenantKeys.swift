@@ -1,0 +1,153 @@
+import CCheckpointSodium
+import Checkpointing
+import Foundation
+
+/// Where the per-tenant random material of ``TenantKeyProvider`` lives. Destroying a tenant's
+/// material makes everything sealed for that tenant unreadable for good (crypto-shredding).
+public protocol TenantKeyStore: Sendable {
+    /// The tenant's 32 random bytes; made and kept on first use when `create` is true.
+    ///
+    /// - Returns: `nil` when the tenant has none and `create` is false (never had, or destroyed).
+    func material(for tenant: String, create: Bool) throws -> SecretKey?
+
+    /// Destroys the tenant's material. Data sealed for the tenant can never be opened again;
+    /// other tenants are untouched. Sealing for the tenant afterwards starts new material.
+    func destroy(tenant: String) throws
+}
+
+/// Keeps each tenant's material in a file of its own in a directory (mode 0600), named by a
+/// hash of the tenant, so that the directory does not list tenant names.
+public struct FileTenantKeyStore: TenantKeyStore {
+    /// The directory.
+    public let directory: URL
+
+    /// Creates the store, and its directory when missing.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when the directory cannot be made.
+    public init(directory: URL) throws(CheckpointError) {
+        do {
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CheckpointError(.invalidConfiguration, "cannot create the tenant key directory '\(directory.path)'")
+        }
+        self.directory = directory
+    }
+
+    private func file(for tenant: String) -> URL {
+        Sodium.initialize()
+        var hash = [UInt8](repeating: 0, count: 32)
+        let name = Array(tenant.utf8)
+        crypto_generichash(&hash, 32, name, UInt64(name.count), nil, 0)
+        return directory.appendingPathComponent(hash.map { String(format: "%02x", $0) }.joined() + ".tenantkey")
+    }
+
+    /// The tenant's material, made on first use when `create` is true.
+    public func material(for tenant: String, create: Bool) throws -> SecretKey? {
+        let url = file(for: tenant)
+        if var data = FileManager.default.contents(atPath: url.path) {
+            defer { data.resetBytes(in: data.startIndex..<data.endIndex) }
+            return try SecretKey(id: "tenant", bytes: data)
+        }
+        guard create else { return nil }
+        var bytes = [UInt8](repeating: 0, count: SecretKey.byteCount)
+        randombytes_buf(&bytes, bytes.count)
+        defer { sodium_memzero(&bytes, bytes.count) }
+        let temporary = url.appendingPathExtension("new-\(UUID().uuidString)")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+        else {
+            throw CheckpointError(.invalidConfiguration, "cannot write tenant key material in '\(directory.path)'")
+        }
+        // Two processes making the same tenant's material at once: the first rename wins and
+        // both use what is on disk afterwards.
+        if link(temporary.path, url.path) != 0 && errno != EEXIST {
+            try? FileManager.default.removeItem(at: temporary)
+            throw CheckpointError(.invalidConfiguration, "cannot store tenant key material in '\(directory.path)'")
+        }
+        try? FileManager.default.removeItem(at: temporary)
+        guard var stored = FileManager.default.contents(atPath: url.path) else {
+            throw CheckpointError(.invalidConfiguration, "cannot read tenant key material back")
+        }
+        defer { stored.resetBytes(in: stored.startIndex..<stored.endIndex) }
+        return try SecretKey(id: "tenant", bytes: stored)
+    }
+
+    /// Overwrites the tenant's material with zeros, flushes it to disk, and removes the file.
+    public func destroy(tenant: String) throws {
+        let url = file(for: tenant)
+        guard let handle = try? FileHandle(forUpdating: url) else { return }
+        try handle.write(contentsOf: Data(count: SecretKey.byteCount))
+        try handle.synchronize()
+        try handle.close()
+        try FileManager.default.removeItem(at: url)
+    }
+}
+
+/// A separate key for each tenant (the thread id's part before `:`; threads without one form
+/// the tenant `""`), derived with libsodium's KDF from a master key of `master` and random
+/// material of the tenant's own. Destroying that material
+/// (``destroy(tenant:)``) makes the tenant's data unreadable for good, while every other
+/// tenant's still opens. Master keys rotate as usual: each derived key's id names its master
+/// key (`masterID.tenant`).
+public struct TenantKeyProvider: KeyProvider {
+    /// The master keys.
+    public let master: any KeyProvider
+    /// The tenants' material.
+    public let store: any TenantKeyStore
+
+    /// Creates a provider.
+    public init(master: any KeyProvider, store: any TenantKeyStore) {
+        Sodium.initialize()
+        self.master = master
+        self.store = store
+    }
+
+    /// Crypto-shredding: destroys a tenant's key material.
+    public func destroy(tenant: String) throws {
+        try store.destroy(tenant: tenant)
+    }
+
+    /// The tenant's key derived from the current master key.
+    public func currentKey(for thread: ThreadID) throws -> SecretKey {
+        let masterKey = try master.currentKey(for: thread)
+        let tenant = thread.tenant.map(String.init) ?? ""
+        guard let material = try store.material(for: tenant, create: true) else {
+            throw CheckpointError(.invalidConfiguration, "no key material for the tenant")
+        }
+        return try derive(from: masterKey, material: material, tenant: tenant)
+    }
+
+    /// The tenant's key derived from the master key the id names.
+    ///
+    /// - Throws: ``CheckpointError/Code/decryptionFailed`` when the tenant's material was destroyed.
+    public func key(id: String, for thread: ThreadID) throws -> SecretKey? {
+        guard id.hasSuffix(".tenant") else { return nil }
+        guard let masterKey = try master.key(id: String(id.dropLast(".tenant".count)), for: thread) else { return nil }
+        let tenant = thread.tenant.map(String.init) ?? ""
+        guard let material = try store.material(for: tenant, create: false) else {
+            throw CheckpointError(.decryptionFailed, "the tenant's key material was destroyed: its data cannot be opened")
+        }
+        return try derive(from: masterKey, material: material, tenant: tenant)
+    }
+
+    private func derive(from masterKey: SecretKey, material: SecretKey, tenant: String) throws -> SecretKey {
+        // subkey 1 of the master key in context "ckpttnt1" keys a BLAKE2b hash of the tenant's
+        // material and name: the tenant key.
+        var tenantMaster = [UInt8](repeating: 0, count: 32)
+        var derived = [UInt8](repeating: 0, count: 32)
+        defer {
+            sodium_memzero(&tenantMaster, 32)
+            sodium_memzero(&derived, 32)
+        }
+        let context = Array("ckpttnt1".utf8).map { CChar(bitPattern: $0) }
+        let status = masterKey.withBytes { masterBytes -> Int32 in
+            guard let masterPointer = masterBytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return -1 }
+            return crypto_kdf_derive_from_key(&tenantMaster, 32, 1, context, masterPointer)
+        }
+        guard status == 0 else { throw CheckpointError(.invalidConfiguration, "key derivation failed") }
+        var message = material.withBytes { Array($0) } + Array(tenant.utf8)
+        defer { sodium_memzero(&message, message.count) }
+        crypto_generichash(&derived, 32, message, UInt64(message.count), tenantMaster, 32)
+        return try SecretKey(id: "\(masterKey.id).tenant", bytes: derived)
+    }
+}
