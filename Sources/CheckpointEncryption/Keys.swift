@@ -87,8 +87,9 @@ public struct StaticKeyProvider: KeyProvider {
     public static let defaultEnvironmentVariable = "CHECKPOINT_KEYS"
 
     private let keys: [String: SecretKey]
+    private let current: SecretKey
     /// The id of the key that seals.
-    public let currentID: String
+    public var currentID: String { current.id }
 
     /// Creates a provider; `keys[0]` seals.
     ///
@@ -102,7 +103,7 @@ public struct StaticKeyProvider: KeyProvider {
             }
         }
         self.keys = byID
-        self.currentID = first.id
+        self.current = first
     }
 
     /// Reads keys written as `id:base64` entries separated by commas, spaces or new lines; the
@@ -144,10 +145,7 @@ public struct StaticKeyProvider: KeyProvider {
     }
 
     /// The key that seals.
-    public func currentKey(for thread: ThreadID) throws -> SecretKey {
-        guard let key = keys[currentID] else { throw CheckpointError(.invalidConfiguration, "no current key") }
-        return key
-    }
+    public func currentKey(for thread: ThreadID) throws -> SecretKey { current }
 
     /// Any known key.
     public func key(id: String, for thread: ThreadID) throws -> SecretKey? { keys[id] }

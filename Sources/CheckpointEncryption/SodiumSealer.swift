@@ -105,8 +105,8 @@ public struct SodiumSealer: ChannelSealer {
         return Data(plaintext)
     }
 
-    private static func boundAssociatedData(_ associatedData: Data, keyID: String) -> [UInt8] {
-        var bytes = [UInt8](associatedData)
+    private static func boundAssociatedData(_ associatedData: Data, keyID: String) -> Data {
+        var bytes = associatedData
         bytes.append(0)
         bytes.append(contentsOf: keyID.utf8)
         return bytes

@@ -158,6 +158,10 @@ struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
                 return
             }
             context.channel = key.stringValue
+            if let sealed = value as? any SealedChannelValue {
+                storage.channels[key.stringValue] = .value(try sealed.channelBytes(context: context))
+                return
+            }
             context.comparedPlaintexts.removeAll(keepingCapacity: true)
             var data = try fastJSON(value) ?? jsonEncoder.encode(value)
             if context.comparing, !context.comparedPlaintexts.isEmpty {

@@ -248,5 +248,26 @@ public struct Sealed<Value: Codable & Sendable>: Codable, Sendable {
     }
 }
 
+/// A sealed property that is a channel by itself (a top-level `@Sealed` property): encoded
+/// without a `JSONEncoder` round.
+package protocol SealedChannelValue {
+    func channelBytes(context: SealingContext) throws -> Data
+}
+
+extension Sealed: SealedChannelValue {
+    package func channelBytes(context: SealingContext) throws -> Data {
+        let plaintext = try FastJSONEncoder().encode(wrappedValue) ?? JSONEncoder().encode(wrappedValue)
+        context.channelsWithSealedFields.insert(context.channel)
+        if context.comparing {
+            // Compared in memory only, never stored or decoded.
+            var bytes = Data([0x53])
+            bytes.append(plaintext)
+            return bytes
+        }
+        let sealed = try context.seal(plaintext, codingPath: []).base64EncodedString()
+        return try FastJSONEncoder().encode(sealed) ?? JSONEncoder().encode(sealed)
+    }
+}
+
 extension Sealed: Equatable where Value: Equatable {}
 extension Sealed: Hashable where Value: Hashable {}
