@@ -25,6 +25,11 @@ package struct ListReference: Hashable, Sendable {
     package var tip: CheckpointID?
     /// The number of elements.
     package var count: Int
+
+    package init(tip: CheckpointID?, count: Int) {
+        self.tip = tip
+        self.count = count
+    }
 }
 
 /// One stored piece of a list: the elements that one checkpoint appended.

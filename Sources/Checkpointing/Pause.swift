@@ -194,10 +194,11 @@ extension Pause {
         withUnsafeBytes(of: id.uuid) { writer.data.append(contentsOf: $0) }
         writer.writeBytes(Data(reason.utf8))
         writer.writeBytes(prompt)
-        writer.writeVarint(createdAt.timeIntervalSince1970.bitPattern)
+        // Dates keep their own representation, so that they read back exactly.
+        writer.writeVarint(createdAt.timeIntervalSinceReferenceDate.bitPattern)
         if let expiresAt {
             writer.writeByte(1)
-            writer.writeVarint(expiresAt.timeIntervalSince1970.bitPattern)
+            writer.writeVarint(expiresAt.timeIntervalSinceReferenceDate.bitPattern)
         } else {
             writer.writeByte(0)
         }
@@ -221,10 +222,10 @@ extension Pause {
             throw CheckpointError(.corruptData, "a stored pause reason is not UTF-8")
         }
         let prompt = Data(try reader.readBytes())
-        let createdAt = Date(timeIntervalSince1970: Double(bitPattern: try reader.readVarint()))
+        let createdAt = Date(timeIntervalSinceReferenceDate: Double(bitPattern: try reader.readVarint()))
         var expiresAt: Date?
         if try reader.readByte() == 1 {
-            expiresAt = Date(timeIntervalSince1970: Double(bitPattern: try reader.readVarint()))
+            expiresAt = Date(timeIntervalSinceReferenceDate: Double(bitPattern: try reader.readVarint()))
         }
         guard reader.isAtEnd else { throw CheckpointError(.corruptData, "a stored pause has trailing bytes") }
         self.id = uuid
