@@ -14,7 +14,7 @@ package enum ManifestEntry: Hashable, Sendable {
     case inline(Data)
     /// A value stored as a payload keyed by (channel, version).
     case stored(version: CheckpointID)
-    /// A list: segments from `root` to `tip`, `count` elements in all.
+    /// A list: the chain of segments that ends at its tip, `count` elements in all.
     case list(ListReference)
 }
 
@@ -217,7 +217,7 @@ package struct ResolvedWrite: Sendable {
 
 // A backend that stores one row per checkpoint keeps what the checkpoint wrote in two blobs
 // beside the manifest: the list segments it appended and the values it stored, each framed
-// by channel name. A list is then read with one range scan over the rows from its root to its
+// by channel name. A list is then read with one range scan over the rows, newest first from its
 // tip, and a stored value with one lookup of the row that wrote it.
 
 extension ResolvedWrite {
