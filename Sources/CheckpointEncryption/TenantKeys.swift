@@ -1,6 +1,7 @@
 import CCheckpointSodium
 import Checkpointing
 import Foundation
+import Synchronization
 
 /// Where the per-tenant random material of ``TenantKeyProvider`` lives. Destroying a tenant's
 /// material makes everything sealed for that tenant unreadable for good (crypto-shredding).
@@ -20,6 +21,10 @@ public protocol TenantKeyStore: Sendable {
 public struct FileTenantKeyStore: TenantKeyStore {
     /// The directory.
     public let directory: URL
+    /// Material already read, by file; used only while the file is still the same one
+    /// (checked with one `stat` per use), so that material destroyed or replaced by another
+    /// process is noticed at once.
+    private let cache = MaterialCache()
 
     /// Creates the store, and its directory when missing.
     ///
@@ -45,6 +50,18 @@ public struct FileTenantKeyStore: TenantKeyStore {
     /// The tenant's material, made on first use when `create` is true.
     public func material(for tenant: String, create: Bool) throws -> SecretKey? {
         let url = file(for: tenant)
+        var status = stat()
+        if stat(url.path, &status) == 0, let cached = cache.material(path: url.path, inode: status.st_ino) {
+            return cached
+        }
+        let material = try readOrCreate(url, create: create)
+        if let material, stat(url.path, &status) == 0 {
+            cache.remember(material, path: url.path, inode: status.st_ino)
+        }
+        return material
+    }
+
+    private func readOrCreate(_ url: URL, create: Bool) throws -> SecretKey? {
         if var data = FileManager.default.contents(atPath: url.path) {
             defer { data.resetBytes(in: data.startIndex..<data.endIndex) }
             return try SecretKey(id: "tenant", bytes: data)
@@ -75,6 +92,7 @@ public struct FileTenantKeyStore: TenantKeyStore {
     /// Overwrites the tenant's material with zeros, flushes it to disk, and removes the file.
     public func destroy(tenant: String) throws {
         let url = file(for: tenant)
+        cache.forget(path: url.path)
         guard let handle = try? FileHandle(forUpdating: url) else { return }
         try handle.write(contentsOf: Data(count: SecretKey.byteCount))
         try handle.synchronize()
@@ -149,5 +167,33 @@ public struct TenantKeyProvider: KeyProvider {
         defer { sodium_memzero(&message, message.count) }
         crypto_generichash(&derived, 32, message, UInt64(message.count), tenantMaster, 32)
         return try SecretKey(id: "\(masterKey.id).tenant", bytes: derived)
+    }
+}
+
+/// Tenant material read from files, each with the inode it was read from.
+final class MaterialCache: Sendable {
+    private struct Entry {
+        var inode: ino_t
+        var material: SecretKey
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func material(path: String, inode: ino_t) -> SecretKey? {
+        entries.withLock { entries in
+            guard let entry = entries[path], entry.inode == inode else { return nil }
+            return entry.material
+        }
+    }
+
+    func remember(_ material: SecretKey, path: String, inode: ino_t) {
+        entries.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[path] = Entry(inode: inode, material: material)
+        }
+    }
+
+    func forget(path: String) {
+        _ = entries.withLock { $0.removeValue(forKey: path) }
     }
 }

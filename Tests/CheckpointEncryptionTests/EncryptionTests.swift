@@ -379,7 +379,12 @@ struct TenantKeyTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: store.directory.path)
         #expect(files.count == 2 && !files.contains { $0.contains("acme") }, "material files do not name tenants")
 
-        try keys.destroy(tenant: "acme")
+        // Another process destroys the tenant's material: this one notices at once.
+        try TenantKeyProvider(master: master, store: try FileTenantKeyStore(directory: store.directory))
+            .destroy(tenant: "acme")
+        let stale = try checkpointer.thread("acme:support", as: TestAgentState.self, sealing: sealing)
+        let staleError = await #expect(throws: CheckpointError.self) { try await stale.latest() }
+        #expect(staleError?.code == .decryptionFailed)
         // Another process, with the same master key and store.
         let restarted = Sealing.wholeState(SodiumSealer(keys: TenantKeyProvider(master: master, store: store)))
         let shredded = try checkpointer.thread("acme:support", as: TestAgentState.self, sealing: restarted)
