@@ -561,6 +561,36 @@ if option("--profile") == "save" {
     exit(0)
 }
 
+/// `--profile sqlite-save[-sealed]`: façade saves on SQLite on the writer executor.
+nonisolated func profileSQLiteSave(sealed: Bool) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-profile-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: directory.appendingPathComponent("p.db").path))
+    let sealing: Sealing? =
+        sealed
+        ? .wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())])))
+        : nil
+    var samples = Samples()
+    try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+        for index in 0..<400 {
+            let thread = try checkpointer.thread("save-\(index)", as: ConversationState.self, sealing: sealing)
+            var state = ConversationState()
+            for size in 1...50 {
+                state.messages.append(message(size))
+                state.turn = size
+                _ = try await time(&samples) { try await thread.save(state) }
+            }
+        }
+    }
+    print("sqlite save\(sealed ? " sealed" : ""): p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs")
+}
+
+if let mode = option("--profile"), mode.hasPrefix("sqlite-save") {
+    try await profileSQLiteSave(sealed: mode.hasSuffix("sealed"))
+    exit(0)
+}
+
 if option("--profile") == "save-sealed" {
     try await profileSave(
         sealing: .wholeState(
