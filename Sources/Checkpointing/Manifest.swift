@@ -394,24 +394,28 @@ package struct ListChain {
 // MARK: - Binary helpers
 
 package struct ByteWriter {
-    package var data = Data()
+    /// The bytes written so far. (Appending to an array is much cheaper than to `Data`.)
+    package var bytes: [UInt8] = []
 
     package init() {}
 
-    package mutating func writeByte(_ byte: UInt8) { data.append(byte) }
+    /// The bytes written so far, as `Data`.
+    package var data: Data { Data(bytes) }
+
+    package mutating func writeByte(_ byte: UInt8) { bytes.append(byte) }
 
     package mutating func writeVarint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
-            data.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
             value >>= 7
         }
-        data.append(UInt8(value))
+        bytes.append(UInt8(value))
     }
 
-    package mutating func writeBytes(_ bytes: Data) {
-        writeVarint(UInt64(bytes.count))
-        data.append(bytes)
+    package mutating func writeBytes(_ data: Data) {
+        writeVarint(UInt64(data.count))
+        bytes.append(contentsOf: data)
     }
 
     package mutating func writeReference(_ id: CheckpointID, owner: CheckpointID) {
@@ -424,8 +428,8 @@ package struct ByteWriter {
     }
 
     package mutating func writeID(_ id: CheckpointID) {
-        withUnsafeBytes(of: id.high.bigEndian) { data.append(contentsOf: $0) }
-        withUnsafeBytes(of: id.low.bigEndian) { data.append(contentsOf: $0) }
+        withUnsafeBytes(of: id.high.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: id.low.bigEndian) { bytes.append(contentsOf: $0) }
     }
 }
 

@@ -191,7 +191,7 @@ extension Pause {
     package func encoded() -> Data {
         var writer = ByteWriter()
         writer.writeByte(1)
-        withUnsafeBytes(of: id.uuid) { writer.data.append(contentsOf: $0) }
+        withUnsafeBytes(of: id.uuid) { writer.bytes.append(contentsOf: $0) }
         writer.writeBytes(Data(reason.utf8))
         writer.writeBytes(prompt)
         // Dates keep their own representation, so that they read back exactly.

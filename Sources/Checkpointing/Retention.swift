@@ -106,7 +106,7 @@ extension RowBlobs {
         let count = try reader.readVarint()
         var kept = ByteWriter()
         var keptCount: UInt64 = 0
-        var entries = Data()
+        var entries: [UInt8] = []
         for _ in 0..<count {
             var entry = ByteWriter()
             let name = try reader.readBytes()
@@ -119,12 +119,12 @@ extension RowBlobs {
             for _ in 0..<elements { entry.writeBytes(try reader.readBytes()) }
             if let channel = String(data: name, encoding: .utf8), channels.contains(channel) {
                 keptCount += 1
-                entries.append(entry.data)
+                entries.append(contentsOf: entry.bytes)
             }
         }
         guard keptCount > 0 else { return nil }
         kept.writeVarint(keptCount)
-        kept.data.append(entries)
+        kept.bytes.append(contentsOf: entries)
         return kept.data
     }
 
