@@ -84,6 +84,16 @@ public struct CheckpointSummary: Sendable, Hashable, Identifiable {
 }
 
 extension Checkpoint {
+    /// A checkpoint from its summary and contents.
+    public init(
+        summary: CheckpointSummary, channels: [String: ChannelValue], pause: Pause? = nil, answer: PauseAnswer? = nil
+    ) {
+        self.init(
+            id: summary.id, thread: summary.thread, namespace: summary.namespace, parentID: summary.parentID,
+            step: summary.step, createdAt: summary.createdAt, metadata: summary.metadata, channels: channels,
+            pause: pause, answer: answer)
+    }
+
     /// This checkpoint without its channel contents.
     public var summary: CheckpointSummary {
         CheckpointSummary(

@@ -125,11 +125,7 @@ public actor InMemoryCheckpointer: Checkpointer {
                 }
                 return try chain.elements()
             })
-        let summary = stored.summary
-        return Checkpoint(
-            id: summary.id, thread: thread, namespace: namespace, parentID: summary.parentID, step: summary.step,
-            createdAt: summary.createdAt, metadata: summary.metadata, channels: channels, pause: stored.pause,
-            answer: space.answers[id])
+        return Checkpoint(summary: stored.summary, channels: channels, pause: stored.pause, answer: space.answers[id])
     }
 
     /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.

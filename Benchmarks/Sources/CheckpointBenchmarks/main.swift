@@ -51,6 +51,15 @@ func profiledPuts<State: Codable & Sendable>(
     return samples.nanoseconds
 }
 
+/// A bytes-level write that appends one message and changes the turn.
+func appendingWrite(thread: ThreadID, parent: CheckpointID?, step: Int, element: Data) -> CheckpointWrite {
+    CheckpointWrite(
+        thread: thread, parentID: parent, step: step,
+        channels: [
+            "messages": parent == nil ? .list([element]) : .append([element]), "turn": .value(Data("\(step)".utf8)),
+        ])
+}
+
 func message(_ index: Int) -> Message {
     let words = ["agent", "checkpoint", "thread", "state", "resume", "tool", "reply", "human", "plan", "step", "value"]
     var text = "\(index): "
@@ -282,9 +291,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
             let thread = try ThreadID("bytes-\(index)")
             var parent: CheckpointID?
             for step in 0..<25 {
-                let write = CheckpointWrite(
-                    thread: thread, parentID: parent, step: step,
-                    channels: ["messages": parent == nil ? .list([element]) : .append([element]), "turn": .value(Data("\(step)".utf8))])
+                let write = appendingWrite(thread: thread, parent: parent, step: step, element: element)
                 try await time(&bytesPuts) { try await checkpointer.put(write) }
                 parent = write.id
             }
@@ -512,9 +519,7 @@ nonisolated func profileLoop(_ operation: String) async throws {
             let thread = try ThreadID("profile-\(index)")
             var parent: CheckpointID?
             for step in 0..<50 {
-                let write = CheckpointWrite(
-                    thread: thread, parentID: parent, step: step,
-                    channels: ["messages": parent == nil ? .list([element]) : .append([element]), "turn": .value(Data("\(step)".utf8))])
+                let write = appendingWrite(thread: thread, parent: parent, step: step, element: element)
                 if operation.hasPrefix("put") || step < 20 {
                     try await time(&samples) { try await checkpointer.put(write) }
                 } else {
