@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Checkpointing", targets: ["Checkpointing"]),
         .library(name: "CheckpointSQLite", targets: ["CheckpointSQLite"]),
+        .library(name: "CheckpointPostgres", targets: ["CheckpointPostgres"]),
         .library(name: "CheckpointEncryption", targets: ["CheckpointEncryption"]),
         .library(name: "CheckpointingTestKit", targets: ["CheckpointingTestKit"]),
         .executable(name: "example-agent", targets: ["ExampleAgent"]),
@@ -39,6 +40,21 @@ let package = Package(
             ]
         ),
         .systemLibrary(
+            name: "CCheckpointPostgres",
+            path: "Sources/CCheckpointPostgres",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "CheckpointPostgres",
+            dependencies: [
+                "Checkpointing",
+                "CCheckpointPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .systemLibrary(
             name: "CCheckpointSodium",
             path: "Sources/CCheckpointSodium",
             pkgConfig: "libsodium",
@@ -54,7 +70,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ExampleAgent",
-            dependencies: ["Checkpointing", "CheckpointSQLite"],
+            dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres"],
             path: "Examples/ExampleAgent"
         ),
         .testTarget(
@@ -67,6 +83,12 @@ let package = Package(
         .testTarget(
             name: "CheckpointEncryptionTests",
             dependencies: ["Checkpointing", "CheckpointEncryption", "CheckpointSQLite", "CheckpointingTestKit"]
+        ),
+        .testTarget(
+            name: "CheckpointPostgresTests",
+            dependencies: [
+                "Checkpointing", "CheckpointPostgres", "CheckpointEncryption", "CheckpointingTestKit",
+            ]
         ),
         .testTarget(
             name: "CheckpointSQLiteTests",

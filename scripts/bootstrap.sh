@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project builds and tests with, when they are missing.
+# Installs the Debian packages the project builds with, when they are missing.
+#   scripts/bootstrap.sh          # build dependencies (SQLite, libsodium, libpq headers)
+#   scripts/bootstrap.sh --test   # and the servers the tests run against (PostgreSQL)
 set -euo pipefail
-packages=(libsqlite3-dev sqlite3 libsodium-dev pkg-config)
+packages=(libsqlite3-dev sqlite3 libsodium-dev libpq-dev pkg-config)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(postgresql postgresql-client)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what it needs, builds (the benchmarks too, so that they
-# keep compiling), and runs every test.
+# Runs the whole test suite: installs what it needs, starts a throwaway PostgreSQL on
+# loopback (stopped and removed at exit), builds (the benchmarks too, so that they keep
+# compiling), and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+export PATH="$PATH:/usr/sbin:/sbin"
+scripts/bootstrap.sh --test
 swift build --build-tests
 (cd Benchmarks && swift build)
-swift test
+
+servers="$(mktemp -d /tmp/checkpointing-test-servers.XXXXXX)"
+chmod 755 "$servers"
+cleanup() { scripts/postgres-server.sh destroy "$servers/postgres" || true; rm -rf "$servers"; }
+trap cleanup EXIT
+CHECKPOINT_TEST_POSTGRES_URL="$(scripts/postgres-server.sh start "$servers/postgres" "${CHECKPOINT_TEST_POSTGRES_PORT:-55433}")"
+export CHECKPOINT_TEST_POSTGRES_URL
+swift test "$@"

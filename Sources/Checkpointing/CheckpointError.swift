@@ -16,7 +16,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
             case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
-            case alreadyResumed, stalePause, pauseExpired, decryptionFailed
+            case alreadyResumed, stalePause, pauseExpired, decryptionFailed, permissionDenied
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -52,6 +52,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         /// A sealed value could not be opened: wrong key, unknown key id, tampered or truncated
         /// bytes, or a value moved from another thread or field. The message says which.
         public static let decryptionFailed = Code(.decryptionFailed)
+        /// The store refused the operation: row-level security hides or protects the row (a
+        /// thread of another tenant), or the database role lacks a privilege.
+        public static let permissionDenied = Code(.permissionDenied)
         /// The backend failed in a way not covered by another code; see ``CheckpointError/nativeCode``.
         public static let backendFailure = Code(.backendFailure)
 
@@ -74,6 +77,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case .stalePause: "stalePause"
             case .pauseExpired: "pauseExpired"
             case .decryptionFailed: "decryptionFailed"
+            case .permissionDenied: "permissionDenied"
             }
         }
     }
@@ -93,7 +97,15 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         self.message = message
         self.nativeCode = nativeCode
         self.underlying = underlying
+        self.isRetryable = code == .connectionFailed
     }
+
+    /// Whether the same call may succeed if simply tried again later: the store could not be
+    /// reached (a server restarting, a full connection pool). A `conflict` is not retryable
+    /// as is: reload the head first.
+    /// By default, true for ``Code/connectionFailed``; a backend sets it to false when the
+    /// failure is permanent (refused credentials, a database that does not exist).
+    public var isRetryable: Bool
 
     /// The code, the message and the native code. Never state, SQL values or keys.
     public var description: String {

@@ -1,30 +1,12 @@
 import CheckpointSQLite
 import Checkpointing
+import CheckpointingTestKit
 import Foundation
 import Testing
 
-/// Runs the example agent, built next to this test bundle, as a separate OS process.
+/// Runs the example agent as a separate OS process on an SQLite file.
 func runExampleAgent(_ arguments: [String], databasePath: String) async throws -> String {
-    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let executable = directory.appendingPathComponent("example-agent")
-    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-        throw CheckpointError(.notFound, "example-agent is not built at \(executable.path); run swift build first")
-    }
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    process.environment = ["CHECKPOINTER_URL": "sqlite://\(databasePath)"]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-    process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        throw CheckpointError(.backendFailure, "example-agent exited with \(process.terminationStatus): \(text)")
-    }
-    return text
+    try await runExampleAgent(arguments, url: "sqlite://\(databasePath)")
 }
 
 struct AgentMessage: Codable, Sendable, Equatable {

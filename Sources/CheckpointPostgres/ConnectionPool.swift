@@ -1,0 +1,269 @@
+import Checkpointing
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// A bounded pool of PostgreSQL connections, each owned by a thread of its own.
+///
+/// libpq's calls block; they run only on the pool's threads, never on Swift's shared
+/// cooperative threads (there are as many of those as cores, so one blocked call would stall
+/// every task). A call takes an idle worker (the most recently used first, whose thread is
+/// likely still awake), or waits for one up to the acquire timeout.
+///
+/// A worker checks its connection before each job: a connection the server closed (a restart,
+/// an administrator's kill) is dropped and a new one opened, so the pool recovers by itself
+/// after Postgres comes back. While the server is down, a job fails at once with
+/// ``CheckpointError/Code/connectionFailed``.
+final class ConnectionPool: Sendable {
+    /// One thread and the connection only it touches.
+    final class Worker: @unchecked Sendable {
+        // Safe: `connection` is only touched by jobs running on `thread`, one at a time.
+        let thread: JobThread
+        var connection: PostgresConnection?
+        let index: Int
+
+        init(index: Int, label: String, idleSpin: Duration) {
+            self.index = index
+            self.thread = JobThread(name: "\(label).\(index)", idleSpin: idleSpin)
+        }
+
+        deinit {
+            thread.stop()
+        }
+    }
+
+    private struct Waiter {
+        var id: UInt64
+        var job: @Sendable (Worker) -> Void
+        var fail: @Sendable (CheckpointError) -> Void
+    }
+
+    private struct State {
+        var idle: [Int]
+        var waiters: [Waiter] = []
+        var nextWaiterID: UInt64 = 0
+        var isClosed = false
+    }
+
+    let workers: [Worker]
+    private let state: Mutex<State>
+    private let connect: @Sendable () throws -> PostgresConnection
+    private let acquireTimeout: Duration
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - size: the most connections open at once.
+    ///   - connect: opens and sets up a connection; it runs on a worker's thread.
+    init(
+        size: Int, label: String, idleSpin: Duration, acquireTimeout: Duration, logger: Logger,
+        connect: @escaping @Sendable () throws -> PostgresConnection
+    ) {
+        workers = (0..<size).map { Worker(index: $0, label: label, idleSpin: idleSpin) }
+        state = Mutex(State(idle: Array((0..<size).reversed())))
+        self.connect = connect
+        self.acquireTimeout = acquireTimeout
+        self.logger = logger
+    }
+
+    /// Opens connections on the first `count` workers now, so that configuration mistakes
+    /// (a wrong password, an unknown database) surface when the checkpointer opens.
+    func warm(_ count: Int) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in workers.prefix(count) {
+                group.addTask { _ = try await self.run(on: worker) { _ in } }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// A worker's thread, as an executor: code that prefers it runs its calls inline on that
+    /// worker's connection.
+    func executor(_ index: Int) -> any TaskExecutor { workers[index % workers.count].thread }
+
+    /// The worker whose thread runs the caller, if any.
+    private var currentWorker: Worker? {
+        workers.first { $0.thread.isCurrent }
+    }
+
+    /// Runs `body` with a healthy connection on a worker's thread.
+    ///
+    /// A task cancelled before its work started gets `CancellationError` and nothing runs.
+    func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try Task.checkCancellation()
+        if let worker = currentWorker {
+            return try execute(body, on: worker)
+        }
+        let cancelled = Atomic<Bool>(false)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                let resumed = Atomic<Bool>(false)
+                let job: @Sendable (Worker) -> Void = { worker in
+                    guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                    if cancelled.load(ordering: .acquiring) {
+                        continuation.resume(throwing: CancellationError())
+                        return
+                    }
+                    continuation.resume(with: Result { try self.execute(body, on: worker) })
+                }
+                let fail: @Sendable (CheckpointError) -> Void = { error in
+                    guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                    continuation.resume(throwing: error)
+                }
+                dispatch(job: job, fail: fail)
+            }
+        } onCancel: {
+            cancelled.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Runs `body` on one particular worker (for warming, and for work that must use one
+    /// connection), waiting for it if it is busy.
+    private func run(on worker: Worker, _ body: @escaping @Sendable (PostgresConnection) throws -> Void) async throws {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            worker.thread.submit {
+                continuation.resume(with: Result { try self.execute(body, on: worker) })
+            }
+        }
+    }
+
+    private func dispatch(job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (CheckpointError) -> Void) {
+        enum Decision { case run(Worker), wait(UInt64), closed }
+        let decision: Decision = state.withLock { state in
+            if state.isClosed { return .closed }
+            if let index = state.idle.popLast() { return .run(workers[index]) }
+            let id = state.nextWaiterID
+            state.nextWaiterID += 1
+            state.waiters.append(Waiter(id: id, job: job, fail: fail))
+            return .wait(id)
+        }
+        switch decision {
+        case .run(let worker):
+            worker.thread.submit { self.drain(worker, first: job) }
+        case .wait(let id):
+            let timeout = acquireTimeout
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds))) {
+                let expired = self.state.withLock { state -> Waiter? in
+                    guard let position = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return state.waiters.remove(at: position)
+                }
+                expired?.fail(
+                    CheckpointError(
+                        .connectionFailed,
+                        "no PostgreSQL connection became free within the acquire timeout (\(timeout)); raise pool_max or acquire_timeout_ms"
+                    ))
+            }
+        case .closed:
+            fail(CheckpointError(.closed, "the Postgres checkpointer was closed"))
+        }
+    }
+
+    /// Runs a job, then the jobs that waited for a worker, then gives the worker back.
+    private func drain(_ worker: Worker, first: @Sendable (Worker) -> Void) {
+        first(worker)
+        while true {
+            let next: Waiter? = state.withLock { state in
+                if state.waiters.isEmpty {
+                    state.idle.append(worker.index)
+                    return nil
+                }
+                return state.waiters.removeFirst()
+            }
+            guard let next else { return }
+            next.job(worker)
+        }
+    }
+
+    /// Runs `body` with the worker's connection, opening one when it has none or the one it
+    /// has was closed by the server; a connection that broke during `body` is dropped.
+    private func execute<T>(_ body: (PostgresConnection) throws -> T, on worker: Worker) throws -> T {
+        let connection: PostgresConnection
+        if let existing = worker.connection, existing.isHealthy {
+            connection = existing
+        } else {
+            if worker.connection != nil {
+                logger.info("replacing a PostgreSQL connection the server closed", metadata: ["worker": "\(worker.index)"])
+            }
+            worker.connection?.close()
+            worker.connection = nil
+            connection = try connect()
+            worker.connection = connection
+        }
+        do {
+            return try body(connection)
+        } catch let error as PostgresError {
+            if error.connectionLost || !connection.isOpen {
+                connection.close()
+                worker.connection = nil
+            }
+            throw PostgresErrors.map(error)
+        } catch let error as CheckpointError {
+            if error.code == .connectionFailed {
+                connection.close()
+                worker.connection = nil
+            }
+            throw error
+        }
+    }
+
+    /// Closes every connection; waiting calls fail with ``CheckpointError/Code/closed``.
+    func close() async {
+        let waiters = state.withLock { state in
+            state.isClosed = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.fail(CheckpointError(.closed, "the Postgres checkpointer was closed")) }
+        for worker in workers {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                worker.thread.submit {
+                    worker.connection?.close()
+                    worker.connection = nil
+                    continuation.resume()
+                }
+            }
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
+
+/// Turns libpq's and the server's failures into ``CheckpointError``, keeping the SQLSTATE.
+enum PostgresErrors {
+    static func map(_ error: PostgresError) -> CheckpointError {
+        let state = error.sqlState ?? ""
+        let code: CheckpointError.Code
+        let reason: String
+        switch state {
+        case _ where error.connectionLost && state.isEmpty,
+            _ where state.hasPrefix("08"), "57P01", "57P02", "57P03":
+            code = .connectionFailed
+            reason = "the PostgreSQL server cannot be reached or closed the connection; retry later"
+        case "28P01", "28000":
+            code = .connectionFailed
+            reason = "PostgreSQL refused the credentials"
+        case "3D000":
+            code = .connectionFailed
+            reason = "the PostgreSQL database does not exist"
+        case "42501":
+            code = .permissionDenied
+            reason = "PostgreSQL denied the operation (row-level security or privileges)"
+        case "40001", "40P01":
+            code = .conflict
+            reason = "a concurrent transaction conflicted with this one; nothing was written"
+        case "53300":
+            code = .connectionFailed
+            reason = "PostgreSQL has no free connection slots"
+        default:
+            code = .backendFailure
+            reason = "a PostgreSQL call failed"
+        }
+        var mapped = CheckpointError(code, reason, nativeCode: state.isEmpty ? nil : "SQLSTATE \(state)", underlying: error)
+        if ["28P01", "28000", "3D000"].contains(state) { mapped.isRetryable = false }
+        return mapped
+    }
+}

@@ -1,0 +1,606 @@
+import CCheckpointPostgres
+import Checkpointing
+import Foundation
+import Logging
+import Synchronization
+
+/// A backend for many app instances on many machines sharing one PostgreSQL (13 or later),
+/// through libpq.
+///
+/// ```swift
+/// let checkpointer = try await PostgresCheckpointer(
+///     configuration: .init(url: CheckpointerURL("postgres://agent:secret@db:5432/agents?pool_max=10")))
+/// ```
+///
+/// - A bounded pool of connections, each on a thread of its own: libpq's blocking calls never
+///   run on Swift's shared threads. A connection the server closed is replaced before use, so
+///   after a server restart the pool recovers by itself; while the server is down, calls fail
+///   at once with ``CheckpointError/Code/connectionFailed`` (``CheckpointError/isRetryable``).
+/// - The schema is migrated on open under an advisory lock, so instances starting together
+///   migrate once; migrations are named and recorded in `checkpoint_migrations`.
+/// - A put is one statement, one round trip: it moves the thread's head only if the head is
+///   still the write's parent (``CheckpointError/Code/conflict`` otherwise) and inserts the
+///   checkpoint's row. The parent's manifest, when a write needs it, comes from a small cache
+///   of the heads this process wrote or read, else from one more round trip.
+/// - Tenant mode (``Configuration/tenant``): PostgreSQL's row-level security restricts every
+///   connection to one tenant's threads.
+public final class PostgresCheckpointer: Checkpointer {
+    /// The settings the checkpointer was opened with.
+    public let configuration: Configuration
+    private let pool: ConnectionPool
+    private let isClosed = Atomic<Bool>(false)
+    private let metrics: CheckpointMetrics
+    private let contentCache: ContentCache
+    private let heads = HeadManifests(capacity: 50_000)
+    private let logger: Logger
+
+    /// Lets ``CheckpointerConfiguration`` open `postgres:` and `postgresql:` URLs.
+    public static let backend: any CheckpointerBackend = PostgresBackend()
+
+    /// Connects (``Configuration/poolMin`` connections), checks the settings and migrates the schema.
+    ///
+    /// - Throws: ``CheckpointError/Code/connectionFailed`` when the server cannot be reached
+    ///   within ``Configuration/connectTimeout`` or refuses the credentials;
+    ///   ``CheckpointError/Code/migrationFailed`` when the schema cannot be brought up to date;
+    ///   ``CheckpointError/Code/invalidConfiguration`` for bad settings, or a tenant mode whose
+    ///   role bypasses row-level security.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "checkpointing.postgres")) async throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.contentCache = ContentCache(capacity: configuration.contentCacheBytes)
+        self.metrics = CheckpointMetrics(backend: "postgres", factory: configuration.metricsFactory)
+        let parameters = configuration.connectionParameters
+        let tenant = configuration.tenant
+        pool = ConnectionPool(
+            size: configuration.poolMax, label: "checkpointing.postgres", idleSpin: configuration.idleSpin,
+            acquireTimeout: configuration.acquireTimeout, logger: logger
+        ) {
+            let connection = try PostgresConnection(parameters: parameters)
+            if let tenant {
+                _ = try connection.query(PostgresSchema.bindTenant, [.text(tenant)])
+            }
+            return connection
+        }
+        do {
+            let schema = configuration.schema
+            try await pool.run { connection in try Self.migrate(connection, schema: schema, logger: logger) }
+            if tenant != nil {
+                let bypasses = try await pool.run { connection in
+                    let result = try connection.query(PostgresSchema.roleBypassesSecurity, [])
+                    return result.rowCount == 0 || result.bool(0, 0)
+                }
+                if bypasses {
+                    throw CheckpointError(
+                        .invalidConfiguration,
+                        "tenant mode needs a role that is not a superuser and has no BYPASSRLS: PostgreSQL would not restrict it"
+                    )
+                }
+            }
+            try await pool.warm(configuration.poolMin)
+        } catch {
+            await pool.close()
+            throw error
+        }
+        logger.debug("opened Postgres checkpointer", metadata: ["server": "\(configuration)"])
+    }
+
+    /// Applies the missing migrations under a session advisory lock, each in its own
+    /// transaction unless it cannot run in one.
+    private static func migrate(_ connection: PostgresConnection, schema: String?, logger: Logger) throws {
+        do {
+            try connection.execute("SELECT pg_advisory_lock(\(PostgresSchema.migrationLock))")
+            defer { try? connection.execute("SELECT pg_advisory_unlock(\(PostgresSchema.migrationLock))") }
+            if let schema {
+                // A validated identifier, quoted: DDL takes no parameters.
+                try connection.execute("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"")
+            }
+            try connection.execute(PostgresSchema.migrationsTable)
+            let applied = try connection.query(text: "SELECT name FROM checkpoint_migrations", [])
+            let names = Set((0..<applied.rowCount).map { applied.text($0, 0) })
+            for migration in PostgresSchema.migrations where !names.contains(migration.name) {
+                let record = "INSERT INTO checkpoint_migrations (name) VALUES ($1)"
+                if migration.transactional {
+                    try connection.transaction {
+                        try connection.execute(migration.sql)
+                        _ = try connection.query(text: record, [.text(migration.name)])
+                    }
+                } else {
+                    try connection.execute(migration.sql)
+                    _ = try connection.query(text: record, [.text(migration.name)])
+                }
+                logger.info("applied PostgreSQL migration", metadata: ["migration": "\(migration.name)"])
+            }
+        } catch let error as PostgresError {
+            let mapped = PostgresErrors.map(error)
+            if mapped.code == .connectionFailed { throw mapped }
+            throw CheckpointError(
+                .migrationFailed, "cannot migrate the PostgreSQL schema", nativeCode: mapped.nativeCode,
+                underlying: error)
+        }
+    }
+
+    /// A pool connection's thread, as an executor.
+    ///
+    /// Code that runs under `withTaskExecutorPreference(checkpointer.connectionExecutor(0))`
+    /// runs on that connection's own thread, so its calls run inline, without the two
+    /// thread hops (to a connection's thread and back) an `await` otherwise costs. Use one
+    /// index per concurrent agent loop; calls from other tasks use the other connections.
+    public func connectionExecutor(_ index: Int) -> any TaskExecutor { pool.executor(index) }
+
+    // MARK: Checkpointer
+
+    /// Appends a checkpoint with one statement; see ``Checkpointer/put(_:expecting:)``.
+    public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        let start = ContinuousClock.now
+        try checkOpen()
+        try NamespaceValidation.validate(write.namespace)
+        let needsParent = Manifest.writeNeedsParent(write)
+        let cachedParent = needsParent ? write.parentID.flatMap { heads.manifest(write.thread, write.namespace, $0) } : nil
+        let (threadKey, resolved): (Int64, ResolvedWrite)
+        do {
+            (threadKey, resolved) = try await pool.run { connection in
+                try Self.put(write, expecting: expecting, cachedParent: cachedParent, needsParent: needsParent, on: connection)
+            }
+        } catch let error as CheckpointError {
+            if error.code == .conflict { metrics.recordConflict() }
+            throw error
+        }
+        heads.store(write.thread, write.namespace, write.id, resolved.manifest)
+        for entry in resolved.segments {
+            let next = ContentCache.Key(scope: threadKey, channel: entry.channel, version: write.id)
+            if let previous = entry.segment.previous {
+                contentCache.extend(
+                    ContentCache.Key(scope: threadKey, channel: entry.channel, version: previous), to: next,
+                    appending: entry.segment.elements)
+            } else {
+                contentCache.store(next, elements: entry.segment.elements)
+            }
+        }
+        for payload in resolved.payloads {
+            contentCache.store(
+                ContentCache.Key(scope: threadKey, channel: payload.channel, version: write.id), elements: [payload.data])
+        }
+        metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
+    }
+
+    private static func put(
+        _ write: CheckpointWrite, expecting: PutExpectation, cachedParent: Manifest?, needsParent: Bool,
+        on connection: PostgresConnection
+    ) throws -> (Int64, ResolvedWrite) {
+        var parentManifest = cachedParent
+        if needsParent, parentManifest == nil, let parentID = write.parentID {
+            let result = try connection.query(
+                PostgresSchema.selectManifest, [.text(write.thread.rawValue), .text(write.namespace), .id(parentID)])
+            guard result.rowCount == 1 else {
+                try diagnose(write, expecting: expecting, on: connection)
+                throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+            }
+            parentManifest = try Manifest(decoding: result.data(0, 0), owner: parentID)
+        }
+        let resolved = try ResolvedWrite(write, parent: parentManifest)
+        let statement =
+            write.parentID != nil
+            ? PostgresSchema.putAfter : expecting.requiresParentIsHead ? PostgresSchema.putFirst : PostgresSchema.putRoot
+        let pause = write.pause
+        let result = try connection.query(
+            statement,
+            [
+                .text(write.thread.rawValue), .text(write.namespace), .optional(write.thread.tenant.map(String.init)),
+                .id(write.id), .id(write.parentID), .int8(Int64(write.step)),
+                write.createdAt == write.id.timestamp ? .null : .float8(write.createdAt.timeIntervalSince1970),
+                write.metadata.isEmpty ? .null : .jsonb(try write.metadata.jsonData()),
+                .bytes(resolved.manifest.encoded(owner: write.id)), .bool(!expecting.requiresParentIsHead),
+                .optional(pause?.id.bytes), .optional(pause?.reason),
+                pause.map { .float8($0.createdAt.timeIntervalSince1970) } ?? .null,
+                pause?.expiresAt.map { .float8($0.timeIntervalSince1970) } ?? .null,
+                .optional(resolved.encodedSegments(parentID: write.parentID)), .optional(resolved.encodedPayloads()),
+                .optional(pause?.encoded()),
+            ])
+        guard result.rowCount == 1 else {
+            try diagnose(write, expecting: expecting, on: connection)
+            throw CheckpointError(
+                .conflict, "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+        }
+        return (try result.int64(0, 0), resolved)
+    }
+
+    /// Says why a put changed nothing, with the error the SQLite backend gives in that case.
+    private static func diagnose(
+        _ write: CheckpointWrite, expecting: PutExpectation, on connection: PostgresConnection
+    ) throws {
+        let result = try connection.query(
+            PostgresSchema.diagnosePut,
+            [.text(write.thread.rawValue), .text(write.namespace), .bytes(write.parentID?.bigEndianBytes ?? Data())])
+        let head = result.rowCount == 1 ? try result.checkpointID(0, 0) : nil
+        let parentExists = result.rowCount == 1 && result.bool(0, 1)
+        if expecting.requiresParentIsHead, head != write.parentID {
+            throw CheckpointError(
+                .conflict,
+                write.parentID == nil
+                    ? "thread '\(write.thread)' already has checkpoints; read its head before writing"
+                    : "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+        }
+        if let head, write.id <= head {
+            throw CheckpointError(
+                .invalidArgument,
+                "checkpoint \(write.id) is not newer than the thread's head \(head); make ids with CheckpointID.make(after:)")
+        }
+        if let parentID = write.parentID, !parentExists {
+            throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
+        }
+    }
+
+    /// Reads one checkpoint; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
+    ///
+    /// One statement reads the row; its list segments and stored values come from the content
+    /// cache or from more statements. Should a concurrent prune remove content between them,
+    /// the read is repeated in one snapshot.
+    public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        try checkOpen()
+        let checkpoint = try await pool.run { [contentCache] connection in
+            do {
+                return try Self.read(thread, namespace, id, on: connection, contentCache: contentCache)
+            } catch let error as CheckpointError where error.code == .corruptData {
+                return try connection.transaction("ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+                    try Self.read(thread, namespace, id, on: connection, contentCache: contentCache)
+                }
+            }
+        }
+        if let checkpoint, let manifest = checkpoint.manifest {
+            heads.store(thread, namespace, checkpoint.checkpoint.id, manifest)
+        }
+        return checkpoint?.checkpoint
+    }
+
+    private struct ReadCheckpoint: Sendable {
+        var checkpoint: Checkpoint
+        var manifest: Manifest?
+    }
+
+    private static func read(
+        _ thread: ThreadID, _ namespace: String, _ id: CheckpointID?, on connection: PostgresConnection,
+        contentCache: ContentCache
+    ) throws -> ReadCheckpoint? {
+        let result =
+            if let id {
+                try connection.query(
+                    PostgresSchema.selectCheckpoint, [.text(thread.rawValue), .text(namespace), .id(id)])
+            } else {
+                try connection.query(PostgresSchema.selectHead, [.text(thread.rawValue), .text(namespace)])
+            }
+        guard result.rowCount == 1 else { return nil }
+        let threadKey = try result.int64(0, 0)
+        let checkpointID = try result.checkpointID(0, 1)
+        let parentID = try result.optionalCheckpointID(0, 2)
+        let step = Int(try result.int64(0, 3))
+        let createdAt =
+            result.isNull(0, 4) ? checkpointID.timestamp : Date(timeIntervalSince1970: try result.double(0, 4))
+        let metadata = result.isNull(0, 5) ? [:] : try Metadata.decodeJSON(try result.jsonb(0, 5))
+        let manifest = try Manifest(decoding: result.data(0, 6), owner: checkpointID)
+        let pause = result.isNull(0, 7) ? nil : try Pause(decoding: result.data(0, 7))
+        let answer =
+            result.isNull(0, 8)
+            ? nil
+            : PauseAnswer(
+                pauseID: try UUID(bytes: result.data(0, 8)), response: result.data(0, 9),
+                answeredAt: Date(timeIntervalSince1970: try result.double(0, 10)))
+        let channels = try manifest.materialize(
+            payload: { channel, version in
+                let key = ContentCache.Key(scope: threadKey, channel: channel, version: version)
+                if let cached = contentCache.elements(key), let value = cached.first { return value }
+                let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(version)])
+                guard rows.rowCount == 1, !rows.isNull(0, 0),
+                    let value = try RowBlobs.payload(in: rows.data(0, 0), channel: channel)
+                else { return nil }
+                contentCache.store(key, elements: [value])
+                return value
+            },
+            list: { channel, reference, tip in
+                let key = ContentCache.Key(scope: threadKey, channel: channel, version: tip)
+                if let cached = contentCache.elements(key) { return cached }
+                let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
+                var chain = ListChain(channel: channel, reference: reference)
+                for row in 0..<rows.rowCount {
+                    guard let next = chain.next else { break }
+                    let rowID = try rows.checkpointID(row, 0)
+                    guard rowID == next,
+                        let segment = try RowBlobs.segment(
+                            in: rows.data(row, 2), channel: channel, rowID: rowID,
+                            parentID: try rows.optionalCheckpointID(row, 1))
+                    else { continue }
+                    if try chain.add(segment) { break }
+                }
+                let elements = try chain.elements()
+                contentCache.store(key, elements: elements)
+                return elements
+            })
+        return ReadCheckpoint(
+            checkpoint: Checkpoint(
+                id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,
+                createdAt: createdAt, metadata: metadata, channels: channels, pause: pause, answer: answer),
+            manifest: id == nil ? manifest : nil)
+    }
+
+    /// Lists checkpoints newest first, filtering metadata with `jsonb @>` (GIN-indexed); see
+    /// ``Checkpointer/history(thread:namespace:before:limit:where:)``.
+    public func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary] {
+        try checkOpen()
+        try validateLimit(limit)
+        var sql = """
+            SELECT c.id, c.parent_id, c.step, c.created_at, c.metadata
+            FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
+            WHERE t.thread = $1 AND t.namespace = $2 AND length(c.manifest) > 0
+            """
+        var parameters: [PostgresValue] = [.text(thread.rawValue), .text(namespace)]
+        if let before {
+            parameters.append(.id(before))
+            sql += " AND c.id < $\(parameters.count)"
+        }
+        if !filter.isEmpty {
+            parameters.append(.jsonb(try filter.jsonData()))
+            sql += " AND c.metadata @> $\(parameters.count)"
+        }
+        parameters.append(.int8(Int64(limit)))
+        sql += " ORDER BY c.id DESC LIMIT $\(parameters.count)"
+        let query = sql
+        let bound = parameters
+        return try await pool.run { connection in
+            let result = try connection.query(text: query, bound)
+            var summaries: [CheckpointSummary] = []
+            summaries.reserveCapacity(result.rowCount)
+            for row in 0..<result.rowCount {
+                let id = try result.checkpointID(row, 0)
+                summaries.append(
+                    CheckpointSummary(
+                        id: id, thread: thread, namespace: namespace, parentID: try result.optionalCheckpointID(row, 1),
+                        step: Int(try result.int64(row, 2)),
+                        createdAt: result.isNull(row, 3) ? id.timestamp : Date(timeIntervalSince1970: try result.double(row, 3)),
+                        metadata: result.isNull(row, 4) ? [:] : try Metadata.decodeJSON(try result.jsonb(row, 4))))
+            }
+            return summaries
+        }
+    }
+
+    /// Deletes a thread in every namespace with one statement; see ``Checkpointer/deleteThread(_:)``.
+    public func deleteThread(_ thread: ThreadID) async throws {
+        try checkOpen()
+        let keys = try await pool.run { connection in
+            let result = try connection.query(PostgresSchema.deleteThread, [.text(thread.rawValue)])
+            return try (0..<result.rowCount).map { try result.int64($0, 0) }
+        }
+        contentCache.remove(scopes: Set(keys))
+        heads.remove(thread)
+    }
+
+    /// Counts a thread's checkpoints and payload bytes; see ``Checkpointer/storageStatistics(thread:)``.
+    public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
+        try checkOpen()
+        return try await pool.run { connection in
+            let result = try connection.query(PostgresSchema.statistics, [.text(thread.rawValue)])
+            return StorageStatistics(
+                checkpointCount: Int(try result.int64(0, 0)), payloadCount: Int(try result.int64(0, 1)),
+                payloadByteCount: Int(try result.int64(0, 2)))
+        }
+    }
+
+    /// Lists waiting pauses from a partial index of the threads whose head waits; see
+    /// ``Checkpointer/pausedThreads(_:)``.
+    public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
+        try checkOpen()
+        try query.validate()
+        let inbox = PostgresInbox(query)
+        return try await pool.run { connection in
+            let result = try connection.query(text: inbox.sql, inbox.parameters)
+            var items: [PausedThread] = []
+            for row in 0..<result.rowCount {
+                items.append(
+                    PausedThread(
+                        thread: try ThreadID(result.text(row, 0)), namespace: result.text(row, 1),
+                        checkpointID: try result.checkpointID(row, 2), pause: try Pause(decoding: result.data(row, 3))))
+            }
+            return query.page(items)
+        }
+    }
+
+    /// Records an answer exactly once, in one transaction holding the thread's row; see
+    /// ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
+    public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        try checkOpen()
+        try await pool.run { connection in
+            try connection.transaction {
+                let head = try connection.query(
+                    PostgresSchema.lockHeadPause, [.text(thread.rawValue), .text(namespace)])
+                guard head.rowCount == 1 else {
+                    throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
+                }
+                let key = try head.int64(0, 0)
+                let answered = try connection.query(PostgresSchema.selectAnswerByPause, [.int8(key), .bytes(pauseID.bytes)])
+                if answered.rowCount > 0 {
+                    throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
+                }
+                guard !head.isNull(0, 2) else {
+                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+                }
+                let pause = try Pause(decoding: head.data(0, 2))
+                guard pause.id == pauseID else {
+                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+                }
+                guard !pause.isExpired(at: now) else {
+                    throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
+                }
+                _ = try connection.query(
+                    PostgresSchema.insertAnswer,
+                    [
+                        .int8(key), .bytes(try head.checkpointID(0, 1).bigEndianBytes), .bytes(pauseID.bytes),
+                        .bytes(response), .float8(now.timeIntervalSince1970), .optional(thread.tenant.map(String.init)),
+                    ])
+                _ = try connection.query(PostgresSchema.clearWaiting, [.int8(key)])
+            }
+        }
+    }
+
+    /// Keeps the newest checkpoints and unanswered pauses, in one transaction holding the
+    /// thread's row; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
+    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+        try checkOpen()
+        try validateRetention(count)
+        return try await pool.run { connection in
+            try connection.transaction {
+                let locked = try connection.query(PostgresSchema.lockThread, [.text(thread.rawValue), .text(namespace)])
+                guard locked.rowCount == 1 else { return 0 }
+                let key = try locked.int64(0, 0)
+                let result = try connection.query(PostgresSchema.selectRetentionRows, [.int8(key)])
+                var rows: [RetentionRow] = []
+                for row in 0..<result.rowCount {
+                    let id = try result.checkpointID(row, 0)
+                    let manifest = result.data(row, 2)
+                    rows.append(
+                        RetentionRow(
+                            id: id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: id),
+                            awaitsAnswer: result.bool(row, 4),
+                            links: result.isNull(row, 3)
+                                ? [:]
+                                : try RowBlobs.links(
+                                    in: result.data(row, 3), parentID: try result.optionalCheckpointID(row, 1))))
+                }
+                let plan = RetentionPlan(rows: rows, keepingLatest: count)
+                for id in plan.delete {
+                    _ = try connection.query(PostgresSchema.deleteRow, [.int8(key), .id(id)])
+                    _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
+                }
+                for (id, kept) in plan.tombstone {
+                    let content = try connection.query(PostgresSchema.selectRowContent, [.int8(key), .id(id)])
+                    guard content.rowCount == 1 else { continue }
+                    let segments =
+                        content.isNull(0, 0) ? nil : try RowBlobs.keepingSegments(content.data(0, 0), of: kept.segments)
+                    let payload =
+                        content.isNull(0, 1) ? nil : try RowBlobs.keepingPayloads(content.data(0, 1), of: kept.values)
+                    _ = try connection.query(
+                        PostgresSchema.tombstoneRow, [.int8(key), .id(id), .optional(segments), .optional(payload)])
+                    _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
+                }
+                return plan.removedFromHistory
+            }
+        }
+    }
+
+    /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
+    public func close() async throws {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await pool.close()
+        logger.debug("closed Postgres checkpointer", metadata: ["server": "\(configuration)"])
+    }
+
+    private func checkOpen() throws(CheckpointError) {
+        if isClosed.load(ordering: .acquiring) {
+            throw CheckpointError(.closed, "the Postgres checkpointer was closed")
+        }
+    }
+}
+
+extension PostgresCheckpointer {
+    /// Opens a checkpointer for a `postgres://` URL; see ``Configuration/init(url:)``.
+    public convenience init(url: String, logger: Logger = Logger(label: "checkpointing.postgres")) async throws {
+        try await self.init(configuration: Configuration(url: CheckpointerURL(url)), logger: logger)
+    }
+
+    /// Runs SQL on one of the pool's connections, for tests and diagnostics (query plans,
+    /// raw table bytes). Values are bound parameters (text); each row comes back as text.
+    ///
+    /// Not for application data: the schema is the checkpointer's own.
+    public func diagnosticQuery(_ sql: String, _ parameters: [String] = []) async throws -> [[String?]] {
+        try checkOpen()
+        return try await pool.run { connection in
+            let result = try connection.textQuery(sql, parameters)
+            return result
+        }
+    }
+}
+
+struct PostgresBackend: CheckpointerBackend {
+    var schemes: Set<String> { ["postgres", "postgresql"] }
+
+    func makeCheckpointer(url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer {
+        try await PostgresCheckpointer(configuration: PostgresCheckpointer.Configuration(url: url), logger: logger)
+    }
+}
+
+/// The manifests of the heads this process last wrote or read, so that a put whose parent is
+/// one of them resolves its channels without reading the parent back: one round trip.
+///
+/// A manifest never changes for its checkpoint id, so an entry is never wrong; it may only be
+/// old, and then the put's head check (done by PostgreSQL) fails as it should.
+final class HeadManifests: Sendable {
+    private struct Key: Hashable {
+        var thread: String
+        var namespace: String
+    }
+    private let entries = Mutex<[Key: (id: CheckpointID, manifest: Manifest)]>([:])
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func manifest(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Manifest? {
+        entries.withLock { entries in
+            guard let entry = entries[Key(thread: thread.rawValue, namespace: namespace)], entry.id == id else {
+                return nil
+            }
+            return entry.manifest
+        }
+    }
+
+    func store(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ manifest: Manifest) {
+        entries.withLock { entries in
+            let key = Key(thread: thread.rawValue, namespace: namespace)
+            if let existing = entries[key], existing.id > id { return }
+            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (id, manifest)
+        }
+    }
+
+    func remove(_ thread: ThreadID) {
+        entries.withLock { entries in
+            entries = entries.filter { $0.key.thread != thread.rawValue }
+        }
+    }
+}
+
+/// The SQL of an inbox query: a range of one of the partial indexes of waiting threads.
+struct PostgresInbox {
+    let sql: String
+    let parameters: [PostgresValue]
+
+    init(_ query: InboxQuery) {
+        var conditions = ["t.waiting_pause_id IS NOT NULL"]
+        var parameters: [PostgresValue] = []
+        func parameter(_ value: PostgresValue) -> String {
+            parameters.append(value)
+            return "$\(parameters.count)"
+        }
+        if let reason = query.reason { conditions.append("t.waiting_reason = \(parameter(.text(reason)))") }
+        if let tenant = query.tenant { conditions.append("t.tenant = \(parameter(.text(tenant)))") }
+        if let expiredAsOf = query.expiredAsOf {
+            conditions.append("t.waiting_expires_at <= \(parameter(.float8(expiredAsOf.timeIntervalSince1970)))")
+        }
+        if let after = query.after {
+            let createdAt = parameter(.float8(after.createdAt.timeIntervalSince1970))
+            let thread = parameter(.text(after.thread))
+            let namespace = parameter(.text(after.namespace))
+            conditions.append("(t.waiting_created_at, t.thread, t.namespace) > (\(createdAt), \(thread), \(namespace))")
+        }
+        let limit = parameter(.int8(Int64(query.limit)))
+        sql = """
+            SELECT t.thread, t.namespace, t.head_id, c.pause
+            FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key AND c.id = t.head_id
+            WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY t.waiting_created_at, t.thread, t.namespace
+            LIMIT \(limit)
+            """
+        self.parameters = parameters
+    }
+}

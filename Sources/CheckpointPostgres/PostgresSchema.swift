@@ -1,0 +1,289 @@
+/// The PostgreSQL schema, as named migrations applied in order under an advisory lock and
+/// recorded in `checkpoint_migrations`.
+///
+/// As in every backend, one row per checkpoint holds its manifest, the list segments it
+/// appended and the values it stored (an unchanged channel is a reference, an appended list
+/// stores only the new elements). The thread's row holds its head, so that a put checks and
+/// moves the head and inserts its checkpoint in one statement, and the head's waiting pause,
+/// so that the inbox is a range of a partial index.
+///
+/// Every table has a `tenant` column (the thread id's prefix before `:`) and a row-level
+/// security policy: a connection bound to a tenant (`checkpointing.tenant` set) sees and
+/// writes that tenant's rows only; a connection bound to none sees every row.
+enum PostgresSchema {
+    struct Migration {
+        var name: String
+        var sql: String
+        /// Whether the migration runs inside a transaction; one that uses
+        /// `CREATE INDEX CONCURRENTLY` cannot, and runs under the session's advisory lock only.
+        var transactional = true
+    }
+
+    /// The key of the advisory lock every instance takes to migrate (`'ckpt'` as an integer).
+    static let migrationLock: Int64 = 0x636B_7074_6D69_6772
+
+    static let migrationsTable = """
+        CREATE TABLE IF NOT EXISTS checkpoint_migrations (
+            name text PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+
+    private static let tenantPolicy = """
+        coalesce(current_setting('checkpointing.tenant', true), '') = ''
+        OR tenant = current_setting('checkpointing.tenant', true)
+        """
+
+    static let migrations: [Migration] = [
+        Migration(
+            name: "2026-11-23-initial",
+            sql: """
+                CREATE TABLE checkpoint_threads (
+                    key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    thread text COLLATE "C" NOT NULL,
+                    namespace text COLLATE "C" NOT NULL,
+                    tenant text COLLATE "C",
+                    head_id bytea NOT NULL,
+                    waiting_pause_id bytea,
+                    waiting_reason text COLLATE "C",
+                    waiting_created_at double precision,
+                    waiting_expires_at double precision,
+                    UNIQUE (thread, namespace)
+                ) WITH (fillfactor = 80);
+                CREATE TABLE checkpoint_rows (
+                    thread_key bigint NOT NULL,
+                    id bytea NOT NULL,
+                    parent_id bytea,
+                    step bigint NOT NULL,
+                    created_at double precision,
+                    metadata jsonb,
+                    manifest bytea NOT NULL,
+                    segments bytea,
+                    payload bytea,
+                    pause bytea,
+                    tenant text COLLATE "C",
+                    PRIMARY KEY (thread_key, id)
+                );
+                CREATE INDEX checkpoint_rows_metadata ON checkpoint_rows USING gin (metadata jsonb_path_ops);
+                CREATE TABLE checkpoint_answers (
+                    thread_key bigint NOT NULL,
+                    checkpoint_id bytea NOT NULL,
+                    pause_id bytea NOT NULL,
+                    response bytea NOT NULL,
+                    answered_at double precision NOT NULL,
+                    tenant text COLLATE "C",
+                    PRIMARY KEY (thread_key, checkpoint_id),
+                    UNIQUE (thread_key, pause_id)
+                );
+                CREATE INDEX checkpoint_waiting_by_time ON checkpoint_threads (waiting_created_at, thread, namespace)
+                    WHERE waiting_pause_id IS NOT NULL;
+                CREATE INDEX checkpoint_waiting_by_reason
+                    ON checkpoint_threads (waiting_reason, waiting_created_at, thread, namespace)
+                    WHERE waiting_pause_id IS NOT NULL;
+                CREATE INDEX checkpoint_waiting_by_tenant
+                    ON checkpoint_threads (tenant, waiting_created_at, thread, namespace)
+                    WHERE waiting_pause_id IS NOT NULL;
+                ALTER TABLE checkpoint_threads ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE checkpoint_threads FORCE ROW LEVEL SECURITY;
+                CREATE POLICY checkpoint_tenant ON checkpoint_threads USING (\(tenantPolicy)) WITH CHECK (\(tenantPolicy));
+                ALTER TABLE checkpoint_rows ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE checkpoint_rows FORCE ROW LEVEL SECURITY;
+                CREATE POLICY checkpoint_tenant ON checkpoint_rows USING (\(tenantPolicy)) WITH CHECK (\(tenantPolicy));
+                ALTER TABLE checkpoint_answers ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE checkpoint_answers FORCE ROW LEVEL SECURITY;
+                CREATE POLICY checkpoint_tenant ON checkpoint_answers USING (\(tenantPolicy)) WITH CHECK (\(tenantPolicy));
+                """)
+    ]
+
+    // MARK: Writes
+
+    /// The head and waiting-pause columns a put sets on the thread's row.
+    private static let headAssignments = """
+        head_id = $4, waiting_pause_id = $11, waiting_reason = $12, waiting_created_at = $13, waiting_expires_at = $14
+        """
+
+    /// The checkpoint row a put inserts, for the thread row the first part returned.
+    private static let insertRow = """
+        INSERT INTO checkpoint_rows (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload, pause, tenant)
+        SELECT key, $4, $5, $6, $7, $8, $9, $15, $16, $17, $3 FROM thread
+        RETURNING thread_key
+        """
+
+    /// A put that starts a thread: fails (no row) when the thread exists.
+    static let putFirst = PostgresSQL(
+        1, [.text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8, .bytea, .bytea, .bytea],
+        """
+        WITH thread AS (
+            INSERT INTO checkpoint_threads AS t
+                (thread, namespace, tenant, head_id, waiting_pause_id, waiting_reason, waiting_created_at, waiting_expires_at)
+            SELECT $1, $2, $3, $4, $11, $12, $13, $14 WHERE $5::bytea IS NULL AND $10::bool IS NOT NULL
+            ON CONFLICT (thread, namespace) DO NOTHING
+            RETURNING key
+        )
+        \(insertRow)
+        """)
+
+    /// A put of a new root in a thread that may exist (a fork from nothing): its id must be
+    /// newer than the head.
+    static let putRoot = PostgresSQL(
+        2, [.text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8, .bytea, .bytea, .bytea],
+        """
+        WITH thread AS (
+            INSERT INTO checkpoint_threads AS t
+                (thread, namespace, tenant, head_id, waiting_pause_id, waiting_reason, waiting_created_at, waiting_expires_at)
+            SELECT $1, $2, $3, $4, $11, $12, $13, $14 WHERE $5::bytea IS NULL AND $10::bool IS NOT NULL
+            ON CONFLICT (thread, namespace) DO UPDATE SET \(headAssignments)
+            WHERE t.head_id < $4
+            RETURNING key
+        )
+        \(insertRow)
+        """)
+
+    /// A put whose parent must be the head (`$10` false) or any live checkpoint of the thread
+    /// older than the new one (`$10` true). Under concurrent writers PostgreSQL re-checks the
+    /// condition on the newest version of the thread's row, so exactly one of two writers
+    /// with the same parent moves the head.
+    static let putAfter = PostgresSQL(
+        3, [.text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8, .bytea, .bytea, .bytea],
+        """
+        WITH thread AS (
+            UPDATE checkpoint_threads t SET \(headAssignments)
+            WHERE t.thread = $1 AND t.namespace = $2 AND $3::text IS NOT DISTINCT FROM t.tenant
+              AND t.head_id < $4
+              AND (t.head_id = $5 OR ($10 AND EXISTS (
+                  SELECT 1 FROM checkpoint_rows c WHERE c.thread_key = t.key AND c.id = $5 AND length(c.manifest) > 0)))
+            RETURNING key
+        )
+        \(insertRow)
+        """)
+
+    /// Why a put changed nothing: the thread's head and whether the parent exists.
+    static let diagnosePut = PostgresSQL(
+        4, [.text, .text, .bytea],
+        """
+        SELECT t.head_id, EXISTS (
+            SELECT 1 FROM checkpoint_rows c WHERE c.thread_key = t.key AND c.id = $3 AND length(c.manifest) > 0)
+        FROM checkpoint_threads t WHERE t.thread = $1 AND t.namespace = $2
+        """)
+
+    /// A checkpoint's manifest, for a put that needs its parent's.
+    static let selectManifest = PostgresSQL(
+        5, [.text, .text, .bytea],
+        """
+        SELECT c.manifest FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
+        WHERE t.thread = $1 AND t.namespace = $2 AND c.id = $3 AND length(c.manifest) > 0
+        """)
+
+    // MARK: Reads
+
+    private static let checkpointColumns = """
+        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest,
+               c.pause, a.pause_id, a.response, a.answered_at
+        FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
+        LEFT JOIN checkpoint_answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
+        """
+
+    static let selectHead = PostgresSQL(
+        6, [.text, .text], "\(checkpointColumns) WHERE t.thread = $1 AND t.namespace = $2 AND c.id = t.head_id")
+
+    static let selectCheckpoint = PostgresSQL(
+        7, [.text, .text, .bytea], "\(checkpointColumns) WHERE t.thread = $1 AND t.namespace = $2 AND c.id = $3 AND length(c.manifest) > 0")
+
+    static let selectPayload = PostgresSQL(8, [.int8, .bytea], "SELECT payload FROM checkpoint_rows WHERE thread_key = $1 AND id = $2")
+
+    /// A list's rows, newest first from its tip.
+    static let selectSegments = PostgresSQL(
+        9, [.int8, .bytea],
+        """
+        SELECT id, parent_id, segments FROM checkpoint_rows
+        WHERE thread_key = $1 AND id <= $2 AND segments IS NOT NULL
+        ORDER BY id DESC
+        """)
+
+    // MARK: Deletion and statistics
+
+    static let deleteThread = PostgresSQL(
+        10, [.text],
+        """
+        WITH t AS (DELETE FROM checkpoint_threads WHERE thread = $1 RETURNING key),
+             a AS (DELETE FROM checkpoint_answers WHERE thread_key IN (SELECT key FROM t)),
+             r AS (DELETE FROM checkpoint_rows WHERE thread_key IN (SELECT key FROM t))
+        SELECT key FROM t
+        """)
+
+    static let statistics = PostgresSQL(
+        11, [.text],
+        """
+        SELECT count(*) FILTER (WHERE length(manifest) > 0)::int8,
+               (count(segments) + count(payload))::int8,
+               (coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0))::int8
+        FROM checkpoint_rows WHERE thread_key IN (SELECT key FROM checkpoint_threads WHERE thread = $1)
+        """)
+
+    // MARK: Pauses
+
+    /// The thread's row, locked, with its head's pause.
+    static let lockHeadPause = PostgresSQL(
+        12, [.text, .text],
+        """
+        SELECT t.key, t.head_id, c.pause FROM checkpoint_threads t
+        JOIN checkpoint_rows c ON c.thread_key = t.key AND c.id = t.head_id
+        WHERE t.thread = $1 AND t.namespace = $2
+        FOR UPDATE OF t
+        """)
+
+    static let selectAnswerByPause = PostgresSQL(
+        13, [.int8, .bytea], "SELECT 1 FROM checkpoint_answers WHERE thread_key = $1 AND pause_id = $2")
+
+    static let insertAnswer = PostgresSQL(
+        14, [.int8, .bytea, .bytea, .bytea, .float8, .text],
+        """
+        INSERT INTO checkpoint_answers (thread_key, checkpoint_id, pause_id, response, answered_at, tenant)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        """)
+
+    static let clearWaiting = PostgresSQL(
+        15, [.int8],
+        """
+        UPDATE checkpoint_threads
+        SET waiting_pause_id = NULL, waiting_reason = NULL, waiting_created_at = NULL, waiting_expires_at = NULL
+        WHERE key = $1
+        """)
+
+    // MARK: Retention
+
+    static let lockThread = PostgresSQL(
+        16, [.text, .text], "SELECT key FROM checkpoint_threads WHERE thread = $1 AND namespace = $2 FOR UPDATE")
+
+    static let selectRetentionRows = PostgresSQL(
+        17, [.int8],
+        """
+        SELECT c.id, c.parent_id, c.manifest, c.segments, c.pause IS NOT NULL AND a.checkpoint_id IS NULL
+        FROM checkpoint_rows c
+        LEFT JOIN checkpoint_answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
+        WHERE c.thread_key = $1
+        """)
+
+    static let deleteRow = PostgresSQL(18, [.int8, .bytea], "DELETE FROM checkpoint_rows WHERE thread_key = $1 AND id = $2")
+
+    static let selectRowContent = PostgresSQL(
+        19, [.int8, .bytea], "SELECT segments, payload FROM checkpoint_rows WHERE thread_key = $1 AND id = $2")
+
+    /// A pruned row keeps the content later rows use, but leaves the history: no manifest.
+    static let tombstoneRow = PostgresSQL(
+        20, [.int8, .bytea, .bytea, .bytea],
+        """
+        UPDATE checkpoint_rows SET manifest = ''::bytea, metadata = NULL, pause = NULL, segments = $3, payload = $4
+        WHERE thread_key = $1 AND id = $2
+        """)
+
+    static let deleteAnswerOfRow = PostgresSQL(
+        21, [.int8, .bytea], "DELETE FROM checkpoint_answers WHERE thread_key = $1 AND checkpoint_id = $2")
+
+    // MARK: Session
+
+    static let bindTenant = PostgresSQL(22, [.text], "SELECT set_config('checkpointing.tenant', $1, false)")
+
+    static let roleBypassesSecurity = PostgresSQL(
+        23, [], "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Starts or stops a throwaway PostgreSQL cluster on loopback, for the tests and benchmarks.
+#
+#   scripts/postgres-server.sh start DIR PORT   # initdb in DIR (when empty), start, print the URL
+#   scripts/postgres-server.sh stop DIR         # stop the cluster (fast), keep DIR
+#   scripts/postgres-server.sh kill DIR         # stop it abruptly (immediate mode), keep DIR
+#   scripts/postgres-server.sh destroy DIR      # stop it and remove DIR
+#
+# The cluster runs as the `postgres` user (PostgreSQL refuses root), listens on 127.0.0.1 only,
+# and has a role `checkpoint_app` (password `app-secret`, not a superuser, so row-level
+# security applies to it) owning a database `checkpoints`. The URL printed uses that role.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
+bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+[ -x "$bin/pg_ctl" ] || { echo "PostgreSQL server binaries not found; run scripts/bootstrap.sh" >&2; exit 1; }
+
+as_postgres() {
+  if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+}
+
+command="${1:?usage: $0 start|stop|kill|destroy DIR [PORT]}"
+dir="${2:?usage: $0 start|stop|kill|destroy DIR [PORT]}"
+
+case "$command" in
+  start)
+    port="${3:?usage: $0 start DIR PORT}"
+    mkdir -p "$dir"
+    chown postgres "$dir" 2>/dev/null || true
+    chmod 700 "$dir"
+    if [ ! -f "$dir/PG_VERSION" ]; then
+      as_postgres "$bin/initdb" -D "$dir" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+        -E UTF8 --locale=C.UTF-8 >"$dir.initdb.log" 2>&1 || { cat "$dir.initdb.log" >&2; exit 1; }
+      cat >>"$dir/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+shared_buffers = 128MB
+EOF
+      as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null
+      as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 <<'EOF'
+CREATE ROLE checkpoint_app LOGIN PASSWORD 'app-secret';
+CREATE DATABASE checkpoints OWNER checkpoint_app;
+EOF
+    else
+      as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null
+    fi
+    echo "postgres://checkpoint_app:app-secret@127.0.0.1:$port/checkpoints"
+    ;;
+  stop)
+    as_postgres "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    ;;
+  kill)
+    as_postgres "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null
+    ;;
+  destroy)
+    as_postgres "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$dir" "$dir.initdb.log"
+    ;;
+  *)
+    echo "usage: $0 start|stop|kill|destroy DIR [PORT]" >&2
+    exit 2
+    ;;
+esac
