@@ -8,8 +8,15 @@
 #
 # The cluster runs as the `postgres` user (PostgreSQL refuses root), listens on 127.0.0.1 only,
 # and has a role `checkpoint_app` (password `app-secret`, not a superuser, so row-level
-# security applies to it) owning a database `checkpoints`. The URL printed uses that role.
+# security applies to it) owning a database `checkpoints`, and a superuser `checkpoint_admin`
+# (password `admin-secret`). The URL printed uses `checkpoint_app`.
 set -euo pipefail
+# The server outlives this script: it must not inherit the caller's descriptors beyond
+# stdin/out/err (a parent that waits for a pipe or socket to close would wait forever).
+for fd in /proc/$$/fd/*; do
+  fd="${fd##*/}"
+  if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 export PATH="$PATH:/usr/sbin:/sbin"
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 [ -x "$bin/pg_ctl" ] || { echo "PostgreSQL server binaries not found; run scripts/bootstrap.sh" >&2; exit 1; }
@@ -42,6 +49,7 @@ EOF
       as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null
       as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 <<'EOF'
 CREATE ROLE checkpoint_app LOGIN PASSWORD 'app-secret';
+CREATE ROLE checkpoint_admin LOGIN SUPERUSER PASSWORD 'admin-secret';
 CREATE DATABASE checkpoints OWNER checkpoint_app;
 EOF
     else

@@ -186,7 +186,11 @@ final class ConnectionPool: Sendable {
             }
             worker.connection?.close()
             worker.connection = nil
-            connection = try connect()
+            do {
+                connection = try connect()
+            } catch let error as PostgresError {
+                throw PostgresErrors.map(error)
+            }
             worker.connection = connection
         }
         do {

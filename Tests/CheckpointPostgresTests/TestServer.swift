@@ -42,13 +42,18 @@ func shell(_ arguments: [String]) throws -> String {
     var environment = ProcessInfo.processInfo.environment
     environment["PATH"] = (environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
     process.environment = environment
-    let output = Pipe()
+    // A file, not a pipe: the server the script starts would inherit the pipe's descriptor
+    // and keep it open, and reading to its end would never finish.
+    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: outputPath.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: outputPath) }
+    let output = try FileHandle(forWritingTo: outputPath)
     process.standardOutput = output
     process.standardError = output
     try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
+    try output.close()
+    let text = (try? String(contentsOf: outputPath, encoding: .utf8)) ?? ""
     guard process.terminationStatus == 0 else {
         throw CheckpointError(.backendFailure, "\(arguments.joined(separator: " ")) failed: \(text)")
     }

@@ -1,0 +1,293 @@
+import CheckpointEncryption
+@testable import CheckpointPostgres
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Synchronization
+import Testing
+
+struct Turn: Codable, Sendable, Equatable {
+    var messages: [String] = []
+    var turn = 0
+}
+
+/// Saves one turn, reloading and retrying while the server is away or another writer won.
+/// Returns the errors it met.
+func saveRetrying(_ thread: CheckpointThread<Turn>, turn: Int) async throws -> [CheckpointError] {
+    var errors: [CheckpointError] = []
+    while true {
+        do {
+            var state = try await thread.latest() ?? Turn()
+            guard state.turn < turn else { return errors }  // an earlier attempt committed
+            state.turn = turn
+            state.messages.append("message \(turn)")
+            try await thread.save(state)
+            return errors
+        } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .conflict {
+            errors.append(error)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+@Suite("PostgresCheckpointer against a real server")
+struct PostgresBackendTests {
+    @Test func theServerRestartsAndThePoolRecoversWithoutARestartOfTheClient() async throws {
+        let server = try PrivateServer()
+        let checkpointer = try await PostgresCheckpointer(url: server.url + "?pool_max=3&pool_min=2&connect_timeout=2")
+        let thread = try checkpointer.thread("acme:restart", as: Turn.self)
+        for turn in 1...5 { _ = try await saveRetrying(thread, turn: turn) }
+
+        // Down: calls fail at once with a typed, retryable error.
+        try server.kill()
+        let start = ContinuousClock.now
+        let down = try await requireError(.connectionFailed) { try await thread.latest() }
+        #expect(down.isRetryable)
+        #expect(ContinuousClock.now - start < .seconds(5), "a refused connection fails at once, not after a timeout")
+        await #expect(throws: CheckpointError.self) { try await checkpointer.history(thread: ThreadID("acme:restart")) }
+
+        // Up again: the very next calls succeed on new connections, and nothing was lost.
+        try server.start()
+        let state = try await thread.latest()
+        #expect(state?.turn == 5)
+        for turn in 6...8 { #expect(try await saveRetrying(thread, turn: turn).isEmpty) }
+
+        // Killed while a writer runs: its calls fail with typed errors, then it goes on.
+        let restarted = Atomic<Bool>(false)
+        let writer = Task { () -> (errors: [CheckpointError], lastTurn: Int) in
+            var errors: [CheckpointError] = []
+            var turn = 9
+            var turnsAfterRestart = 0
+            while turnsAfterRestart < 20 {
+                errors += try await saveRetrying(thread, turn: turn)
+                if restarted.load(ordering: .acquiring) { turnsAfterRestart += 1 }
+                turn += 1
+            }
+            return (errors, turn - 1)
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        try server.kill()
+        try await Task.sleep(for: .milliseconds(400))
+        try server.start()
+        restarted.store(true, ordering: .releasing)
+        let (errors, lastTurn) = try await writer.value
+        #expect(!errors.isEmpty, "the writer ran while the server was down")
+        #expect(errors.allSatisfy { $0.code == .connectionFailed || $0.code == .conflict }, "\(errors)")
+        let final = try await checkpointer.thread("acme:restart", as: Turn.self).latest()
+        #expect(final?.turn == lastTurn)
+        #expect(final?.messages == (1...lastTurn).map { "message \($0)" })
+        let history = try await checkpointer.history(thread: ThreadID("acme:restart"), limit: 10_000)
+        #expect(history.count == lastTurn, "one checkpoint per turn: none lost, none doubled")
+        try await checkpointer.close()
+    }
+
+    @Test func twoProcessesRacingOnOneThreadLoseNothing() async throws {
+        let url = try TestServer.isolatedURL()
+        _ = try await runExampleAgent(["--turns", "1"], url: url)
+        async let first = runExampleAgent(["--turns", "30", "--no-approvals"], url: url)
+        async let second = runExampleAgent(["--turns", "30", "--no-approvals"], url: url)
+        let outputs = try await [first, second]
+        let checkpointer = try await PostgresCheckpointer(url: url)
+        let history = try await checkpointer.history(thread: ThreadID("demo-user:support"), limit: 1000)
+        #expect(history.count == 61, "\(outputs)")
+        #expect(Set(history.map(\.step)) == Set(0..<61), "exactly one checkpoint won each step")
+        let head = try #require(try await checkpointer.head(thread: ThreadID("demo-user:support")))
+        #expect(head.step == 60)
+        try await checkpointer.close()
+    }
+
+    @Test func fourProcessesMigrateAFreshDatabaseOnce() async throws {
+        let url = try TestServer.isolatedURL()
+        let outputs = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<4 { group.addTask { try await runExampleAgent(["--inbox"], url: url) } }
+            var outputs: [String] = []
+            for try await output in group { outputs.append(output) }
+            return outputs
+        }
+        #expect(outputs.allSatisfy { $0.contains("No thread is waiting") }, "\(outputs)")
+        let checkpointer = try await PostgresCheckpointer(url: url)
+        let rows = try await checkpointer.diagnosticQuery("SELECT name, count(*) FROM checkpoint_migrations GROUP BY name")
+        #expect(rows.map { $0[0] } == PostgresSchema.migrations.map(\.name))
+        #expect(rows.allSatisfy { $0[1] == "1" })
+        try await checkpointer.close()
+    }
+
+    @Test func tenantModeHidesAndProtectsOtherTenantsThreads() async throws {
+        let url = try TestServer.isolatedURL()
+        let admin = try await PostgresCheckpointer(url: url)
+        let acme = try await PostgresCheckpointer(url: url + "&tenant=acme")
+        let globex = try await PostgresCheckpointer(url: url + "&tenant=globex")
+
+        let acmeThread = try acme.thread("acme:ticket-1", as: Turn.self)
+        try await acmeThread.save(Turn(messages: ["acme secret"], turn: 1))
+        _ = try await acmeThread.pause(Turn(messages: ["acme secret"], turn: 2), reason: "approval", prompt: "ok?")
+        try await globex.thread("globex:ticket-1", as: Turn.self).save(Turn(messages: ["globex"], turn: 1))
+
+        // Another tenant's thread reads as missing, everywhere.
+        #expect(try await globex.head(thread: ThreadID("acme:ticket-1")) == nil)
+        #expect(try await globex.history(thread: ThreadID("acme:ticket-1")).isEmpty)
+        #expect(try await globex.storageStatistics(thread: ThreadID("acme:ticket-1")).checkpointCount == 0)
+        #expect(try await globex.pausedThreads(InboxQuery()).items.isEmpty)
+        #expect(try await acme.pausedThreads(InboxQuery()).items.map(\.thread.rawValue) == ["acme:ticket-1"])
+        #expect(try await acme.head(thread: ThreadID("globex:ticket-1")) == nil)
+
+        // It cannot be written or deleted either.
+        await #expect(throws: CheckpointError.self) {
+            try await globex.thread("acme:ticket-2", as: Turn.self).save(Turn(turn: 1))
+        }
+        let denied = try await requireError(.permissionDenied) {
+            try await globex.thread("acme:ticket-3", as: Turn.self).save(Turn(turn: 1))
+        }
+        #expect(denied.nativeCode == "SQLSTATE 42501")
+        try await globex.deleteThread(ThreadID("acme:ticket-1"))
+        #expect(try await acme.head(thread: ThreadID("acme:ticket-1"))?.step == 1)
+        // A thread without a tenant prefix belongs to no tenant.
+        await #expect(throws: CheckpointError.self) { try await acme.thread("untenanted", as: Turn.self).save(Turn()) }
+
+        // A connection bound to no tenant sees every tenant.
+        #expect(try await admin.head(thread: ThreadID("acme:ticket-1")) != nil)
+        #expect(try await admin.head(thread: ThreadID("globex:ticket-1")) != nil)
+        for checkpointer in [admin, acme, globex] { try await checkpointer.close() }
+    }
+
+    @Test func tenantModeRefusesARoleThatBypassesRowLevelSecurity() async throws {
+        let url = try TestServer.isolatedURL("tenant=acme")
+            .replacingOccurrences(of: "checkpoint_app:app-secret@", with: "checkpoint_admin:admin-secret@")
+        let error = try await requireError(.invalidConfiguration) { try await PostgresCheckpointer(url: url) }
+        #expect(error.message.contains("superuser"))
+    }
+
+    @Test func badURLsWrongPasswordsAndUnreachableServersGiveTypedErrors() async throws {
+        for url in [
+            "postgres://", "postgres://host-only", "postgres://u@h/db?pool_max=0", "postgres://u@h/db?sslmode=sometimes",
+            "postgres://u@h/db?nonsense=1", "postgres://u@h/db/extra", "postgres://u@h/db?tenant=a:b",
+            "postgres://u@h/db?schema=bad-name", "postgres://u@h/db?connect_timeout=1",
+        ] {
+            let error = try await requireError(.invalidConfiguration) {
+                try await CheckpointerConfiguration(url: url).makeCheckpointer(backends: [PostgresCheckpointer.backend])
+            }
+            #expect(!error.message.isEmpty, "\(url)")
+        }
+
+        let wrongPassword = try TestServer.url().replacingOccurrences(of: "app-secret", with: "not-the-password")
+        let refused = try await requireError(.connectionFailed) { try await PostgresCheckpointer(url: wrongPassword) }
+        #expect(refused.nativeCode == "SQLSTATE 28P01")
+        #expect(!refused.isRetryable)
+        #expect(!"\(refused)".contains("not-the-password"))
+        #expect(!"\(try CheckpointerConfiguration(url: wrongPassword))".contains("not-the-password"))
+
+        let closedPort = try await requireError(.connectionFailed) {
+            try await PostgresCheckpointer(url: "postgres://u:p@127.0.0.1:1/db")
+        }
+        #expect(closedPort.isRetryable)
+
+        // A host that never answers: the error comes after connect_timeout, not never.
+        let start = ContinuousClock.now
+        let unreachable = try await requireError(.connectionFailed) {
+            try await PostgresCheckpointer(url: "postgres://u:p@10.255.255.1:5432/db?connect_timeout=2")
+        }
+        #expect(unreachable.isRetryable)
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func theInboxIsARangeOfAPartialIndex() async throws {
+        let checkpointer = try await TestServer.checkpointer()
+        // Many threads that do not wait, a few that do.
+        _ = try await checkpointer.diagnosticQuery(
+            """
+            INSERT INTO checkpoint_threads (thread, namespace, tenant, head_id)
+            SELECT 't' || i, '', 'acme', decode(lpad(to_hex(i), 32, '0'), 'hex') FROM generate_series(1, 20000) i
+            """)
+        _ = try await checkpointer.diagnosticQuery(
+            """
+            INSERT INTO checkpoint_rows (thread_key, id, step, manifest, tenant)
+            SELECT key, head_id, 0, '\\x00'::bytea, tenant FROM checkpoint_threads
+            """)
+        for index in 0..<30 {
+            let thread = try checkpointer.thread(ThreadID("acme:paused-\(index)"), as: Turn.self)
+            _ = try await thread.pause(Turn(turn: index), reason: index % 2 == 0 ? "refund" : "email", prompt: "ok?")
+        }
+        _ = try await checkpointer.diagnosticQuery("ANALYZE")
+        let queries: [(InboxQuery, String)] = [
+            (InboxQuery(), "checkpoint_waiting_by_time"),
+            (InboxQuery(reason: "refund"), "checkpoint_waiting_by_reason"),
+            (InboxQuery(tenant: "acme"), "checkpoint_waiting_by_tenant"),
+        ]
+        for (query, index) in queries {
+            let inbox = PostgresInbox(query)
+            let values = inbox.parameters.map { value -> String in
+                switch value {
+                case .text(let text): text
+                case .int8(let number): String(number)
+                case .float8(let number): String(number)
+                default: ""
+                }
+            }
+            let plan = try await checkpointer.diagnosticQuery("EXPLAIN " + inbox.sql, values)
+                .compactMap { $0.first ?? nil }.joined(separator: "\n")
+            #expect(plan.contains(index), "\(plan)")
+            #expect(!plan.contains("Seq Scan on checkpoint_threads"), "\(plan)")
+            #expect(!plan.contains("Seq Scan on checkpoint_rows"), "\(plan)")
+        }
+        #expect(try await allPausedThreads(checkpointer, InboxQuery(limit: 7)).count == 30)
+        try await checkpointer.close()
+    }
+
+    @Test func aSealedMarkerNeverReachesTheTables() async throws {
+        let marker = "PLAINTEXT-MARKER-7f3a9c"
+        let keys = try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())])
+        let checkpointer = try await TestServer.checkpointer()
+        let sealing = Sealing.wholeState(SodiumSealer(keys: keys))
+        let sealed = try checkpointer.thread("acme:sealed", as: Turn.self, sealing: sealing)
+        try await sealed.save(Turn(messages: ["\(marker) one"], turn: 1))
+        try await sealed.save(Turn(messages: ["\(marker) one", "\(marker) two"], turn: 2))
+        let pause = try await sealed.pause(Turn(messages: [marker], turn: 3), reason: "approval", prompt: marker)
+        try await sealed.resume(pause.id, with: marker)
+        #expect(try await sealed.latest()?.messages == [marker])
+
+        let rawCount = """
+            SELECT count(*) FROM (
+                SELECT manifest || coalesce(segments, '') || coalesce(payload, '') || coalesce(pause, '')
+                       || convert_to(coalesce(metadata::text, ''), 'UTF8') AS bytes FROM checkpoint_rows
+                UNION ALL SELECT response FROM checkpoint_answers
+            ) stored WHERE position(convert_to($1, 'UTF8') in bytes) > 0
+            """
+        #expect(try await checkpointer.diagnosticQuery(rawCount, [marker]) == [["0"]])
+
+        // The check can fail: the same marker saved without sealing is found.
+        try await checkpointer.thread("acme:plain", as: Turn.self).save(Turn(messages: [marker], turn: 1))
+        #expect(try await checkpointer.diagnosticQuery(rawCount, [marker]) == [["1"]])
+        try await checkpointer.close()
+    }
+
+    @Test func theAgentPausesAndSixteenAnsweringProcessesRecordOneAnswer() async throws {
+        let url = try TestServer.isolatedURL()
+        let paused = try await runExampleAgent(["--turns", "6"], url: url)
+        #expect(paused.contains("paused for a person"))
+        #expect(try await runExampleAgent(["--inbox"], url: url).contains("[refund-approval]"))
+        let outputs = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<16 {
+                group.addTask { try await runExampleAgent(["--answer", "yes", "--reviewer", "r\(index)"], url: url) }
+            }
+            var outputs: [String] = []
+            for try await output in group { outputs.append(output) }
+            return outputs
+        }
+        #expect(outputs.filter { $0.contains("Answered pause") }.count == 1, "\(outputs)")
+        #expect(outputs.filter { $0.contains("answered already") }.count == 15)
+        #expect(try await runExampleAgent(["--inbox"], url: url).contains("No thread is waiting"))
+        #expect(try await runExampleAgent(["--turns", "1"], url: url).contains("approved the refund"))
+    }
+
+    @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
+        let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=200")
+        // The only connection is held by a slow statement; the next call waits, then fails.
+        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(1.5)") }
+        try await Task.sleep(for: .milliseconds(200))
+        let error = try await requireError(.connectionFailed) { try await checkpointer.head(thread: ThreadID("acme:x")) }
+        #expect(error.message.contains("acquire timeout"))
+        _ = try await slow.value
+        #expect(try await checkpointer.head(thread: ThreadID("acme:x")) == nil, "the pool works again")
+        try await checkpointer.close()
+    }
+}
