@@ -19,12 +19,20 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CPostgresFloor",
+            path: "Sources/CPostgresFloor",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .executableTarget(
             name: "checkpoint-benchmarks",
             dependencies: [
                 "CSQLiteFloor",
+                "CPostgresFloor",
                 .product(name: "Checkpointing", package: rootPackage.lastPathComponent),
                 .product(name: "CheckpointSQLite", package: rootPackage.lastPathComponent),
+                .product(name: "CheckpointPostgres", package: rootPackage.lastPathComponent),
                 .product(name: "CheckpointEncryption", package: rootPackage.lastPathComponent),
             ],
             path: "Sources/CheckpointBenchmarks"

@@ -594,12 +594,21 @@ struct PostgresInbox {
             conditions.append("(t.waiting_created_at, t.thread, t.namespace) > (\(createdAt), \(thread), \(namespace))")
         }
         let limit = parameter(.int8(Int64(query.limit)))
+        // The page of waiting threads comes first (a range of a partial index, then the
+        // limit), and only then its checkpoints' pauses: a materialized step, so that the
+        // planner cannot start from the checkpoints (its estimate of the row-level security
+        // filter is far too low and would make it scan them).
         sql = """
-            SELECT t.thread, t.namespace, t.head_id, c.pause
-            FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key AND c.id = t.head_id
-            WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY t.waiting_created_at, t.thread, t.namespace
-            LIMIT \(limit)
+            WITH page AS MATERIALIZED (
+                SELECT t.key, t.thread, t.namespace, t.head_id, t.waiting_created_at
+                FROM checkpoint_threads t
+                WHERE \(conditions.joined(separator: " AND "))
+                ORDER BY t.waiting_created_at, t.thread, t.namespace
+                LIMIT \(limit)
+            )
+            SELECT page.thread, page.namespace, page.head_id, c.pause
+            FROM page JOIN checkpoint_rows c ON c.thread_key = page.key AND c.id = page.head_id
+            ORDER BY page.waiting_created_at, page.thread, page.namespace
             """
         self.parameters = parameters
     }

@@ -2,8 +2,14 @@
 // same write in the same run, so that the library's overhead is a ratio.
 //
 //   swift run -c release checkpoint-benchmarks [--threads N] [--json results.json]
+//       [--only sqlite|postgres] [--postgres URL] [--pg-threads N] [--pg-puts N] [--pg-inbox no]
+//
+// The Postgres scenarios run when a server URL is given (--postgres or
+// CHECKPOINT_BENCH_POSTGRES_URL); scripts/benchmark.sh starts a throwaway server and passes it.
 import CSQLiteFloor
 import CheckpointEncryption
+import CPostgresFloor
+import CheckpointPostgres
 import CheckpointSQLite
 import Checkpointing
 import Foundation
@@ -107,7 +113,14 @@ func time<T>(_ samples: inout Samples, _ body: () async throws -> T) async rethr
 
 // MARK: The floor: raw sqlite3, one prepared statement
 
-final class RawSQLite {
+/// A raw driver doing the same work as a put (one INSERT of the whole state) and a head read
+/// (one single-row SELECT).
+protocol Floor {
+    func write(thread: String, data: Data)
+    func read(thread: String) -> Data
+}
+
+final class RawSQLite: Floor {
     private var db: OpaquePointer?
     private var insert: OpaquePointer?
     private var select: OpaquePointer?
@@ -153,6 +166,78 @@ final class RawSQLite {
     }
 }
 
+
+// MARK: The Postgres floor: raw libpq, one prepared statement, autocommit
+
+final class RawPostgres: Floor {
+    private let connection: OpaquePointer
+    private let table: String
+
+    init(url: String) throws {
+        guard let connection = PQconnectdb(url), PQstatus(connection) == CONNECTION_OK else {
+            throw CheckpointError(.connectionFailed, "the floor cannot connect to \(url)")
+        }
+        self.connection = connection
+        table = "floor_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        for sql in [
+            "CREATE TABLE \(table) (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, thread text NOT NULL, data bytea NOT NULL)",
+            "CREATE INDEX ON \(table) (thread, id)",
+        ] {
+            PQclear(PQexec(connection, sql))
+        }
+        let types: [Oid] = [25, 17]
+        PQclear(PQprepare(connection, "floor_insert", "INSERT INTO \(table) (thread, data) VALUES ($1, $2)", 2, types))
+        PQclear(PQprepare(connection, "floor_select", "SELECT data FROM \(table) WHERE thread = $1 ORDER BY id DESC LIMIT 1", 1, types))
+    }
+
+    deinit {
+        PQclear(PQexec(connection, "DROP TABLE \(table)"))
+        PQfinish(connection)
+    }
+
+    private func execute(_ name: String, _ values: [[UInt8]]) -> OpaquePointer? {
+        let buffers = values.map { value -> UnsafeMutablePointer<CChar> in
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, value.count))
+            value.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: value.count) }
+            return buffer
+        }
+        defer { buffers.forEach { $0.deallocate() } }
+        let pointers: [UnsafePointer<CChar>?] = buffers.map { UnsafePointer($0) }
+        let lengths = values.map { Int32($0.count) }
+        let formats = [Int32](repeating: 1, count: values.count)
+        return PQexecPrepared(connection, name, Int32(values.count), pointers, lengths, formats, 1)
+    }
+
+    /// One INSERT, autocommit: one round trip.
+    func write(thread: String, data: Data) {
+        let result = execute("floor_insert", [Array(thread.utf8), [UInt8](data)])
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else { fatalError(String(cString: PQerrorMessage(connection))) }
+        PQclear(result)
+    }
+
+    /// Prepares an arbitrary one-text-parameter query (profiling experiments).
+    func prepareExperiment(_ sql: String) {
+        let types: [Oid] = [25]
+        PQclear(PQprepare(connection, "experiment", sql, 1, types))
+    }
+
+    func runExperiment(thread: String) -> Int {
+        let result = execute("experiment", [Array(thread.utf8)])
+        defer { PQclear(result) }
+        return Int(PQntuples(result))
+    }
+
+    /// One single-row SELECT, copying the bytes out.
+    func read(thread: String) -> Data {
+        let result = execute("floor_select", [Array(thread.utf8)])
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_TUPLES_OK, PQntuples(result) == 1, let value = PQgetvalue(result, 0, 0) else {
+            return Data()
+        }
+        return Data(bytes: value, count: Int(PQgetlength(result, 0, 0)))
+    }
+}
+
 // MARK: Scenarios
 
 struct Row: Codable {
@@ -193,7 +278,7 @@ func option(_ name: String) -> String? {
 /// the floor's INSERT of the whole state at the sizes in `floorSizes`, and head reads at
 /// `readSizes`.
 func conversationScenario(
-    label: String, checkpointer: any Checkpointer, floor: RawSQLite?, threads: Int, maxMessages: Int,
+    label: String, checkpointer: any Checkpointer, floor: (any Floor)?, threads: Int, maxMessages: Int,
     floorSizes: [ClosedRange<Int>], readSizes: [Int], sealing: Sealing? = nil
 ) async throws -> (puts: [Int: Samples], floorPuts: [Int: Samples], reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int) {
     var puts: [Int: Samples] = [:]
@@ -231,14 +316,14 @@ func conversationScenario(
             }
             if readSizes.contains(size) {
                 let threadID = thread.id
-                for _ in 0..<3 {
+                for round in 0..<4 {
+                    // Ours and the floor alternate which goes first.
+                    if let floor, size == 20, round % 2 == 0 { _ = time(&floorReads) { floor.read(thread: id) } }
                     _ = try await time(&reads[size, default: Samples()]) {
                         try await checkpointer.head(thread: threadID)
                     }
+                    if let floor, size == 20, round % 2 == 1 { _ = time(&floorReads) { floor.read(thread: id) } }
                     _ = try await time(&typedReads[size, default: Samples()]) { try await thread.latest() }
-                    if let floor, size == 20 {
-                        _ = time(&floorReads) { floor.read(thread: id) }
-                    }
                 }
             }
         }
@@ -250,6 +335,37 @@ func merged(_ samples: [Int: Samples], _ sizes: ClosedRange<Int>) -> Samples {
     var result = Samples()
     for size in sizes { result.nanoseconds += samples[size]?.nanoseconds ?? [] }
     return result
+}
+
+/// Writes conversations of `size` messages on `writers` tasks at once, each preferring its own
+/// connection's thread; returns puts per second.
+func throughput(_ checkpointer: PostgresCheckpointer, writers: Int, putsPerWriter: Int, label: String) async throws -> Double {
+    let encoder = JSONEncoder()
+    let element = try encoder.encode(message(1))
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for writer in 0..<writers {
+            group.addTask {
+                try await withTaskExecutorPreference(checkpointer.connectionExecutor(writer)) {
+                    var parent: CheckpointID?
+                    var thread = try ThreadID("\(label)-\(writer)-0")
+                    for index in 0..<putsPerWriter {
+                        if index % 25 == 0 {
+                            thread = try ThreadID("\(label)-\(writer)-\(index)")
+                            parent = nil
+                        }
+                        let write = appendingWrite(thread: thread, parent: parent, step: index % 25, element: element)
+                        try await checkpointer.put(write)
+                        parent = write.id
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return Double(writers * putsPerWriter) / seconds
 }
 
 /// Counts every waiting thread by paging through the inbox.
@@ -264,6 +380,12 @@ func allPages(_ checkpointer: any Checkpointer) async throws -> Int {
     }
 }
 
+/// Whether `--only` (when given) names this group of scenarios.
+func runs(_ group: String) -> Bool {
+    guard let only = option("--only") else { return true }
+    return only == group
+}
+
 /// Runs every scenario off the main actor, as a server's tasks would run: awaiting from the
 /// main actor would add a main-queue hop to every call.
 nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], storage: [String: Int]) {
@@ -275,7 +397,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     print("checkpoint-benchmarks: \(threadCount) conversations per scenario, \(ProcessInfo.processInfo.activeProcessorCount) cores")
 
     // SQLite, synchronous=NORMAL: conversations grow to 200 messages.
-    do {
+    if runs("sqlite") {
         let checkpointer = try await SQLiteCheckpointer(
             configuration: .init(path: directory.appendingPathComponent("normal.db").path))
         let floor = RawSQLite(path: directory.appendingPathComponent("normal-floor.db").path, synchronous: "NORMAL")
@@ -309,7 +431,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
 
     // SQLite, synchronous=NORMAL, with the caller's task preferring the writer's thread: the
     // same calls without thread hops.
-    do {
+    if runs("sqlite") {
         let checkpointer = try await SQLiteCheckpointer(
             configuration: .init(path: directory.appendingPathComponent("affinity.db").path))
         let floor = RawSQLite(path: directory.appendingPathComponent("affinity-floor.db").path, synchronous: "NORMAL")
@@ -345,7 +467,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
 
     // The floor's own cost at 200 messages: a raw INSERT of the whole 200-message state.
-    do {
+    if runs("sqlite") {
         let floor = RawSQLite(path: directory.appendingPathComponent("floor-200.db").path, synchronous: "NORMAL")
         let big = try encoder.encode(ConversationState(messages: (1...200).map(message)))
         var samples = Samples()
@@ -355,7 +477,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
 
     // The cost of sealing: the same puts, plain and with the whole state sealed, alternating
     // conversation by conversation on one writer executor.
-    do {
+    if runs("sqlite") {
         let checkpointer = try await SQLiteCheckpointer(
             configuration: .init(path: directory.appendingPathComponent("sealed.db").path))
         let sealing = Sealing.wholeState(
@@ -397,7 +519,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
 
     // SQLite, synchronous=FULL: every commit is fsynced, so fewer conversations.
-    do {
+    if runs("sqlite") {
         var configuration = SQLiteCheckpointer.Configuration(path: directory.appendingPathComponent("full.db").path)
         configuration.synchronous = .full
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
@@ -416,7 +538,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
 
     // In memory, for reference.
-    do {
+    if runs("sqlite") {
         let checkpointer = InMemoryCheckpointer()
         let result = try await conversationScenario(
             label: "memory", checkpointer: checkpointer, floor: nil, threads: threadCount, maxMessages: 25,
@@ -427,7 +549,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
 
     // The inbox: 100,000 threads of which 1,000 are paused, next to 1,000 paused threads alone.
-    do {
+    if runs("sqlite") {
         func populate(_ checkpointer: SQLiteCheckpointer, threads: Int, pausedEvery: Int) async throws {
             try await withTaskExecutorPreference(checkpointer.writerExecutor) {
                 for index in 0..<threads {
@@ -475,9 +597,122 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         try await small.close()
     }
 
+    // Postgres: the same conversations, next to raw libpq on the same kind of socket.
+    if runs("postgres"), let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"] {
+        let pgThreads = Int(option("--pg-threads") ?? "") ?? 40
+        let schema = "bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let base = url + "?schema=\(schema)"
+        // Each conversation opens its own checkpointer and floor connection: how fast a
+        // round trip is depends on the CPU the server's process for that connection landed on
+        // (on a small VM, 50 or 150 µs), so one pair of connections would measure placement,
+        // not code. Fresh pairs give both sides the same mix.
+        typealias Result = (puts: [Int: Samples], floorPuts: [Int: Samples], reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int)
+        func mergeResults(_ results: [Result]) -> Result {
+            var merged: Result = ([:], [:], [:], [:], Samples(), 0)
+            for result in results {
+                for (size, samples) in result.puts { merged.puts[size, default: Samples()].nanoseconds += samples.nanoseconds }
+                for (size, samples) in result.floorPuts { merged.floorPuts[size, default: Samples()].nanoseconds += samples.nanoseconds }
+                for (size, samples) in result.reads { merged.reads[size, default: Samples()].nanoseconds += samples.nanoseconds }
+                for (size, samples) in result.typedReads { merged.typedReads[size, default: Samples()].nanoseconds += samples.nanoseconds }
+                merged.floorReads.nanoseconds += result.floorReads.nanoseconds
+                merged.stateBytes = max(merged.stateBytes, result.stateBytes)
+            }
+            return merged
+        }
+        var pooledResults: [Result] = []
+        var affinityResults: [Result] = []
+        for index in 0..<pgThreads {
+            let checkpointer = try await PostgresCheckpointer(url: base + "&pool_max=2" + (option("--pg-spin").map { "&idle_spin_us=\($0)" } ?? ""))
+            let floor = try RawPostgres(url: url)
+            pooledResults.append(
+                try await conversationScenario(
+                    label: "pg-\(index)", checkpointer: checkpointer, floor: floor, threads: 1, maxMessages: 200,
+                    floorSizes: [16...25], readSizes: [20, 200]))
+            affinityResults.append(
+                try await withTaskExecutorPreference(checkpointer.connectionExecutor(0)) {
+                    try await conversationScenario(
+                        label: "pg-affinity-\(index)", checkpointer: checkpointer, floor: floor, threads: 1,
+                        maxMessages: 200, floorSizes: [16...25], readSizes: [20, 200])
+                })
+            try await checkpointer.close()
+        }
+        let pooled = mergeResults(pooledResults)
+        let affinity = mergeResults(affinityResults)
+        print("postgres: state at 20 messages: \(pooled.stateBytes) bytes of JSON")
+        report(&rows, "postgres: put, 16-25 messages", merged(pooled.puts, 16...25), floor: ("raw libpq INSERT of the whole state", merged(pooled.floorPuts, 16...25)))
+        report(&rows, "postgres: put, 191-200 messages", merged(pooled.puts, 191...200), floor: ("our put at 16-25 messages", merged(pooled.puts, 16...25)))
+        report(&rows, "postgres: head read (bytes), 20 messages", pooled.reads[20] ?? Samples(), floor: ("raw libpq single-row SELECT", pooled.floorReads))
+        report(&rows, "postgres: head read + typed decode, 20 messages", pooled.typedReads[20] ?? Samples())
+        report(&rows, "postgres: head read (bytes), 200 messages", pooled.reads[200] ?? Samples())
+        report(&rows, "postgres, connection executor: put, 16-25 messages", merged(affinity.puts, 16...25), floor: ("raw libpq INSERT of the whole state", merged(affinity.floorPuts, 16...25)))
+        report(&rows, "postgres, connection executor: put, 191-200 messages", merged(affinity.puts, 191...200), floor: ("our put at 16-25 messages", merged(affinity.puts, 16...25)))
+        report(&rows, "postgres, connection executor: head read (bytes), 20 messages", affinity.reads[20] ?? Samples(), floor: ("raw libpq single-row SELECT", affinity.floorReads))
+
+        let checkpointer = try await PostgresCheckpointer(url: base + "&pool_max=8")
+        let putsPerWriter = Int(option("--pg-puts") ?? "") ?? 500
+        let one = try await throughput(checkpointer, writers: 1, putsPerWriter: putsPerWriter, label: "tp1")
+        let eight = try await throughput(checkpointer, writers: 8, putsPerWriter: putsPerWriter, label: "tp8")
+        print(String(format: "postgres throughput: 1 writer %.0f puts/s, 8 writers on 8 threads %.0f puts/s: %.2fx", one, eight, eight / one))
+        try await checkpointer.close()
+
+        // The inbox on Postgres: 100,000 threads of which 1,000 are paused, next to 1,000
+        // paused threads alone, each in a schema of its own.
+        if option("--pg-inbox") != "no" {
+            func populate(_ checkpointer: PostgresCheckpointer, threads: Int, pausedEvery: Int) async throws {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writer in 0..<8 {
+                        group.addTask {
+                            try await withTaskExecutorPreference(checkpointer.connectionExecutor(writer)) {
+                                for index in stride(from: writer, to: threads, by: 8) {
+                                    let pause = index % pausedEvery == 0
+                                        ? try Pause(reason: index % 3 == 0 ? "refund" : "email", prompt: Data("{\"amount\":42}".utf8))
+                                        : nil
+                                    try await checkpointer.put(
+                                        CheckpointWrite(
+                                            thread: try ThreadID("tenant-\(index % 50):thread-\(index)"), parentID: nil, step: 0,
+                                            channels: ["turn": .value(Data("1".utf8)), "messages": .list([Data("{}".utf8)])],
+                                            pause: pause))
+                                }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                _ = try await checkpointer.diagnosticQuery("ANALYZE")
+            }
+            let large = try await PostgresCheckpointer(url: url + "?schema=\(schema)_inbox_large&pool_max=8")
+            let small = try await PostgresCheckpointer(url: url + "?schema=\(schema)_inbox_small&pool_max=8")
+            try await populate(large, threads: 100_000, pausedEvery: 100)
+            try await populate(small, threads: 1_000, pausedEvery: 1)
+            var largePages = Samples()
+            var smallPages = Samples()
+            var largeReason = Samples()
+            var smallReason = Samples()
+            for round in 0..<300 {
+                let cursor = round % 2 == 0 ? nil : InboxCursor(createdAt: .distantPast, thread: "tenant-25", namespace: "")
+                let query = InboxQuery(after: cursor, limit: 100)
+                let filtered = InboxQuery(reason: "refund", after: cursor, limit: 100)
+                if round % 2 == 0 {
+                    _ = try await time(&largePages) { try await large.pausedThreads(query) }
+                    _ = try await time(&smallPages) { try await small.pausedThreads(query) }
+                } else {
+                    _ = try await time(&smallPages) { try await small.pausedThreads(query) }
+                    _ = try await time(&largePages) { try await large.pausedThreads(query) }
+                }
+                _ = try await time(&largeReason) { try await large.pausedThreads(filtered) }
+                _ = try await time(&smallReason) { try await small.pausedThreads(filtered) }
+            }
+            let count = try await allPages(large)
+            report(&rows, "postgres: inbox page of 100, 100k threads (\(count) paused)", largePages, floor: ("same query, 1k paused threads only", smallPages))
+            report(&rows, "postgres: inbox page of 100 by reason, 100k threads", largeReason, floor: ("same query, 1k paused threads only", smallReason))
+            try await large.close()
+            try await small.close()
+        }
+    }
+
     // Storage: one 500-turn conversation, one ~300-character message a turn.
     var storage: [String: Int] = [:]
-    do {
+    if runs("sqlite") {
         let path = directory.appendingPathComponent("storage.db").path
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: path))
         let thread = try checkpointer.thread("storage", as: ConversationState.self)
@@ -558,6 +793,64 @@ if option("--profile") == "seal" {
         _ = try time(&samples) { try sealer.seal(plaintext, thread: thread, associatedData: Data("ad".utf8)) }
     }
     print("seal \(plaintext.count) bytes: p50 \(samples.p50 / 1000) µs")
+    exit(0)
+}
+
+/// `--profile pg-read|pg-put`: alternating loops of ours and the raw libpq floor on one
+/// connection's thread, for a profiler and for stable medians.
+nonisolated func profilePostgres(_ operation: String) async throws {
+    guard let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"] else {
+        fatalError("--postgres URL is required")
+    }
+    let schema = "profile_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    let checkpointer = try await PostgresCheckpointer(url: url + "?schema=\(schema)&pool_max=2")
+    let floor = try RawPostgres(url: url)
+    let thread = try checkpointer.thread("profile", as: ConversationState.self)
+    var state = ConversationState()
+    var ours = Samples()
+    var raw = Samples()
+    let encoder = JSONEncoder()
+    try await withTaskExecutorPreference(checkpointer.connectionExecutor(0)) {
+        for size in 1...20 {
+            state.messages.append(message(size))
+            try await thread.save(state)
+        }
+        floor.write(thread: "profile", data: try encoder.encode(state))
+        let id = try ThreadID("profile")
+        var experiment = Samples()
+        floor.prepareExperiment(
+            """
+            SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest, c.pause, a.pause_id, a.response, a.answered_at
+            FROM \(schema).checkpoint_threads t JOIN \(schema).checkpoint_rows c ON c.thread_key = t.key
+            LEFT JOIN \(schema).checkpoint_answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
+            WHERE t.thread = $1 AND t.namespace = '' AND c.id = t.head_id
+            """)
+        defer { print(String(format: "our head SELECT on the raw connection: p50 %.1f µs", experiment.p50 / 1000)) }
+        for round in 0..<3000 {
+            if operation == "pg-read" {
+                // Which goes first alternates: the one that follows the other runs on a warmer
+                // or colder server process, and that alone moves a median by tens of µs.
+                if round % 2 == 0 { _ = time(&raw) { floor.read(thread: "profile") } }
+                _ = try await time(&ours) { try await checkpointer.head(thread: id) }
+                if round % 2 == 1 { _ = time(&raw) { floor.read(thread: "profile") } }
+                if round % 3 == 0 { _ = time(&experiment) { floor.runExperiment(thread: "profile") } }
+            } else {
+                if round % 25 == 0 {
+                    state.messages.removeAll()
+                }
+                state.messages.append(message(round))
+                let bytes = try encoder.encode(state)
+                _ = try await time(&ours) { try await thread.save(state) }
+                time(&raw) { floor.write(thread: "profile", data: bytes) }
+            }
+        }
+    }
+    print(String(format: "%@: ours p50 %.1f µs, floor p50 %.1f µs, ratio %.2f", operation, ours.p50 / 1000, raw.p50 / 1000, ours.p50 / raw.p50))
+    try await checkpointer.close()
+}
+
+if let mode = option("--profile"), mode.hasPrefix("pg-") {
+    try await profilePostgres(mode)
     exit(0)
 }
 

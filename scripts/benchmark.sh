@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (release build) against every backend: starts a throwaway PostgreSQL on
+# loopback for the Postgres scenarios and removes it at exit. Arguments go to the benchmark,
+# e.g. scripts/benchmark.sh --only postgres --json results.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+export PATH="$PATH:/usr/sbin:/sbin"
+scripts/bootstrap.sh --test
+servers="$(mktemp -d /tmp/checkpointing-bench-servers.XXXXXX)"
+chmod 755 "$servers"
+cleanup() { "$root/scripts/postgres-server.sh" destroy "$servers/postgres" || true; rm -rf "$servers"; }
+trap cleanup EXIT
+CHECKPOINT_BENCH_POSTGRES_URL="$(scripts/postgres-server.sh start "$servers/postgres" "${CHECKPOINT_BENCH_POSTGRES_PORT:-55434}")"
+export CHECKPOINT_BENCH_POSTGRES_URL
+cd Benchmarks
+swift run -c release checkpoint-benchmarks "$@"
