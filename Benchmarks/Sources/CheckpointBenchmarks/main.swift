@@ -368,6 +368,44 @@ func throughput(_ checkpointer: PostgresCheckpointer, writers: Int, putsPerWrite
     return Double(writers * putsPerWriter) / seconds
 }
 
+/// The write of inbox thread `index`: one in `pausedEvery` threads pauses.
+func inboxWrite(_ index: Int, pausedEvery: Int) throws -> CheckpointWrite {
+    let pause = index % pausedEvery == 0
+        ? try Pause(reason: index % 3 == 0 ? "refund" : "email", prompt: Data("{\"amount\":42}".utf8))
+        : nil
+    return CheckpointWrite(
+        thread: try ThreadID("tenant-\(index % 50):thread-\(index)"), parentID: nil, step: 0,
+        channels: ["turn": .value(Data("1".utf8)), "messages": .list([Data("{}".utf8)])], pause: pause)
+}
+
+/// Times inbox pages (from the start and from the middle, without and with a reason filter)
+/// on a large and a small inbox, alternating which goes first, and reports them.
+func measureInbox(_ rows: inout [Row], _ label: String, large: any Checkpointer, small: any Checkpointer) async throws {
+    var largePages = Samples()
+    var smallPages = Samples()
+    var largeReason = Samples()
+    var smallReason = Samples()
+    for round in 0..<300 {
+        let cursor = round % 2 == 0 ? nil : InboxCursor(createdAt: .distantPast, thread: "tenant-25", namespace: "")
+        let query = InboxQuery(after: cursor, limit: 100)
+        let filtered = InboxQuery(reason: "refund", after: cursor, limit: 100)
+        if round % 4 < 2 {
+            _ = try await time(&largePages) { try await large.pausedThreads(query) }
+            _ = try await time(&smallPages) { try await small.pausedThreads(query) }
+            _ = try await time(&largeReason) { try await large.pausedThreads(filtered) }
+            _ = try await time(&smallReason) { try await small.pausedThreads(filtered) }
+        } else {
+            _ = try await time(&smallPages) { try await small.pausedThreads(query) }
+            _ = try await time(&largePages) { try await large.pausedThreads(query) }
+            _ = try await time(&smallReason) { try await small.pausedThreads(filtered) }
+            _ = try await time(&largeReason) { try await large.pausedThreads(filtered) }
+        }
+    }
+    let count = try await allPages(large)
+    report(&rows, "\(label)inbox page of 100, 100k threads (\(count) paused)", largePages, floor: ("same query, 1k paused threads only", smallPages))
+    report(&rows, "\(label)inbox page of 100 by reason, 100k threads", largeReason, floor: ("same query, 1k paused threads only", smallReason))
+}
+
 /// Counts every waiting thread by paging through the inbox.
 func allPages(_ checkpointer: any Checkpointer) async throws -> Int {
     var query = InboxQuery(limit: 250)
@@ -552,17 +590,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     if runs("sqlite") {
         func populate(_ checkpointer: SQLiteCheckpointer, threads: Int, pausedEvery: Int) async throws {
             try await withTaskExecutorPreference(checkpointer.writerExecutor) {
-                for index in 0..<threads {
-                    let thread = try ThreadID("tenant-\(index % 50):thread-\(index)")
-                    let pause = index % pausedEvery == 0
-                        ? try Pause(reason: index % 3 == 0 ? "refund" : "email", prompt: Data("{\"amount\":42}".utf8))
-                        : nil
-                    try await checkpointer.put(
-                        CheckpointWrite(
-                            thread: thread, parentID: nil, step: 0,
-                            channels: ["turn": .value(Data("1".utf8)), "messages": .list([Data("{}".utf8)])],
-                            pause: pause))
-                }
+                for index in 0..<threads { try await checkpointer.put(try inboxWrite(index, pausedEvery: pausedEvery)) }
             }
         }
         let large = try await SQLiteCheckpointer(
@@ -571,28 +599,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
             configuration: .init(path: directory.appendingPathComponent("inbox-small.db").path))
         try await populate(large, threads: 100_000, pausedEvery: 100)
         try await populate(small, threads: 1_000, pausedEvery: 1)
-        var largePages = Samples()
-        var smallPages = Samples()
-        var largeReason = Samples()
-        var smallReason = Samples()
-        for round in 0..<300 {
-            // A page from the middle of the inbox, without and with a filter.
-            let cursor = round % 2 == 0 ? nil : InboxCursor(createdAt: .distantPast, thread: "tenant-25", namespace: "")
-            for (checkpointer, pages, reasons) in [(large, 0, 0), (small, 1, 1)] {
-                let query = InboxQuery(after: cursor, limit: 100)
-                let filtered = InboxQuery(reason: "refund", after: cursor, limit: 100)
-                if pages == 0 {
-                    _ = try await time(&largePages) { try await checkpointer.pausedThreads(query) }
-                    _ = try await time(&largeReason) { try await checkpointer.pausedThreads(filtered) }
-                } else if reasons == 1 {
-                    _ = try await time(&smallPages) { try await checkpointer.pausedThreads(query) }
-                    _ = try await time(&smallReason) { try await checkpointer.pausedThreads(filtered) }
-                }
-            }
-        }
-        let count = try await allPages(large)
-        report(&rows, "inbox page of 100, 100k threads (\(count) paused)", largePages, floor: ("same query, 1k paused threads only", smallPages))
-        report(&rows, "inbox page of 100 by reason, 100k threads", largeReason, floor: ("same query, 1k paused threads only", smallReason))
+        try await measureInbox(&rows, "", large: large, small: small)
         try await large.close()
         try await small.close()
     }
@@ -664,14 +671,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
                         group.addTask {
                             try await withTaskExecutorPreference(checkpointer.connectionExecutor(writer)) {
                                 for index in stride(from: writer, to: threads, by: 8) {
-                                    let pause = index % pausedEvery == 0
-                                        ? try Pause(reason: index % 3 == 0 ? "refund" : "email", prompt: Data("{\"amount\":42}".utf8))
-                                        : nil
-                                    try await checkpointer.put(
-                                        CheckpointWrite(
-                                            thread: try ThreadID("tenant-\(index % 50):thread-\(index)"), parentID: nil, step: 0,
-                                            channels: ["turn": .value(Data("1".utf8)), "messages": .list([Data("{}".utf8)])],
-                                            pause: pause))
+                                    try await checkpointer.put(try inboxWrite(index, pausedEvery: pausedEvery))
                                 }
                             }
                         }
@@ -684,27 +684,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
             let small = try await PostgresCheckpointer(url: url + "?schema=\(schema)_inbox_small&pool_max=8")
             try await populate(large, threads: 100_000, pausedEvery: 100)
             try await populate(small, threads: 1_000, pausedEvery: 1)
-            var largePages = Samples()
-            var smallPages = Samples()
-            var largeReason = Samples()
-            var smallReason = Samples()
-            for round in 0..<300 {
-                let cursor = round % 2 == 0 ? nil : InboxCursor(createdAt: .distantPast, thread: "tenant-25", namespace: "")
-                let query = InboxQuery(after: cursor, limit: 100)
-                let filtered = InboxQuery(reason: "refund", after: cursor, limit: 100)
-                if round % 2 == 0 {
-                    _ = try await time(&largePages) { try await large.pausedThreads(query) }
-                    _ = try await time(&smallPages) { try await small.pausedThreads(query) }
-                } else {
-                    _ = try await time(&smallPages) { try await small.pausedThreads(query) }
-                    _ = try await time(&largePages) { try await large.pausedThreads(query) }
-                }
-                _ = try await time(&largeReason) { try await large.pausedThreads(filtered) }
-                _ = try await time(&smallReason) { try await small.pausedThreads(filtered) }
-            }
-            let count = try await allPages(large)
-            report(&rows, "postgres: inbox page of 100, 100k threads (\(count) paused)", largePages, floor: ("same query, 1k paused threads only", smallPages))
-            report(&rows, "postgres: inbox page of 100 by reason, 100k threads", largeReason, floor: ("same query, 1k paused threads only", smallReason))
+            try await measureInbox(&rows, "postgres: ", large: large, small: small)
             try await large.close()
             try await small.close()
         }
