@@ -207,7 +207,7 @@ struct PostgresBackendTests {
             let thread = try checkpointer.thread(ThreadID("acme:paused-\(index)"), as: Turn.self)
             _ = try await thread.pause(Turn(turn: index), reason: index % 2 == 0 ? "refund" : "email", prompt: "ok?")
         }
-        _ = try await checkpointer.diagnosticQuery("ANALYZE")
+        _ = try await checkpointer.diagnosticQuery("ANALYZE checkpoint_threads, checkpoint_rows")
         let queries: [(InboxQuery, String)] = [
             (InboxQuery(), "checkpoint_waiting_by_time"),
             (InboxQuery(reason: "refund"), "checkpoint_waiting_by_reason"),

@@ -169,7 +169,7 @@ final class RawSQLite: Floor {
 
 // MARK: The Postgres floor: raw libpq, one prepared statement, autocommit
 
-final class RawPostgres: Floor {
+final class RawPostgres: Floor, @unchecked Sendable {  // each instance is used by one thread at a time
     private let connection: OpaquePointer
     private let table: String
 
@@ -404,6 +404,27 @@ func measureInbox(_ rows: inout [Row], _ label: String, large: any Checkpointer,
     let count = try await allPages(large)
     report(&rows, "\(label)inbox page of 100, 100k threads (\(count) paused)", largePages, floor: ("same query, 1k paused threads only", smallPages))
     report(&rows, "\(label)inbox page of 100 by reason, 100k threads", largeReason, floor: ("same query, 1k paused threads only", smallReason))
+}
+
+/// The floor's throughput: `writers` OS threads, each with its own raw libpq connection,
+/// inserting one appended message (the bytes of our put's new content) per statement.
+func rawThroughput(url: String, writers: Int, insertsPerWriter: Int) throws -> Double {
+    let floors = try (0..<writers).map { _ in try RawPostgres(url: url) }
+    let element = try JSONEncoder().encode(message(1))
+    let group = DispatchGroup()
+    let start = ContinuousClock.now
+    for (index, floor) in floors.enumerated() {
+        group.enter()
+        let thread = Thread {
+            for _ in 0..<insertsPerWriter { floor.write(thread: "raw-\(index)", data: element) }
+            group.leave()
+        }
+        thread.start()
+    }
+    group.wait()
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return Double(writers * insertsPerWriter) / seconds
 }
 
 /// Counts every waiting thread by paging through the inbox.
@@ -660,6 +681,9 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let one = try await throughput(checkpointer, writers: 1, putsPerWriter: putsPerWriter, label: "tp1")
         let eight = try await throughput(checkpointer, writers: 8, putsPerWriter: putsPerWriter, label: "tp8")
         print(String(format: "postgres throughput: 1 writer %.0f puts/s, 8 writers on 8 threads %.0f puts/s: %.2fx", one, eight, eight / one))
+        let rawOne = try rawThroughput(url: url, writers: 1, insertsPerWriter: putsPerWriter)
+        let rawEight = try rawThroughput(url: url, writers: 8, insertsPerWriter: putsPerWriter)
+        print(String(format: "raw libpq INSERT throughput, for reference: 1 connection %.0f/s, 8 connections on 8 threads %.0f/s: %.2fx", rawOne, rawEight, rawEight / rawOne))
         try await checkpointer.close()
 
         // The inbox on Postgres: 100,000 threads of which 1,000 are paused, next to 1,000
@@ -678,7 +702,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
                     }
                     try await group.waitForAll()
                 }
-                _ = try await checkpointer.diagnosticQuery("ANALYZE")
+                _ = try await checkpointer.diagnosticQuery("ANALYZE checkpoint_threads, checkpoint_rows")
             }
             let large = try await PostgresCheckpointer(url: url + "?schema=\(schema)_inbox_large&pool_max=8")
             let small = try await PostgresCheckpointer(url: url + "?schema=\(schema)_inbox_small&pool_max=8")
