@@ -27,7 +27,7 @@ import Synchronization
 public final class PostgresCheckpointer: Checkpointer {
     /// The settings the checkpointer was opened with.
     public let configuration: Configuration
-    private let pool: ConnectionPool
+    private let pool: ConnectionPool<PostgresConnection>
     private let isClosed = Atomic<Bool>(false)
     private let metrics: CheckpointMetrics
     private let contentCache: ContentCache
@@ -53,15 +53,16 @@ public final class PostgresCheckpointer: Checkpointer {
         let parameters = configuration.connectionParameters
         let tenant = configuration.tenant
         pool = ConnectionPool(
-            size: configuration.poolMax, label: "checkpointing.postgres", idleSpin: configuration.idleSpin,
-            acquireTimeout: configuration.acquireTimeout, logger: logger
-        ) {
-            let connection = try PostgresConnection(parameters: parameters)
-            if let tenant {
-                _ = try connection.query(PostgresSchema.bindTenant, [.text(tenant)])
-            }
-            return connection
-        }
+            size: configuration.poolMax, label: "checkpointing.postgres", serverName: "PostgreSQL",
+            idleSpin: configuration.idleSpin, acquireTimeout: configuration.acquireTimeout, logger: logger,
+            connect: {
+                let connection = try PostgresConnection(parameters: parameters)
+                if let tenant {
+                    _ = try connection.query(PostgresSchema.bindTenant, [.text(tenant)])
+                }
+                return connection
+            },
+            classify: PostgresErrors.classify)
         do {
             let schema = configuration.schema
             try await pool.run { connection in try Self.migrate(connection, schema: schema, logger: logger) }

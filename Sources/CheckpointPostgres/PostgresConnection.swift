@@ -100,7 +100,7 @@ struct PostgresSQL: Sendable {
 /// Owns one `PGconn*` and knows which statements it prepared.
 ///
 /// Not `Sendable`: only the pool's worker thread that owns it touches it.
-final class PostgresConnection {
+final class PostgresConnection: PooledConnection {
     private var handle: OpaquePointer?
     private var prepared: Set<Int> = []
     /// Prepared dynamic statements (history filters, inbox shapes), by text.

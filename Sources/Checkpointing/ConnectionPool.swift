@@ -1,26 +1,36 @@
-import Checkpointing
 import Dispatch
 import Foundation
 import Logging
 import Synchronization
 
-/// A bounded pool of PostgreSQL connections, each owned by a thread of its own.
+/// A connection a ``ConnectionPool`` holds: used by one thread at a time.
+package protocol PooledConnection: AnyObject {
+    /// Whether an idle connection can take the next call (open, and not closed by the server).
+    var isHealthy: Bool { get }
+    /// Closes the connection. Safe to call twice.
+    func close()
+}
+
+/// A bounded pool of connections to a server (PostgreSQL, Redis), each owned by a thread of
+/// its own.
 ///
-/// libpq's calls block; they run only on the pool's threads, never on Swift's shared
+/// The drivers' calls block; they run only on the pool's threads, never on Swift's shared
 /// cooperative threads (there are as many of those as cores, so one blocked call would stall
 /// every task). A call takes an idle worker (the most recently used first, whose thread is
 /// likely still awake), or waits for one up to the acquire timeout.
 ///
 /// A worker checks its connection before each job: a connection the server closed (a restart,
 /// an administrator's kill) is dropped and a new one opened, so the pool recovers by itself
-/// after Postgres comes back. While the server is down, a job fails at once with
+/// after the server comes back. While the server is down, a job fails at once with
 /// ``CheckpointError/Code/connectionFailed``.
-final class ConnectionPool: Sendable {
+package final class ConnectionPool<Connection: PooledConnection>: Sendable {
+    /// How a driver's error becomes a ``CheckpointError``, and whether it broke the connection.
+    package typealias Classify = @Sendable (any Error) -> (error: any Error, connectionLost: Bool)
     /// One thread and the connection only it touches.
     final class Worker: @unchecked Sendable {
         // Safe: `connection` is only touched by jobs running on `thread`, one at a time.
         let thread: JobThread
-        var connection: PostgresConnection?
+        var connection: Connection?
         let index: Int
 
         init(index: Int, label: String, idleSpin: Duration) {
@@ -39,6 +49,8 @@ final class ConnectionPool: Sendable {
         var fail: @Sendable (CheckpointError) -> Void
     }
 
+    private enum Decision { case run(Worker), wait(UInt64), closed }
+
     private struct State {
         var idle: [Int]
         var waiters: [Waiter] = []
@@ -48,27 +60,33 @@ final class ConnectionPool: Sendable {
 
     let workers: [Worker]
     private let state: Mutex<State>
-    private let connect: @Sendable () throws -> PostgresConnection
+    private let connect: @Sendable () throws -> Connection
+    private let classify: Classify
     private let acquireTimeout: Duration
+    private let serverName: String
     private let logger: Logger
 
     /// - Parameters:
     ///   - size: the most connections open at once.
+    ///   - serverName: how messages name the server (`PostgreSQL`, `Redis`).
     ///   - connect: opens and sets up a connection; it runs on a worker's thread.
-    init(
-        size: Int, label: String, idleSpin: Duration, acquireTimeout: Duration, logger: Logger,
-        connect: @escaping @Sendable () throws -> PostgresConnection
+    ///   - classify: maps the driver's errors (from `connect` and from calls).
+    package init(
+        size: Int, label: String, serverName: String, idleSpin: Duration, acquireTimeout: Duration, logger: Logger,
+        connect: @escaping @Sendable () throws -> Connection, classify: @escaping Classify
     ) {
         workers = (0..<size).map { Worker(index: $0, label: label, idleSpin: idleSpin) }
         state = Mutex(State(idle: Array((0..<size).reversed())))
         self.connect = connect
+        self.classify = classify
         self.acquireTimeout = acquireTimeout
+        self.serverName = serverName
         self.logger = logger
     }
 
     /// Opens connections on the first `count` workers now, so that configuration mistakes
     /// (a wrong password, an unknown database) surface when the checkpointer opens.
-    func warm(_ count: Int) async throws {
+    package func warm(_ count: Int) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in workers.prefix(count) {
                 group.addTask { _ = try await self.run(on: worker) { _ in } }
@@ -79,7 +97,7 @@ final class ConnectionPool: Sendable {
 
     /// A worker's thread, as an executor: code that prefers it runs its calls inline on that
     /// worker's connection.
-    func executor(_ index: Int) -> any TaskExecutor { workers[index % workers.count].thread }
+    package func executor(_ index: Int) -> any TaskExecutor { workers[index % workers.count].thread }
 
     /// The worker whose thread runs the caller, if any.
     private var currentWorker: Worker? {
@@ -89,7 +107,7 @@ final class ConnectionPool: Sendable {
     /// Runs `body` with a healthy connection on a worker's thread.
     ///
     /// A task cancelled before its work started gets `CancellationError` and nothing runs.
-    func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    package func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try Task.checkCancellation()
         if let worker = currentWorker {
             return try execute(body, on: worker)
@@ -119,7 +137,7 @@ final class ConnectionPool: Sendable {
 
     /// Runs `body` on one particular worker (for warming, and for work that must use one
     /// connection), waiting for it if it is busy.
-    private func run(on worker: Worker, _ body: @escaping @Sendable (PostgresConnection) throws -> Void) async throws {
+    private func run(on worker: Worker, _ body: @escaping @Sendable (Connection) throws -> Void) async throws {
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             worker.thread.submit {
                 continuation.resume(with: Result { try self.execute(body, on: worker) })
@@ -128,7 +146,6 @@ final class ConnectionPool: Sendable {
     }
 
     private func dispatch(job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (CheckpointError) -> Void) {
-        enum Decision { case run(Worker), wait(UInt64), closed }
         let decision: Decision = state.withLock { state in
             if state.isClosed { return .closed }
             if let index = state.idle.popLast() { return .run(workers[index]) }
@@ -150,11 +167,11 @@ final class ConnectionPool: Sendable {
                 expired?.fail(
                     CheckpointError(
                         .connectionFailed,
-                        "no PostgreSQL connection became free within the acquire timeout (\(timeout)); raise pool_max or acquire_timeout_ms"
+                        "no \(self.serverName) connection became free within the acquire timeout (\(timeout)); raise pool_max or acquire_timeout_ms"
                     ))
             }
         case .closed:
-            fail(CheckpointError(.closed, "the Postgres checkpointer was closed"))
+            fail(CheckpointError(.closed, "the \(serverName) connection pool was closed"))
         }
     }
 
@@ -176,48 +193,44 @@ final class ConnectionPool: Sendable {
 
     /// Runs `body` with the worker's connection, opening one when it has none or the one it
     /// has was closed by the server; a connection that broke during `body` is dropped.
-    private func execute<T>(_ body: (PostgresConnection) throws -> T, on worker: Worker) throws -> T {
-        let connection: PostgresConnection
+    private func execute<T>(_ body: (Connection) throws -> T, on worker: Worker) throws -> T {
+        let connection: Connection
         if let existing = worker.connection, existing.isHealthy {
             connection = existing
         } else {
             if worker.connection != nil {
-                logger.info("replacing a PostgreSQL connection the server closed", metadata: ["worker": "\(worker.index)"])
+                logger.info(
+                    "replacing a \(serverName) connection the server closed", metadata: ["worker": "\(worker.index)"])
             }
             worker.connection?.close()
             worker.connection = nil
             do {
                 connection = try connect()
-            } catch let error as PostgresError {
-                throw PostgresErrors.map(error)
+            } catch {
+                throw classify(error).error
             }
             worker.connection = connection
         }
         do {
             return try body(connection)
-        } catch let error as PostgresError {
-            if error.connectionLost || !connection.isOpen {
+        } catch {
+            let classified = classify(error)
+            if classified.connectionLost {
                 connection.close()
                 worker.connection = nil
             }
-            throw PostgresErrors.map(error)
-        } catch let error as CheckpointError {
-            if error.code == .connectionFailed {
-                connection.close()
-                worker.connection = nil
-            }
-            throw error
+            throw classified.error
         }
     }
 
     /// Closes every connection; waiting calls fail with ``CheckpointError/Code/closed``.
-    func close() async {
+    package func close() async {
         let waiters = state.withLock { state in
             state.isClosed = true
             defer { state.waiters.removeAll() }
             return state.waiters
         }
-        for waiter in waiters { waiter.fail(CheckpointError(.closed, "the Postgres checkpointer was closed")) }
+        for waiter in waiters { waiter.fail(CheckpointError(.closed, "the \(serverName) connection pool was closed")) }
         for worker in workers {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 worker.thread.submit {
@@ -231,43 +244,9 @@ final class ConnectionPool: Sendable {
 }
 
 extension Duration {
-    var nanoseconds: Int64 {
+    /// The duration in whole nanoseconds.
+    package var nanoseconds: Int64 {
         components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
 
-/// Turns libpq's and the server's failures into ``CheckpointError``, keeping the SQLSTATE.
-enum PostgresErrors {
-    static func map(_ error: PostgresError) -> CheckpointError {
-        let state = error.sqlState ?? ""
-        let code: CheckpointError.Code
-        let reason: String
-        switch state {
-        case _ where error.connectionLost && state.isEmpty,
-            _ where state.hasPrefix("08"), "57P01", "57P02", "57P03":
-            code = .connectionFailed
-            reason = "the PostgreSQL server cannot be reached or closed the connection; retry later"
-        case "28P01", "28000":
-            code = .connectionFailed
-            reason = "PostgreSQL refused the credentials"
-        case "3D000":
-            code = .connectionFailed
-            reason = "the PostgreSQL database does not exist"
-        case "42501":
-            code = .permissionDenied
-            reason = "PostgreSQL denied the operation (row-level security or privileges)"
-        case "40001", "40P01":
-            code = .conflict
-            reason = "a concurrent transaction conflicted with this one; nothing was written"
-        case "53300":
-            code = .connectionFailed
-            reason = "PostgreSQL has no free connection slots"
-        default:
-            code = .backendFailure
-            reason = "a PostgreSQL call failed"
-        }
-        var mapped = CheckpointError(code, reason, nativeCode: state.isEmpty ? nil : "SQLSTATE \(state)", underlying: error)
-        if ["28P01", "28000", "3D000"].contains(state) { mapped.isRetryable = false }
-        return mapped
-    }
-}
