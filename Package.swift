@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Checkpointing", targets: ["Checkpointing"]),
         .library(name: "CheckpointSQLite", targets: ["CheckpointSQLite"]),
         .library(name: "CheckpointPostgres", targets: ["CheckpointPostgres"]),
+        .library(name: "CheckpointRedisCache", targets: ["CheckpointRedisCache"]),
         .library(name: "CheckpointEncryption", targets: ["CheckpointEncryption"]),
         .library(name: "CheckpointingTestKit", targets: ["CheckpointingTestKit"]),
         .executable(name: "example-agent", targets: ["ExampleAgent"]),
@@ -55,6 +56,21 @@ let package = Package(
             ]
         ),
         .systemLibrary(
+            name: "CCheckpointHiredis",
+            path: "Sources/CCheckpointHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "CheckpointRedisCache",
+            dependencies: [
+                "Checkpointing",
+                "CCheckpointHiredis",
+                "CCheckpointSodium",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .systemLibrary(
             name: "CCheckpointSodium",
             path: "Sources/CCheckpointSodium",
             pkgConfig: "libsodium",
@@ -70,7 +86,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ExampleAgent",
-            dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres"],
+            dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache"],
             path: "Examples/ExampleAgent"
         ),
         .testTarget(
@@ -88,6 +104,13 @@ let package = Package(
             name: "CheckpointPostgresTests",
             dependencies: [
                 "Checkpointing", "CheckpointPostgres", "CheckpointEncryption", "CheckpointingTestKit",
+            ]
+        ),
+        .testTarget(
+            name: "CheckpointRedisCacheTests",
+            dependencies: [
+                "Checkpointing", "CheckpointRedisCache", "CheckpointPostgres", "CheckpointSQLite", "CheckpointEncryption",
+                "CheckpointingTestKit",
             ]
         ),
         .testTarget(

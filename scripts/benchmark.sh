@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the benchmarks (release build) against every backend: starts a throwaway PostgreSQL on
-# loopback for the Postgres scenarios and removes it at exit. Arguments go to the benchmark,
+# Runs the benchmarks (release build) against every backend: starts a throwaway PostgreSQL and
+# Redis on loopback for their scenarios and removes it at exit. Arguments go to the benchmark,
 # e.g. scripts/benchmark.sh --only postgres --json results.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +9,15 @@ export PATH="$PATH:/usr/sbin:/sbin"
 scripts/bootstrap.sh --test
 servers="$(mktemp -d /tmp/checkpointing-bench-servers.XXXXXX)"
 chmod 755 "$servers"
-cleanup() { "$root/scripts/postgres-server.sh" destroy "$servers/postgres" || true; rm -rf "$servers"; }
+cleanup() {
+  "$root/scripts/postgres-server.sh" destroy "$servers/postgres" || true
+  "$root/scripts/redis-server.sh" destroy "$servers/redis" || true
+  rm -rf "$servers"
+}
 trap cleanup EXIT
 CHECKPOINT_BENCH_POSTGRES_URL="$(scripts/postgres-server.sh start "$servers/postgres" "${CHECKPOINT_BENCH_POSTGRES_PORT:-55434}")"
 export CHECKPOINT_BENCH_POSTGRES_URL
+CHECKPOINT_BENCH_REDIS_URL="$(scripts/redis-server.sh start "$servers/redis" "${CHECKPOINT_BENCH_REDIS_PORT:-55436}")"
+export CHECKPOINT_BENCH_REDIS_URL
 cd Benchmarks
 swift run -c release checkpoint-benchmarks "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what it needs, starts a throwaway PostgreSQL on
-# loopback (stopped and removed at exit), builds (the benchmarks too, so that they keep
+# Runs the whole test suite: installs what it needs, starts a throwaway PostgreSQL and Redis
+# on loopback (stopped and removed at exit), builds (the benchmarks too, so that they keep
 # compiling), and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +11,14 @@ swift build --build-tests
 
 servers="$(mktemp -d /tmp/checkpointing-test-servers.XXXXXX)"
 chmod 755 "$servers"
-cleanup() { scripts/postgres-server.sh destroy "$servers/postgres" || true; rm -rf "$servers"; }
+cleanup() {
+  scripts/postgres-server.sh destroy "$servers/postgres" || true
+  scripts/redis-server.sh destroy "$servers/redis" || true
+  rm -rf "$servers"
+}
 trap cleanup EXIT
 CHECKPOINT_TEST_POSTGRES_URL="$(scripts/postgres-server.sh start "$servers/postgres" "${CHECKPOINT_TEST_POSTGRES_PORT:-55433}")"
 export CHECKPOINT_TEST_POSTGRES_URL
+CHECKPOINT_TEST_REDIS_URL="$(scripts/redis-server.sh start "$servers/redis" "${CHECKPOINT_TEST_REDIS_PORT:-55435}")"
+export CHECKPOINT_TEST_REDIS_URL
 swift test "$@"

@@ -7,10 +7,12 @@
 //   swift run example-agent --answer yes       # answer the agent's question (yes or no)
 //   CHECKPOINTER_URL=memory: swift run example-agent   # another backend, same code
 //   CHECKPOINTER_URL=postgres://user:pass@host/db swift run example-agent
+//   CHECKPOINTER_CACHE_URL=redis://localhost:6379/0 swift run example-agent   # a Redis cache in front
 //
 // At turn 5 the user asks for a refund, and the agent pauses until a person approves it.
 // The replies are scripted: no model, no network.
 import CheckpointPostgres
+import CheckpointRedisCache
 import CheckpointSQLite
 import Checkpointing
 import Foundation
@@ -70,7 +72,8 @@ func option(_ name: String) -> String? {
 
 let configuration = try CheckpointerConfiguration.fromEnvironment(default: "sqlite://./agent-checkpoints.db")
 print("Opening checkpointer at \(configuration)")
-let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend])
+let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend],
+    caches: [RedisCachedCheckpointer.cacheLayer])
 let thread = try checkpointer.thread("demo-user:support", as: AgentState.self)
 
 // A person's side: the inbox, and answering.

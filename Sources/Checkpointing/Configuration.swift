@@ -133,6 +133,15 @@ public protocol CheckpointerBackend: Sendable {
     func makeCheckpointer(url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer
 }
 
+/// A cache that wraps whichever backend a configuration opens, such as
+/// `RedisCachedCheckpointer.cacheLayer`.
+public protocol CheckpointerCacheLayer: Sendable {
+    /// The cache URL schemes this layer opens.
+    var schemes: Set<String> { get }
+    /// Wraps `base` in the cache the URL names; the result owns `base` (closing it closes both).
+    func wrap(_ base: any Checkpointer, url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer
+}
+
 /// Picks and opens a backend from one value, so that swapping stores is a configuration change.
 ///
 /// ```swift
@@ -150,21 +159,28 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
     /// source from.
     public static let keysEnvironmentVariable = "CHECKPOINTER_KEYS"
 
+    /// The environment variable ``fromEnvironment(_:default:environment:)`` reads the cache
+    /// URL from (`redis://...`).
+    public static let cacheEnvironmentVariable = "CHECKPOINTER_CACHE_URL"
+
     /// The store's URL.
     public var url: CheckpointerURL
     /// Where encryption keys come from, when the state is sealed; `nil` when it is not.
     public var keySource: KeySource?
+    /// A cache layered on the store (`redis://:password@host:6379/0?ttl=300`), or `nil`.
+    public var cacheURL: CheckpointerURL?
 
     /// Creates a configuration from a URL and, optionally, a key source.
     ///
     /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for a malformed URL.
-    public init(url: String, keySource: KeySource? = nil) throws(CheckpointError) {
+    public init(url: String, keySource: KeySource? = nil, cacheURL: String? = nil) throws(CheckpointError) {
         self.url = try CheckpointerURL(url)
         self.keySource = keySource
+        self.cacheURL = try cacheURL.map { url throws(CheckpointError) in try CheckpointerURL(url) }
     }
 
-    /// Reads the URL from an environment variable, and the key source from
-    /// `CHECKPOINTER_KEYS` (`env:NAME` or `file:/path`) when it is set.
+    /// Reads the URL from an environment variable, the key source from `CHECKPOINTER_KEYS`
+    /// (`env:NAME` or `file:/path`) and a cache URL from `CHECKPOINTER_CACHE_URL`, when set.
     ///
     /// - Parameters:
     ///   - variable: the variable's name; defaults to `CHECKPOINTER_URL`.
@@ -179,26 +195,52 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
         if let keys = environment[keysEnvironmentVariable], !keys.isEmpty {
             keySource = try KeySource(keys)
         }
+        let cacheURL = environment[cacheEnvironmentVariable].flatMap { $0.isEmpty ? nil : $0 }
         if let value = environment[variable], !value.isEmpty {
-            return try CheckpointerConfiguration(url: value, keySource: keySource)
+            return try CheckpointerConfiguration(url: value, keySource: keySource, cacheURL: cacheURL)
         }
         guard let defaultURL else {
             throw CheckpointError(.invalidConfiguration, "environment variable \(variable) is not set")
         }
-        return try CheckpointerConfiguration(url: defaultURL, keySource: keySource)
+        return try CheckpointerConfiguration(url: defaultURL, keySource: keySource, cacheURL: cacheURL)
     }
 
-    /// The URL, without its password.
-    public var description: String { url.description }
+    /// The URL (and cache URL), without passwords.
+    public var description: String { url.description + (cacheURL.map { " + cache \($0)" } ?? "") }
 
-    /// Opens the store the URL names.
+    /// Opens the store the URL names, wrapped in the cache ``cacheURL`` names, if any.
     ///
-    /// - Parameter backends: the backends to pick from, besides the built-in `memory:`.
+    /// - Parameters:
+    ///   - backends: the backends to pick from, besides the built-in `memory:`.
+    ///   - caches: the cache layers to pick from for ``cacheURL``.
     /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for an unknown scheme or bad
     ///   parameters; whatever the backend throws when it opens.
     public func makeCheckpointer(
-        backends: [any CheckpointerBackend] = [], logger: Logger = Logger(label: "checkpointing")
+        backends: [any CheckpointerBackend] = [], caches: [any CheckpointerCacheLayer] = [],
+        logger: Logger = Logger(label: "checkpointing")
     ) async throws -> any Checkpointer {
+        var layer: (any CheckpointerCacheLayer)?
+        if let cacheURL {
+            guard let found = caches.first(where: { $0.schemes.contains(cacheURL.scheme) }) else {
+                let known = caches.flatMap(\.schemes).sorted().joined(separator: ", ")
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "no cache layer for URL scheme '\(cacheURL.scheme)'; available: \(known.isEmpty ? "none" : known)")
+            }
+            layer = found
+        }
+        let store = try await makeStore(backends: backends, logger: logger)
+        guard let layer, let cacheURL else { return store }
+        logger.debug("layering a cache", metadata: ["cache": "\(cacheURL)"])
+        do {
+            return try await layer.wrap(store, url: cacheURL, logger: logger)
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    private func makeStore(backends: [any CheckpointerBackend], logger: Logger) async throws -> any Checkpointer {
         if url.scheme == "memory" {
             try url.rejectUnknownParameters([])
             return InMemoryCheckpointer()

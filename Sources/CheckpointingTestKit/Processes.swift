@@ -31,3 +31,32 @@ public func runExampleAgent(_ arguments: [String], url: String) async throws -> 
     }
     return text
 }
+
+/// Runs a command (through `env`, with /usr/sbin on the PATH) and returns what it printed;
+/// fails with its output when it fails. For tests that start and stop servers.
+@discardableResult
+public func runCommand(_ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["PATH"] = (environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
+    process.environment = environment
+    // A file, not a pipe: the server the script starts would inherit the pipe's descriptor
+    // and keep it open, and reading to its end would never finish.
+    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: outputPath.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: outputPath) }
+    let output = try FileHandle(forWritingTo: outputPath)
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    process.waitUntilExit()
+    try output.close()
+    let text = (try? String(contentsOf: outputPath, encoding: .utf8)) ?? ""
+    guard process.terminationStatus == 0 else {
+        throw CheckpointError(.backendFailure, "\(arguments.joined(separator: " ")) failed: \(text)")
+    }
+    return text
+}
+

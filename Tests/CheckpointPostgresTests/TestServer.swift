@@ -1,5 +1,6 @@
 import CheckpointPostgres
 import Checkpointing
+import CheckpointingTestKit
 import Foundation
 
 /// The PostgreSQL server the test script started (`scripts/test.sh` exports its URL).
@@ -33,32 +34,8 @@ enum TestServer {
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-/// Runs a command and returns its standard output; fails with its output when it fails.
 @discardableResult
-func shell(_ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["PATH"] = (environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
-    process.environment = environment
-    // A file, not a pipe: the server the script starts would inherit the pipe's descriptor
-    // and keep it open, and reading to its end would never finish.
-    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: outputPath.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: outputPath) }
-    let output = try FileHandle(forWritingTo: outputPath)
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    process.waitUntilExit()
-    try output.close()
-    let text = (try? String(contentsOf: outputPath, encoding: .utf8)) ?? ""
-    guard process.terminationStatus == 0 else {
-        throw CheckpointError(.backendFailure, "\(arguments.joined(separator: " ")) failed: \(text)")
-    }
-    return text
-}
+func shell(_ arguments: [String]) throws -> String { try runCommand(arguments) }
 
 /// A PostgreSQL cluster of a test's own, for tests that stop and restart the server.
 final class PrivateServer: Sendable {

@@ -1,0 +1,655 @@
+import CCheckpointSodium
+import Checkpointing
+import CoreMetrics
+import Foundation
+import Logging
+import Synchronization
+
+/// A Redis cache in front of any ``Checkpointer``, and itself a checkpointer.
+///
+/// ```swift
+/// let base = try await PostgresCheckpointer(url: "postgres://agent:secret@db/agents")
+/// let checkpointer = try await RedisCachedCheckpointer(
+///     base: base, configuration: .init(url: CheckpointerURL("redis://:secret@cache:6379/0?ttl=300")))
+/// ```
+///
+/// - **Reads**: a head or by-id read is answered from Redis when the entry is there and
+///   passes its integrity check; otherwise from the base store, whose answer is then cached.
+///   History, the inbox and statistics always go to the base store.
+/// - **Writes**: the base store is the source of truth. A put writes it first, then sets the
+///   thread's cached head through a Lua script that only moves it forward (entries are ordered
+///   by checkpoint id), so two instances writing through two caches never leave an older head
+///   cached. Deleting a thread leaves a tombstone newer than every head it had.
+/// - **Faults**: when Redis is down or slower than ``Configuration/timeout``, calls go to the
+///   base store and never fail because of the cache; a circuit breaker then skips Redis for
+///   ``Configuration/breakerCooldown`` before trying again. A thread whose cache entry could not
+///   be updated is read from the base store until its entries are deleted, which happens as
+///   soon as Redis answers again, so a head Redis kept while it was unreachable is never served.
+/// - Every entry holds its checkpoint's bytes exactly as the base store returns them (sealed
+///   fields stay sealed) and a BLAKE2b check over its key and content: a changed or truncated
+///   entry is never returned as state.
+///
+/// Closing it closes the base store too.
+public final class RedisCachedCheckpointer: Checkpointer {
+    /// The store of record.
+    public let base: any Checkpointer
+    /// The settings the cache was opened with.
+    public let configuration: Configuration
+    private let pool: ConnectionPool<RedisConnection>
+    private let breaker: CircuitBreaker
+    private let pending = PendingInvalidations(capacity: 10_000)
+    private let localHeads: LocalHeads
+    private let counters = Counters()
+    private let metrics: CacheMetrics
+    private let logger: Logger
+
+    /// Lets ``CheckpointerConfiguration`` layer a `redis:` cache URL on any backend.
+    public static let cacheLayer: any CheckpointerCacheLayer = RedisCacheLayer()
+
+    /// Connects to Redis (without failing when it is down: the cache then starts in
+    /// fall-through mode and comes back by itself).
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for bad settings.
+    public init(
+        base: any Checkpointer, configuration: Configuration,
+        logger: Logger = Logger(label: "checkpointing.redis-cache")
+    ) async throws {
+        try configuration.validate()
+        guard sodium_init() >= 0 else { throw CheckpointError(.backendFailure, "libsodium failed to initialize") }
+        self.base = base
+        self.configuration = configuration
+        self.logger = logger
+        self.breaker = CircuitBreaker(cooldown: configuration.breakerCooldown)
+        self.localHeads = LocalHeads(capacity: configuration.localHeads)
+        self.metrics = CacheMetrics(factory: configuration.metricsFactory)
+        let host = configuration.host
+        let port = configuration.port
+        let password = configuration.password
+        let database = configuration.database
+        let timeout = configuration.timeout
+        pool = ConnectionPool(
+            size: configuration.poolMax, label: "checkpointing.redis", serverName: "Redis",
+            idleSpin: configuration.idleSpin, acquireTimeout: configuration.timeout, logger: logger,
+            connect: { try RedisConnection(host: host, port: port, password: password, database: database, timeout: timeout) },
+            classify: { error in
+                switch error {
+                case let error as RedisError:
+                    (CheckpointError(.connectionFailed, error.message, underlying: error), error.connectionLost)
+                default: (error, false)
+                }
+            })
+        if (try? await pool.run({ connection in try connection.command([Data("PING".utf8)]) })) == nil {
+            breaker.recordFailure()
+            logger.warning("Redis is not reachable; calls go to the base store until it is", metadata: ["redis": "\(configuration)"])
+        }
+    }
+
+    /// Hits, misses, fall-throughs and rejected entries since the cache was opened (also sent
+    /// to swift-metrics).
+    public var statistics: CacheStatistics { counters.snapshot }
+
+    /// A Redis connection's thread, as an executor: code that prefers it runs its cached reads
+    /// inline on that connection, without thread hand-offs.
+    public func connectionExecutor(_ index: Int) -> any TaskExecutor { pool.executor(index) }
+
+    // MARK: Keys and entries
+
+    private func key(_ kind: String, _ thread: ThreadID, _ namespace: String, _ id: CheckpointID? = nil) -> Data {
+        var key = Data("\(configuration.prefix):\(kind):\(thread.rawValue.utf8.count):".utf8)
+        key.append(contentsOf: thread.rawValue.utf8)
+        key.append(contentsOf: namespace.utf8)
+        if let id { key.append(contentsOf: ":\(id.hexDigits)".utf8) }
+        return key
+    }
+
+    private func threadIndexKey(_ thread: ThreadID) -> Data {
+        var key = Data("\(configuration.prefix):t:\(thread.rawValue.utf8.count):".utf8)
+        key.append(contentsOf: thread.rawValue.utf8)
+        return key
+    }
+
+    /// An entry's order: the checkpoint id in hex and a state digit. `0`: content unknown (a
+    /// put whose parent this process did not hold, or a tombstone); `1`: content; `2`: content
+    /// with its pause answered.
+    private static func order(_ id: CheckpointID, _ state: Character) -> Data { Data("\(id.hexDigits)\(state)".utf8) }
+    private static let orderLength = 33
+    private static let digestLength = 16
+
+    private func digest(key: Data, body: Data) -> Data {
+        var out = [UInt8](repeating: 0, count: Self.digestLength)
+        var input = key
+        input.append(body)
+        input.withUnsafeBytes { message in
+            if let integrityKey = configuration.integrityKey {
+                integrityKey.withUnsafeBytes { secret in
+                    _ = crypto_generichash(
+                        &out, out.count, message.bindMemory(to: UInt8.self).baseAddress, UInt64(message.count),
+                        secret.bindMemory(to: UInt8.self).baseAddress, secret.count)
+                }
+            } else {
+                _ = crypto_generichash(
+                    &out, out.count, message.bindMemory(to: UInt8.self).baseAddress, UInt64(message.count), nil, 0)
+            }
+        }
+        return Data(out)
+    }
+
+    /// order ‖ digest(key ‖ order ‖ body) ‖ body.
+    private func entry(key: Data, order: Data, body: Data) -> Data {
+        var signed = order
+        signed.append(body)
+        var value = order
+        value.append(digest(key: key, body: signed))
+        value.append(body)
+        return value
+    }
+
+    private func entry(for checkpoint: Checkpoint, key: Data) throws -> (order: Data, value: Data) {
+        let order = Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2")
+        return (order, entry(key: key, order: order, body: try CheckpointCodec.encode(checkpoint)))
+    }
+
+    /// The checkpoint in an entry, `nil` for an entry without content; throws when the
+    /// entry is damaged.
+    private func open(
+        _ value: Data, key: Data, thread: ThreadID, namespace: String, id: CheckpointID?
+    ) throws -> Checkpoint? {
+        let headerLength = Self.orderLength + Self.digestLength
+        guard value.count >= headerLength else {
+            throw CheckpointError(.corruptData, "a cached entry is truncated")
+        }
+        let start = value.startIndex
+        let order = value[start..<start + Self.orderLength]
+        let stored = value[start + Self.orderLength..<start + headerLength]
+        let body = value[(start + headerLength)...]
+        // An entry without content (a tombstone, a head whose content this process did not
+        // have) only holds its place in the order: it is a miss, whatever else it holds.
+        guard order.last != UInt8(ascii: "0") else { return nil }
+        var signed = Data(order)
+        signed.append(body)
+        guard digest(key: key, body: signed) == stored else {
+            throw CheckpointError(.corruptData, "a cached entry fails its integrity check")
+        }
+        let checkpoint = try CheckpointCodec.decode(Data(body), thread: thread, namespace: namespace, id: id)
+        guard Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2") == Data(order) else {
+            throw CheckpointError(.corruptData, "a cached entry's order does not match its content")
+        }
+        return checkpoint
+    }
+
+    // MARK: Talking to Redis
+
+    /// Runs Redis commands unless the breaker is open; `nil` when Redis was skipped or failed
+    /// (the failure opens the breaker). Invalidations owed from earlier failures run first.
+    private func withRedis<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async -> T? {
+        guard breaker.allowsCall() else { return nil }
+        do {
+            let owed = pending.take()
+            let prefix = configuration.prefix
+            let result = try await pool.run { [owed] connection -> T in
+                if !owed.threads.isEmpty || owed.everything {
+                    try Self.invalidate(owed, prefix: prefix, on: connection, threadIndexKey: { self.threadIndexKey($0) })
+                }
+                return try body(connection)
+            }
+            breaker.recordSuccess()
+            if !owed.threads.isEmpty || owed.everything { pending.done(owed) }
+            return result
+        } catch {
+            breaker.recordFailure()
+            logger.debug("Redis call failed; using the base store", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private static func check(_ reply: RedisReply) throws -> RedisReply {
+        if case .error(let message) = reply { throw RedisError(message: "Redis: \(message.prefix(120))", connectionLost: false) }
+        return reply
+    }
+
+    /// Deletes every entry of the owed threads (or, after too many, every entry of the prefix).
+    private static func invalidate(
+        _ owed: PendingInvalidations.Owed, prefix: String, on connection: RedisConnection,
+        threadIndexKey: (ThreadID) -> Data
+    ) throws {
+        if owed.everything {
+            var cursor = Data("0".utf8)
+            repeat {
+                let reply = try check(
+                    connection.command([
+                        Data("SCAN".utf8), cursor, Data("MATCH".utf8), Data("\(prefix):*".utf8), Data("COUNT".utf8),
+                        Data("1000".utf8),
+                    ]))
+                guard case .array(let parts) = reply, parts.count == 2, case .string(let next) = parts[0],
+                    case .array(let keys) = parts[1]
+                else { throw RedisError(message: "unexpected SCAN reply", connectionLost: false) }
+                let names = keys.compactMap { if case .string(let key) = $0 { key } else { nil } }
+                if !names.isEmpty { _ = try check(connection.command([Data("DEL".utf8)] + names)) }
+                cursor = next
+            } while cursor != Data("0".utf8)
+        }
+        for thread in owed.threads {
+            _ = try check(
+                connection.command([
+                    Data("EVAL".utf8), Data(Scripts.deleteThread.utf8), Data("1".utf8), threadIndexKey(thread),
+                ]))
+        }
+    }
+
+    // MARK: Checkpointer
+
+    /// Writes the base store, then moves the cached head forward; see ``Checkpointer/put(_:expecting:)``.
+    public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        do {
+            try await base.put(write, expecting: expecting)
+        } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .backendFailure {
+            // The write may have reached the store: the cached head can no longer be trusted.
+            await forget(write.thread)
+            throw error
+        }
+        let parent = write.parentID.flatMap { localHeads.checkpoint(write.thread, write.namespace, $0) }
+        let derived = CheckpointCodec.applying(write, to: parent)
+        localHeads.store(write.thread, write.namespace, derived)
+        let headKey = key("h", write.thread, write.namespace)
+        let (order, value): (Data, Data)
+        if let derived {
+            (order, value) = try entry(for: derived, key: headKey)
+        } else {
+            order = Self.order(write.id, "0")
+            value = entry(key: headKey, order: order, body: Data())
+        }
+        await setGuarded(headKey, order: order, value: value, thread: write.thread)
+    }
+
+    /// Sets an entry unless Redis holds a newer one; remembers the thread as owed an
+    /// invalidation when Redis cannot be told.
+    private func setGuarded(_ key: Data, order: Data, value: Data, thread: ThreadID) async {
+        if pending.contains(thread) { return }
+        let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
+        let index = threadIndexKey(thread)
+        let done: Bool? = await withRedis { connection in
+            _ = try Self.check(
+                connection.command([
+                    Data("EVAL".utf8), Data(Scripts.setIfNewer.utf8), Data("2".utf8), key, index, order, value, ttl,
+                ]))
+            return true
+        }
+        if done == nil { pending.add(thread) }
+    }
+
+    /// Makes sure no entry of `thread` is served until Redis confirms they are gone.
+    private func forget(_ thread: ThreadID) async {
+        pending.add(thread)
+        _ = await withRedis { _ in true }  // runs the owed invalidation now, if Redis answers
+    }
+
+    /// Reads from Redis when it holds a valid entry, else from the base store (then caches
+    /// it); see ``Checkpointer/checkpoint(thread:namespace:id:)``.
+    public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        let entryKey = id == nil ? key("h", thread, namespace) : key("c", thread, namespace, id)
+        if !pending.contains(thread) {
+            let refresh = configuration.refreshOnRead
+            let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
+            let index = threadIndexKey(thread)
+            let reply: RedisReply? = await withRedis { connection in
+                if refresh {
+                    return try Self.check(
+                        connection.command([
+                            Data("EVAL".utf8), Data(Scripts.getAndRefresh.utf8), Data("2".utf8), entryKey, index, ttl,
+                        ]))
+                }
+                return try Self.check(connection.command([Data("GET".utf8), entryKey]))
+            }
+            switch reply {
+            case .string(let value)?:
+                do {
+                    if let checkpoint = try open(value, key: entryKey, thread: thread, namespace: namespace, id: id) {
+                        counters.hit()
+                        metrics.hits.increment()
+                        if id == nil { localHeads.store(thread, namespace, checkpoint) }
+                        return checkpoint
+                    }
+                    counters.miss()
+                    metrics.misses.increment()
+                } catch {
+                    counters.corrupt()
+                    metrics.corrupt.increment()
+                    logger.warning("a cached entry failed its check; it is deleted and read from the base store")
+                    _ = await withRedis { connection in try Self.check(connection.command([Data("DEL".utf8), entryKey])) }
+                }
+            case nil:
+                counters.fallback()
+                metrics.fallbacks.increment()
+            default:
+                counters.miss()
+                metrics.misses.increment()
+            }
+        } else {
+            counters.fallback()
+            metrics.fallbacks.increment()
+        }
+        guard let checkpoint = try await base.checkpoint(thread: thread, namespace: namespace, id: id) else { return nil }
+        if id == nil { localHeads.store(thread, namespace, checkpoint) }
+        let (order, value) = try entry(for: checkpoint, key: entryKey)
+        await setGuarded(entryKey, order: order, value: value, thread: thread)
+        return checkpoint
+    }
+
+    /// Lists history from the base store.
+    public func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary] {
+        try await base.history(thread: thread, namespace: namespace, before: before, limit: limit, where: filter)
+    }
+
+    /// Deletes the thread in the base store, then its entries, leaving tombstones newer than
+    /// any head it had.
+    public func deleteThread(_ thread: ThreadID) async throws {
+        do {
+            try await base.deleteThread(thread)
+        } catch {
+            await forget(thread)
+            throw error
+        }
+        localHeads.remove(thread)
+        let tombstone = Self.order(.make(), "0")
+        let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
+        let prefix = Data(configuration.prefix.utf8)
+        let index = threadIndexKey(thread)
+        let done: Bool? = await withRedis { connection in
+            _ = try Self.check(
+                connection.command([
+                    Data("EVAL".utf8), Data(Scripts.tombstoneThread.utf8), Data("1".utf8), index, tombstone, ttl, prefix,
+                ]))
+            return true
+        }
+        if done == nil { pending.add(thread) }
+    }
+
+    /// Prunes in the base store, then drops the thread's by-id entries.
+    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+        let removed = try await base.prune(thread: thread, namespace: namespace, keepingLatest: count)
+        if removed > 0 {
+            let index = threadIndexKey(thread)
+            let prefix = Data(configuration.prefix.utf8)
+            let done: Bool? = await withRedis { connection in
+                _ = try Self.check(
+                    connection.command([Data("EVAL".utf8), Data(Scripts.dropByID.utf8), Data("1".utf8), index, prefix]))
+                return true
+            }
+            if done == nil { pending.add(thread) }
+        }
+        return removed
+    }
+
+    /// Statistics from the base store.
+    public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
+        try await base.storageStatistics(thread: thread)
+    }
+
+    /// The inbox, from the base store.
+    public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
+        try await base.pausedThreads(query)
+    }
+
+    /// Records the answer in the base store, then caches the answered head.
+    public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        do {
+            try await base.resume(thread: thread, namespace: namespace, pauseID: pauseID, response: response, at: now)
+        } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .backendFailure {
+            await forget(thread)
+            throw error
+        }
+        guard let head = try await base.checkpoint(thread: thread, namespace: namespace, id: nil) else { return }
+        localHeads.store(thread, namespace, head)
+        for entryKey in [key("h", thread, namespace), key("c", thread, namespace, head.id)] {
+            let (order, value) = try entry(for: head, key: entryKey)
+            await setGuarded(entryKey, order: order, value: value, thread: thread)
+        }
+    }
+
+    /// Closes the Redis connections and the base store.
+    public func close() async throws {
+        await pool.close()
+        try await base.close()
+    }
+}
+
+extension CheckpointID {
+    /// The id's 32 lowercase hex digits, in time order.
+    var hexDigits: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(32)
+        for word in [high, low] {
+            for shift in stride(from: 60, through: 0, by: -4) { text.append(digits[Int((word >> UInt64(shift)) & 0xf)]) }
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+/// The Lua scripts, each run atomically by Redis.
+enum Scripts {
+    /// KEYS: entry, thread index. ARGV: order, value, ttl. Sets the entry unless it holds an
+    /// order at least as new (orders are hex of the same length, so byte order is time order).
+    static let setIfNewer = """
+        local current = redis.call('GETRANGE', KEYS[1], 0, 32)
+        if current ~= '' and current >= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+        redis.call('SADD', KEYS[2], KEYS[1])
+        redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+        return 1
+        """
+
+    /// KEYS: entry, thread index. ARGV: ttl. Reads an entry and restarts its time to live.
+    static let getAndRefresh = """
+        local value = redis.call('GET', KEYS[1])
+        if value then
+            redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+            redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+        end
+        return value
+        """
+
+    /// KEYS: thread index. ARGV: tombstone order, ttl, prefix. Head entries become tombstones
+    /// (so that a read that began before the delete cannot cache the old head again); by-id
+    /// entries go.
+    static let tombstoneThread = """
+        local members = redis.call('SMEMBERS', KEYS[1])
+        local headMarker = ARGV[3] .. ':h:'
+        for _, key in ipairs(members) do
+            if string.sub(key, 1, #headMarker) == headMarker then
+                redis.call('SET', key, ARGV[1] .. string.rep('\\0', 16), 'EX', tonumber(ARGV[2]))
+            else
+                redis.call('DEL', key)
+            end
+        end
+        return #members
+        """
+
+    /// KEYS: thread index. ARGV: prefix. Deletes the thread's by-id entries.
+    static let dropByID = """
+        local members = redis.call('SMEMBERS', KEYS[1])
+        local marker = ARGV[1] .. ':c:'
+        for _, key in ipairs(members) do
+            if string.sub(key, 1, #marker) == marker then
+                redis.call('DEL', key)
+                redis.call('SREM', KEYS[1], key)
+            end
+        end
+        return 0
+        """
+
+    /// KEYS: thread index. Deletes every entry of the thread.
+    static let deleteThread = """
+        local members = redis.call('SMEMBERS', KEYS[1])
+        for _, key in ipairs(members) do redis.call('DEL', key) end
+        redis.call('DEL', KEYS[1])
+        return #members
+        """
+}
+
+/// Hits, misses, fall-throughs to the base store, and entries rejected by their check.
+public struct CacheStatistics: Sendable, Hashable {
+    /// Reads answered from Redis.
+    public var hits: Int
+    /// Reads Redis had no entry for.
+    public var misses: Int
+    /// Reads that went to the base store because Redis was down, slow, or owed an invalidation.
+    public var fallbacks: Int
+    /// Entries that failed their integrity check (answered from the base store instead).
+    public var corruptEntries: Int
+}
+
+final class Counters: Sendable {
+    private let hits = Atomic<Int>(0)
+    private let misses = Atomic<Int>(0)
+    private let fallbacks = Atomic<Int>(0)
+    private let corrupts = Atomic<Int>(0)
+
+    func hit() { hits.add(1, ordering: .relaxed) }
+    func miss() { misses.add(1, ordering: .relaxed) }
+    func fallback() { fallbacks.add(1, ordering: .relaxed) }
+    func corrupt() { corrupts.add(1, ordering: .relaxed) }
+
+    var snapshot: CacheStatistics {
+        CacheStatistics(
+            hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
+            fallbacks: fallbacks.load(ordering: .relaxed), corruptEntries: corrupts.load(ordering: .relaxed))
+    }
+}
+
+struct CacheMetrics: Sendable {
+    let hits: Counter
+    let misses: Counter
+    let fallbacks: Counter
+    let corrupt: Counter
+
+    init(factory: (any MetricsFactory)?) {
+        let factory = factory ?? MetricsSystem.factory
+        hits = Counter(label: "checkpoint_cache_hits", factory: factory)
+        misses = Counter(label: "checkpoint_cache_misses", factory: factory)
+        fallbacks = Counter(label: "checkpoint_cache_fallbacks", factory: factory)
+        corrupt = Counter(label: "checkpoint_cache_corrupt_entries", factory: factory)
+    }
+}
+
+/// After a failure Redis is skipped for a cooldown; then one call tries it again.
+final class CircuitBreaker: Sendable {
+    private let openUntil = Mutex<ContinuousClock.Instant?>(nil)
+    private let cooldown: Duration
+
+    init(cooldown: Duration) {
+        self.cooldown = cooldown
+    }
+
+    /// Whether a call may use Redis now. Past the cooldown, the first caller gets through and
+    /// the others keep skipping until it reports.
+    func allowsCall() -> Bool {
+        openUntil.withLock { until in
+            guard let deadline = until else { return true }
+            let now = ContinuousClock.now
+            guard now >= deadline else { return false }
+            until = now + cooldown
+            return true
+        }
+    }
+
+    func recordSuccess() { openUntil.withLock { $0 = nil } }
+
+    func recordFailure() { openUntil.withLock { $0 = ContinuousClock.now + cooldown } }
+}
+
+/// Threads whose entries Redis may hold out of date, because Redis could not be told.
+final class PendingInvalidations: Sendable {
+    struct Owed: Sendable {
+        var threads: Set<ThreadID> = []
+        var everything = false
+    }
+    private let state = Mutex(Owed())
+    private let capacity: Int
+    private let count = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func add(_ thread: ThreadID) {
+        state.withLock { owed in
+            if owed.threads.count >= capacity {
+                owed.everything = true
+            } else {
+                owed.threads.insert(thread)
+            }
+            count.store(owed.everything ? Int.max : owed.threads.count, ordering: .relaxed)
+        }
+    }
+
+    func contains(_ thread: ThreadID) -> Bool {
+        guard count.load(ordering: .relaxed) > 0 else { return false }
+        return state.withLock { $0.everything || $0.threads.contains(thread) }
+    }
+
+    /// What is owed now. It stays owed (readers keep bypassing the cache) until ``done(_:)``.
+    func take() -> Owed {
+        guard count.load(ordering: .relaxed) > 0 else { return Owed() }
+        return state.withLock { $0 }
+    }
+
+    /// Marks what was owed as done.
+    func done(_ finished: Owed) {
+        state.withLock { owed in
+            owed.threads.subtract(finished.threads)
+            if finished.everything { owed.everything = false }
+            count.store(owed.everything ? Int.max : owed.threads.count, ordering: .relaxed)
+        }
+    }
+}
+
+/// The latest head this process wrote or read per thread, to build the next put's entry.
+final class LocalHeads: Sendable {
+    private struct Key: Hashable {
+        var thread: ThreadID
+        var namespace: String
+    }
+    private let entries = Mutex<[Key: Checkpoint]>([:])
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func checkpoint(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Checkpoint? {
+        entries.withLock { entries in
+            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.id == id else { return nil }
+            return entry
+        }
+    }
+
+    func store(_ thread: ThreadID, _ namespace: String, _ checkpoint: Checkpoint?) {
+        guard capacity > 0 else { return }
+        entries.withLock { entries in
+            let key = Key(thread: thread, namespace: namespace)
+            guard let checkpoint else {
+                entries[key] = nil
+                return
+            }
+            if let existing = entries[key], existing.id > checkpoint.id { return }
+            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[key] = checkpoint
+        }
+    }
+
+    func remove(_ thread: ThreadID) {
+        entries.withLock { entries in entries = entries.filter { $0.key.thread != thread } }
+    }
+}
+
+struct RedisCacheLayer: CheckpointerCacheLayer {
+    var schemes: Set<String> { ["redis"] }
+
+    func wrap(_ base: any Checkpointer, url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer {
+        try await RedisCachedCheckpointer(
+            base: base, configuration: RedisCachedCheckpointer.Configuration(url: url), logger: logger)
+    }
+}

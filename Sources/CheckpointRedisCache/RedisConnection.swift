@@ -1,0 +1,139 @@
+import CCheckpointHiredis
+import Checkpointing
+import Foundation
+
+/// Redis's own failure, or hiredis's (connection refused, timeout, EOF).
+public struct RedisError: Error, Sendable, CustomStringConvertible {
+    /// The message; never holds cached values.
+    public var message: String
+    /// Whether the connection is unusable after this failure.
+    public var connectionLost: Bool
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// A reply, copied out of hiredis's reply object.
+enum RedisReply: Equatable {
+    case string(Data)
+    case integer(Int64)
+    case null
+    case status(String)
+    case array([RedisReply])
+    case error(String)
+}
+
+/// Owns one `redisContext*`. Commands go through the argv form (`redisCommandArgv`), so every
+/// argument is binary-safe and nothing is formatted into a command string.
+///
+/// Not `Sendable`: only the pool's worker thread that owns it touches it.
+final class RedisConnection: PooledConnection {
+    private var context: UnsafeMutablePointer<redisContext>?
+
+    init(host: String, port: Int, password: String?, database: Int, timeout: Duration) throws(RedisError) {
+        let microseconds = max(1000, timeout.components.seconds * 1_000_000 + timeout.components.attoseconds / 1_000_000_000_000)
+        let interval = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+        guard let context = redisConnectWithTimeout(host, Int32(port), interval) else {
+            throw RedisError(message: "out of memory", connectionLost: true)
+        }
+        guard context.pointee.err == 0 else {
+            let message = Self.errorString(context)
+            redisFree(context)
+            throw RedisError(message: "cannot connect to Redis at \(host):\(port): \(message)", connectionLost: true)
+        }
+        // Every command, not only the connect, fails after the timeout: a slow Redis is a
+        // missing Redis.
+        redisSetTimeout(context, interval)
+        self.context = context
+        if let password {
+            if case .error(let message) = try command([Data("AUTH".utf8), Data(password.utf8)]) {
+                close()
+                throw RedisError(message: "Redis refused the password: \(message.prefix(80))", connectionLost: true)
+            }
+        }
+        if database != 0 {
+            if case .error(let message) = try command([Data("SELECT".utf8), Data(String(database).utf8)]) {
+                close()
+                throw RedisError(message: "Redis refused database \(database): \(message.prefix(80))", connectionLost: true)
+            }
+        }
+    }
+
+    deinit {
+        close()
+    }
+
+    func close() {
+        if let context {
+            redisFree(context)
+            self.context = nil
+        }
+    }
+
+    private static func errorString(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { buffer in
+            let bytes = buffer.bindMemory(to: UInt8.self)
+            let end = bytes.firstIndex(of: 0) ?? bytes.count
+            return String(decoding: bytes[..<end], as: UTF8.self)
+        }
+    }
+
+    /// Open, without an error, and with nothing unexpected to read (a server that went away
+    /// leaves EOF to read).
+    var isHealthy: Bool {
+        guard let context, context.pointee.err == 0 else { return false }
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 0
+    }
+
+    /// Sends one command and reads its reply. A Redis error reply (`-ERR ...`) is returned as
+    /// `.error`, not thrown; a broken connection or a timeout throws.
+    func command(_ arguments: [Data]) throws(RedisError) -> RedisReply {
+        guard let context else { throw RedisError(message: "the Redis connection is closed", connectionLost: true) }
+        let lengths = arguments.map { $0.count }
+        let buffers = arguments.map { argument -> UnsafeMutablePointer<CChar> in
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, argument.count))
+            argument.withUnsafeBytes { source in
+                if let base = source.baseAddress {
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: base, byteCount: argument.count)
+                }
+            }
+            return buffer
+        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        var argv: [UnsafePointer<CChar>?] = buffers.map { UnsafePointer($0) }
+        let raw: UnsafeMutableRawPointer? = argv.withUnsafeMutableBufferPointer { argv in
+            redisCommandArgv(context, Int32(arguments.count), argv.baseAddress, lengths)
+        }
+        guard let raw else {
+            let message = Self.errorString(context)
+            throw RedisError(message: "Redis call failed: \(message)", connectionLost: true)
+        }
+        defer { freeReplyObject(raw) }
+        return Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            return .string(value.str.map { Data(bytes: $0, count: value.len) } ?? Data())
+        case REDIS_REPLY_INTEGER:
+            return .integer(value.integer)
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_STATUS:
+            return .status(value.str.map { String(decoding: Data(bytes: $0, count: value.len), as: UTF8.self) } ?? "")
+        case REDIS_REPLY_ERROR:
+            return .error(value.str.map { String(decoding: Data(bytes: $0, count: value.len), as: UTF8.self) } ?? "")
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            for index in 0..<value.elements {
+                if let element = value.element[index] { elements.append(copy(element)) }
+            }
+            return .array(elements)
+        default:
+            return .error("unknown reply type \(value.type)")
+        }
+    }
+}

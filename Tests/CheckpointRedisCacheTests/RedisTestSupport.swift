@@ -1,0 +1,109 @@
+import CheckpointPostgres
+@testable import CheckpointRedisCache
+import CheckpointSQLite
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+
+/// The servers the test script started (`scripts/test.sh` exports their URLs). The tests fail
+/// loudly without them; they never pass by skipping.
+enum TestServers {
+    static func url(_ variable: String) throws -> String {
+        guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration, "\(variable) is not set: run the tests with scripts/test.sh, which starts the servers")
+        }
+        return url
+    }
+
+    static func redisURL() throws -> String { try url("CHECKPOINT_TEST_REDIS_URL") }
+    static func postgresURL() throws -> String { try url("CHECKPOINT_TEST_POSTGRES_URL") }
+
+    /// A key prefix no other test uses.
+    static func uniquePrefix() -> String { "test-\(UUID().uuidString.prefix(8))" }
+
+    /// A Postgres URL whose tables live in a fresh schema.
+    static func isolatedPostgresURL() throws -> String {
+        try postgresURL() + "?schema=r_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    }
+}
+
+/// A database file in a fresh temporary folder.
+final class TemporaryFolder: Sendable {
+    let url: URL
+    var database: String { url.appendingPathComponent("checkpoints.db").path }
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Opens a cache in front of `base` on the test server, with a fresh prefix.
+func cached(
+    _ base: any Checkpointer, redisURL: String? = nil, prefix: String = TestServers.uniquePrefix(),
+    _ parameters: String = ""
+) async throws -> RedisCachedCheckpointer {
+    let url = try (redisURL ?? TestServers.redisURL()) + "?prefix=\(prefix)" + (parameters.isEmpty ? "" : "&" + parameters)
+    return try await RedisCachedCheckpointer(base: base, configuration: .init(url: CheckpointerURL(url)))
+}
+
+/// Raw access to the test Redis, to read and damage entries.
+final class RawRedis: @unchecked Sendable {
+    // Used from one test at a time, sequentially.
+    private let connection: RedisConnection
+
+    init(url: String) throws {
+        let parsed = try CheckpointerURL(url)
+        connection = try RedisConnection(
+            host: parsed.host ?? "127.0.0.1", port: parsed.port ?? 6379, password: parsed.password, database: 0,
+            timeout: .seconds(2))
+    }
+
+    @discardableResult
+    func command(_ words: [Data]) throws -> RedisReply { try connection.command(words) }
+
+    func keys(_ pattern: String) throws -> [Data] {
+        guard case .array(let items) = try command([Data("KEYS".utf8), Data(pattern.utf8)]) else { return [] }
+        return items.compactMap { if case .string(let key) = $0 { key } else { nil } }
+    }
+
+    func get(_ key: Data) throws -> Data? {
+        if case .string(let value) = try command([Data("GET".utf8), key]) { return value }
+        return nil
+    }
+
+    func set(_ key: Data, _ value: Data) throws { try command([Data("SET".utf8), key, value]) }
+}
+
+/// A redis-server of a test's own, for tests that stop, freeze and restart it.
+final class PrivateRedis: Sendable {
+    let directory: String
+    let port: Int
+    let url: String
+    private let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/redis-server.sh").path
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-redis-\(UUID().uuidString)").path
+        port = Int.random(in: 60_000..<64_000)
+        url = try runCommand([script, "start", directory, "\(port)"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func kill() throws { try runCommand([script, "kill", directory]) }
+    func start() throws { try runCommand([script, "start", directory, "\(port)"]) }
+
+    /// Freezes the server (SIGSTOP): connected clients time out, its data stays.
+    func freeze() throws { try runCommand(["kill", "-STOP", pid()]) }
+    func thaw() throws { try runCommand(["kill", "-CONT", pid()]) }
+
+    private func pid() throws -> String {
+        try String(contentsOfFile: directory + "/redis.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    deinit {
+        _ = try? runCommand([script, "destroy", directory])
+    }
+}
