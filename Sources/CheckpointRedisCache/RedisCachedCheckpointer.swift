@@ -186,9 +186,11 @@ public final class RedisCachedCheckpointer: Checkpointer {
         do {
             let owed = pending.take()
             let prefix = configuration.prefix
+            let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
             let result = try await pool.run { [owed] connection -> T in
                 if !owed.threads.isEmpty || owed.everything {
-                    try Self.invalidate(owed, prefix: prefix, on: connection, threadIndexKey: { self.threadIndexKey($0) })
+                    try Self.invalidate(
+                        owed, prefix: prefix, ttl: ttl, on: connection, threadIndexKey: { self.threadIndexKey($0) })
                 }
                 return try body(connection)
             }
@@ -207,9 +209,12 @@ public final class RedisCachedCheckpointer: Checkpointer {
         return reply
     }
 
-    /// Deletes every entry of the owed threads (or, after too many, every entry of the prefix).
+    /// Invalidates every entry of the owed threads (or, after too many, every entry of the
+    /// prefix). A thread's head entries become tombstones newer than anything written before:
+    /// a write that a frozen Redis still holds in a dead connection's buffer, run later, cannot
+    /// put an old head back. Its reads then come from the base store until its next put.
     private static func invalidate(
-        _ owed: PendingInvalidations.Owed, prefix: String, on connection: RedisConnection,
+        _ owed: PendingInvalidations.Owed, prefix: String, ttl: Data, on connection: RedisConnection,
         threadIndexKey: (ThreadID) -> Data
     ) throws {
         if owed.everything {
@@ -228,10 +233,12 @@ public final class RedisCachedCheckpointer: Checkpointer {
                 cursor = next
             } while cursor != Data("0".utf8)
         }
+        let tombstone = order(.make(), "0")
         for thread in owed.threads {
             _ = try check(
                 connection.command([
-                    Data("EVAL".utf8), Data(Scripts.deleteThread.utf8), Data("1".utf8), threadIndexKey(thread),
+                    Data("EVAL".utf8), Data(Scripts.tombstoneThread.utf8), Data("1".utf8), threadIndexKey(thread), tombstone,
+                    ttl, Data(prefix.utf8),
                 ]))
         }
     }
@@ -262,9 +269,10 @@ public final class RedisCachedCheckpointer: Checkpointer {
     }
 
     /// Sets an entry unless Redis holds a newer one; remembers the thread as owed an
-    /// invalidation when Redis cannot be told.
+    /// invalidation when Redis cannot be told. The value is fresh (just written to or read
+    /// from the base store), so it may go in right after the thread's owed invalidation, which
+    /// ``withRedis(_:)`` runs first.
     private func setGuarded(_ key: Data, order: Data, value: Data, thread: ThreadID) async {
-        if pending.contains(thread) { return }
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let index = threadIndexKey(thread)
         let done: Bool? = await withRedis { connection in
@@ -478,14 +486,6 @@ enum Scripts {
             end
         end
         return 0
-        """
-
-    /// KEYS: thread index. Deletes every entry of the thread.
-    static let deleteThread = """
-        local members = redis.call('SMEMBERS', KEYS[1])
-        for _, key in ipairs(members) do redis.call('DEL', key) end
-        redis.call('DEL', KEYS[1])
-        return #members
         """
 }
 

@@ -1,0 +1,262 @@
+import CheckpointEncryption
+import CheckpointPostgres
+@testable import CheckpointRedisCache
+import CheckpointSQLite
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Testing
+
+struct Chat: Codable, Sendable, Equatable {
+    var messages: [String] = []
+    var turn = 0
+}
+
+/// Saves one more turn, reloading and retrying when another writer won.
+func saveNextTurn(_ thread: CheckpointThread<Chat>, writer: String) async throws {
+    while true {
+        var state = try await thread.latest() ?? Chat()
+        state.turn += 1
+        state.messages.append("\(writer) \(state.turn)")
+        do {
+            try await thread.save(state)
+            return
+        } catch let error as CheckpointError where error.code == .conflict {
+            continue
+        }
+    }
+}
+
+@Suite("RedisCachedCheckpointer against real servers")
+struct RedisCacheTests {
+    @Test func headReadsAreServedFromRedisWithTheBaseStoresBytes() async throws {
+        let folder = try TemporaryFolder()
+        let base = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        let cache = try await cached(base)
+        let thread = try cache.thread("acme:hits", as: Chat.self)
+        var state = Chat()
+        for turn in 1...5 {
+            state.turn = turn
+            state.messages.append("message \(turn)")
+            try await thread.save(state)
+        }
+        let before = cache.statistics
+        let cachedHead = try #require(try await cache.head(thread: ThreadID("acme:hits")))
+        #expect(cache.statistics.hits == before.hits + 1, "the put cached the head it wrote")
+        let baseHead = try #require(try await base.head(thread: ThreadID("acme:hits")))
+        #expect(cachedHead.id == baseHead.id)
+        #expect(cachedHead.channels == baseHead.channels)
+        #expect(cachedHead.parentID == baseHead.parentID && cachedHead.step == baseHead.step)
+        #expect(cachedHead.createdAt == baseHead.createdAt)
+
+        // By id: a miss, read through, then a hit.
+        let first = try #require(try await base.history(thread: ThreadID("acme:hits")).last)
+        let missesBefore = cache.statistics.misses
+        let old = try await cache.checkpoint(thread: ThreadID("acme:hits"), namespace: "", id: first.id)
+        #expect(cache.statistics.misses == missesBefore + 1)
+        let again = try await cache.checkpoint(thread: ThreadID("acme:hits"), namespace: "", id: first.id)
+        #expect(again?.channels == old?.channels && again?.id == first.id)
+        #expect(cache.statistics.hits == before.hits + 2)
+        try await cache.close()
+    }
+
+    @Test func twoCachesOnOneBaseRacingNeverLeaveAnOlderHeadCached() async throws {
+        let postgres = try TestServers.isolatedPostgresURL()
+        let prefix = TestServers.uniquePrefix()
+        // Two app instances: each its own connection pool to the same tables, and its own
+        // cache on the same Redis keys.
+        let first = try await cached(PostgresCheckpointer(url: postgres), prefix: prefix)
+        let second = try await cached(PostgresCheckpointer(url: postgres), prefix: prefix)
+        let reference = try await PostgresCheckpointer(url: postgres)
+        let threadID = try ThreadID("acme:race")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<6 {
+                let instance = writer % 2 == 0 ? first : second
+                group.addTask {
+                    let thread = try instance.thread(threadID, as: Chat.self)
+                    for _ in 0..<10 { try await saveNextTurn(thread, writer: "w\(writer)") }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let truth = try #require(try await reference.head(thread: threadID))
+        #expect(truth.step == 59, "60 saves, none lost")
+        for instance in [first, second] {
+            for _ in 0..<3 {
+                let head = try #require(try await instance.head(thread: threadID))
+                #expect(head.id == truth.id)
+                #expect(head.channels == truth.channels)
+            }
+        }
+        #expect(first.statistics.hits + second.statistics.hits > 0)
+        try await first.close()
+        try await second.close()
+        try await reference.close()
+    }
+
+    @Test func redisKilledMidRunFailsNoCallAndServesNoStaleHead() async throws {
+        let redis = try PrivateRedis()
+        let folder = try TemporaryFolder()
+        let cache = try await cached(
+            SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
+            "timeout_ms=100&breaker_cooldown_ms=50")
+        let thread = try cache.thread("acme:faults", as: Chat.self)
+        var expected = Chat()
+        func turn(_ label: String) async throws {
+            expected.turn += 1
+            expected.messages.append("\(label) \(expected.turn)")
+            try await thread.save(expected)
+            let reader = try cache.thread("acme:faults", as: Chat.self)
+            #expect(try await reader.latest() == expected, "a read after a save sees the save")
+        }
+        for _ in 0..<5 { try await turn("up") }
+        let hitsBeforeKill = cache.statistics.hits
+        #expect(hitsBeforeKill >= 5)
+
+        try redis.kill()
+        for _ in 0..<5 { try await turn("down") }
+        #expect(cache.statistics.fallbacks > 0)
+
+        try redis.start()
+        try await Task.sleep(for: .milliseconds(100))  // past the breaker's cooldown
+        for _ in 0..<5 { try await turn("back") }
+        #expect(cache.statistics.hits > hitsBeforeKill, "hits resume once Redis is back")
+        try await cache.close()
+    }
+
+    @Test func aFrozenRedisThatKeptOldHeadsNeverServesThem() async throws {
+        let redis = try PrivateRedis()
+        let folder = try TemporaryFolder()
+        let cache = try await cached(
+            SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
+            "timeout_ms=100&breaker_cooldown_ms=50")
+        let thread = try cache.thread("acme:frozen", as: Chat.self)
+        try await thread.save(Chat(messages: ["one"], turn: 1))
+        #expect(try await cache.head(thread: ThreadID("acme:frozen"))?.step == 0)
+
+        // Redis stops answering but keeps turn 1; the store moves on without it.
+        try redis.freeze()
+        try await thread.save(Chat(messages: ["one", "two"], turn: 2))
+        try await thread.save(Chat(messages: ["one", "two", "three"], turn: 3))
+        try redis.thaw()
+        try await Task.sleep(for: .milliseconds(100))
+
+        // Redis answers again and still holds turn 1: it must not be served.
+        for _ in 0..<3 {
+            let head = try await cache.thread("acme:frozen", as: Chat.self).latest()
+            #expect(head?.turn == 3)
+        }
+        // After the next save the cache serves the thread again.
+        try await thread.save(Chat(messages: ["one", "two", "three", "four"], turn: 4))
+        let hits = cache.statistics.hits
+        #expect(try await cache.thread("acme:frozen", as: Chat.self).latest()?.turn == 4)
+        #expect(cache.statistics.hits == hits + 1, "and the cache serves again")
+        try await cache.close()
+    }
+
+    @Test func aTamperedOrTruncatedEntryIsNeverReturnedAsState() async throws {
+        let folder = try TemporaryFolder()
+        let prefix = TestServers.uniquePrefix()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)), prefix: prefix)
+        let raw = try RawRedis(url: TestServers.redisURL())
+        let thread = try cache.thread("acme:tamper", as: Chat.self)
+        let state = Chat(messages: ["hello", "world"], turn: 2)
+        try await thread.save(state)
+        let key = try #require(try raw.keys("\(prefix):h:*").first)
+        let original = try #require(try raw.get(key))
+
+        var damaged: [Data] = [original.prefix(original.count / 2), original.prefix(40), Data()]
+        for position in stride(from: 0, to: original.count, by: max(1, original.count / 40)) {
+            var flipped = original
+            flipped[flipped.startIndex + position] ^= 0x10
+            damaged.append(flipped)
+        }
+        for value in damaged {
+            try raw.set(key, value)
+            let read = try await cache.thread("acme:tamper", as: Chat.self).latest()
+            #expect(read == state, "damaged bytes are never state; the base store answers")
+        }
+        #expect(cache.statistics.corruptEntries >= damaged.count - 1)
+        // The bad entry was replaced by a good one.
+        let hits = cache.statistics.hits
+        _ = try await cache.head(thread: ThreadID("acme:tamper"))
+        #expect(cache.statistics.hits == hits + 1)
+        try await cache.close()
+    }
+
+    @Test func sealedFieldsStaySealedInRedis() async throws {
+        let marker = "PLAINTEXT-MARKER-7f3a9c"
+        let folder = try TemporaryFolder()
+        let prefix = TestServers.uniquePrefix()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)), prefix: prefix)
+        let raw = try RawRedis(url: TestServers.redisURL())
+        let keys = try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())])
+        let sealed = try cache.thread("acme:sealed", as: Chat.self, sealing: .wholeState(SodiumSealer(keys: keys)))
+        try await sealed.save(Chat(messages: [marker], turn: 1))
+        try await sealed.save(Chat(messages: [marker, marker], turn: 2))
+        _ = try await sealed.latest()
+        func valuesHoldMarker() throws -> Bool {
+            try raw.keys("\(prefix):*").contains { key in
+                guard let value = try raw.get(key) else { return false }
+                return value.range(of: Data(marker.utf8)) != nil
+            }
+        }
+        #expect(try !valuesHoldMarker())
+        // The check can fail: the same marker unsealed is found.
+        try await cache.thread("acme:plain", as: Chat.self).save(Chat(messages: [marker], turn: 1))
+        #expect(try valuesHoldMarker())
+        try await cache.close()
+    }
+
+    @Test func deletingAThreadRemovesItsEntries() async throws {
+        let folder = try TemporaryFolder()
+        let prefix = TestServers.uniquePrefix()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)), prefix: prefix)
+        let raw = try RawRedis(url: TestServers.redisURL())
+        let thread = try cache.thread("acme:gone", as: Chat.self)
+        try await thread.save(Chat(messages: ["a"], turn: 1))
+        let first = try #require(try await cache.head(thread: ThreadID("acme:gone")))
+        try await thread.save(Chat(messages: ["a", "b"], turn: 2))
+        _ = try await cache.checkpoint(thread: ThreadID("acme:gone"), namespace: "", id: first.id)
+        #expect(try raw.keys("\(prefix):c:*").count == 1)
+        try await cache.deleteThread(ThreadID("acme:gone"))
+        #expect(try raw.keys("\(prefix):c:*").isEmpty, "by-id entries are deleted")
+        #expect(try await cache.head(thread: ThreadID("acme:gone")) == nil)
+        // What is left of the head is a tombstone: no content of the deleted thread.
+        for key in try raw.keys("\(prefix):h:*") {
+            let value = try #require(try raw.get(key))
+            #expect(value.range(of: Data("\"a\"".utf8)) == nil)
+        }
+        // A new thread of the same name starts clean and is cached again.
+        let fresh = try cache.thread("acme:gone", as: Chat.self)
+        try await fresh.save(Chat(messages: ["new"], turn: 1))
+        #expect(try await cache.thread("acme:gone", as: Chat.self).latest() == Chat(messages: ["new"], turn: 1))
+        try await cache.close()
+    }
+
+    @Test func redisDownAtStartIsNotAnErrorAndBadURLsAre() async throws {
+        let folder = try TemporaryFolder()
+        let cache = try await cached(
+            SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: "redis://127.0.0.1:1/0",
+            "timeout_ms=50")
+        let thread = try cache.thread("acme:nocache", as: Chat.self)
+        try await thread.save(Chat(messages: ["x"], turn: 1))
+        #expect(try await thread.latest() == Chat(messages: ["x"], turn: 1))
+        #expect(cache.statistics.hits == 0 && cache.statistics.fallbacks > 0)
+        try await cache.close()
+
+        for url in ["redis://h/abc", "redis://h/0?nonsense=1", "redis://h/0?ttl=0", "redis://h/0?refresh_on_read=maybe",
+            "redis://h/0?integrity_key_env=CHECKPOINT_NO_SUCH_VARIABLE"]
+        {
+            await #expect(throws: CheckpointError.self) {
+                try RedisCachedCheckpointer.Configuration(url: CheckpointerURL(url))
+            }
+        }
+        let unknownCache = try CheckpointerConfiguration(url: "memory:", cacheURL: "memcached://h")
+        let error = try await requireError(.invalidConfiguration) {
+            try await unknownCache.makeCheckpointer(caches: [RedisCachedCheckpointer.cacheLayer])
+        }
+        #expect(error.message.contains("memcached"))
+        #expect(!"\(try CheckpointerConfiguration(url: "memory:", cacheURL: "redis://:hunter2@h/0"))".contains("hunter2"))
+    }
+}
