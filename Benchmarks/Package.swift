@@ -25,14 +25,21 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(
+            name: "CHiredisFloor",
+            path: "Sources/CHiredisFloor",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         .executableTarget(
             name: "checkpoint-benchmarks",
             dependencies: [
                 "CSQLiteFloor",
                 "CPostgresFloor",
+                "CHiredisFloor",
                 .product(name: "Checkpointing", package: rootPackage.lastPathComponent),
                 .product(name: "CheckpointSQLite", package: rootPackage.lastPathComponent),
                 .product(name: "CheckpointPostgres", package: rootPackage.lastPathComponent),
+                .product(name: "CheckpointRedisCache", package: rootPackage.lastPathComponent),
                 .product(name: "CheckpointEncryption", package: rootPackage.lastPathComponent),
             ],
             path: "Sources/CheckpointBenchmarks"

@@ -134,6 +134,8 @@ final class PostgresConnection: PooledConnection {
             PQfinish(connection)
             throw PostgresError(sqlState: Self.sqlState(inConnectMessage: message), message: message, connectionLost: true)
         }
+        // libpq prints the server's notices to stderr unless told otherwise; a library must not.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
     }
 

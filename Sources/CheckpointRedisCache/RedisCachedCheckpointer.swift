@@ -38,6 +38,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
     private let pool: ConnectionPool<RedisConnection>
     private let breaker: CircuitBreaker
     private let pending = PendingInvalidations(capacity: 10_000)
+    private let updating = UpdatesInFlight()
     private let localHeads: LocalHeads
     private let counters = Counters()
     private let metrics: CacheMetrics
@@ -95,11 +96,21 @@ public final class RedisCachedCheckpointer: Checkpointer {
     // MARK: Keys and entries
 
     private func key(_ kind: String, _ thread: ThreadID, _ namespace: String, _ id: CheckpointID? = nil) -> Data {
-        var key = Data("\(configuration.prefix):\(kind):\(thread.rawValue.utf8.count):".utf8)
+        var key = [UInt8]()
+        key.reserveCapacity(configuration.prefix.utf8.count + thread.rawValue.utf8.count + namespace.utf8.count + 48)
+        key.append(contentsOf: configuration.prefix.utf8)
+        key.append(UInt8(ascii: ":"))
+        key.append(contentsOf: kind.utf8)
+        key.append(UInt8(ascii: ":"))
+        key.append(contentsOf: String(thread.rawValue.utf8.count).utf8)
+        key.append(UInt8(ascii: ":"))
         key.append(contentsOf: thread.rawValue.utf8)
         key.append(contentsOf: namespace.utf8)
-        if let id { key.append(contentsOf: ":\(id.hexDigits)".utf8) }
-        return key
+        if let id {
+            key.append(UInt8(ascii: ":"))
+            key.append(contentsOf: id.hexBytes)
+        }
+        return Data(key)
     }
 
     private func threadIndexKey(_ thread: ThreadID) -> Data {
@@ -111,35 +122,44 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// An entry's order: the checkpoint id in hex and a state digit. `0`: content unknown (a
     /// put whose parent this process did not hold, or a tombstone); `1`: content; `2`: content
     /// with its pause answered.
-    private static func order(_ id: CheckpointID, _ state: Character) -> Data { Data("\(id.hexDigits)\(state)".utf8) }
+    private static func order(_ id: CheckpointID, _ state: Character) -> Data {
+        var bytes = id.hexBytes
+        bytes.append(state.asciiValue ?? UInt8(ascii: "0"))
+        return Data(bytes)
+    }
     private static let orderLength = 33
     private static let digestLength = 16
 
-    private func digest(key: Data, body: Data) -> Data {
-        var out = [UInt8](repeating: 0, count: Self.digestLength)
-        var input = key
-        input.append(body)
-        input.withUnsafeBytes { message in
-            if let integrityKey = configuration.integrityKey {
-                integrityKey.withUnsafeBytes { secret in
-                    _ = crypto_generichash(
-                        &out, out.count, message.bindMemory(to: UInt8.self).baseAddress, UInt64(message.count),
-                        secret.bindMemory(to: UInt8.self).baseAddress, secret.count)
-                }
-            } else {
-                _ = crypto_generichash(
-                    &out, out.count, message.bindMemory(to: UInt8.self).baseAddress, UInt64(message.count), nil, 0)
+    /// BLAKE2b-128 (keyed with ``Configuration/integrityKey`` when set) over the entry's key
+    /// and its order and content, without copying them together.
+    private func digest(key: Data, order: Data, body: Data) -> Data {
+        // libsodium's state is opaque to Swift and wants 64-byte alignment.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
+        defer { raw.deallocate() }
+        let state = OpaquePointer(raw)
+        if let integrityKey = configuration.integrityKey {
+            integrityKey.withUnsafeBytes { secret in
+                _ = crypto_generichash_init(
+                    state, secret.bindMemory(to: UInt8.self).baseAddress, secret.count, Self.digestLength)
+            }
+        } else {
+            _ = crypto_generichash_init(state, nil, 0, Self.digestLength)
+        }
+        for part in [key, order, body] {
+            part.withUnsafeBytes { bytes in
+                _ = crypto_generichash_update(state, bytes.bindMemory(to: UInt8.self).baseAddress, UInt64(bytes.count))
             }
         }
+        var out = [UInt8](repeating: 0, count: Self.digestLength)
+        _ = crypto_generichash_final(state, &out, out.count)
         return Data(out)
     }
 
     /// order ‖ digest(key ‖ order ‖ body) ‖ body.
     private func entry(key: Data, order: Data, body: Data) -> Data {
-        var signed = order
-        signed.append(body)
         var value = order
-        value.append(digest(key: key, body: signed))
+        value.reserveCapacity(order.count + Self.digestLength + body.count)
+        value.append(digest(key: key, order: order, body: body))
         value.append(body)
         return value
     }
@@ -165,13 +185,11 @@ public final class RedisCachedCheckpointer: Checkpointer {
         // An entry without content (a tombstone, a head whose content this process did not
         // have) only holds its place in the order: it is a miss, whatever else it holds.
         guard order.last != UInt8(ascii: "0") else { return nil }
-        var signed = Data(order)
-        signed.append(body)
-        guard digest(key: key, body: signed) == stored else {
+        guard digest(key: key, order: Data(order), body: body) == stored else {
             throw CheckpointError(.corruptData, "a cached entry fails its integrity check")
         }
-        let checkpoint = try CheckpointCodec.decode(Data(body), thread: thread, namespace: namespace, id: id)
-        guard Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2") == Data(order) else {
+        let checkpoint = try CheckpointCodec.decode(body, thread: thread, namespace: namespace, id: id)
+        guard Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2").elementsEqual(order) else {
             throw CheckpointError(.corruptData, "a cached entry's order does not match its content")
         }
         return checkpoint
@@ -246,6 +264,10 @@ public final class RedisCachedCheckpointer: Checkpointer {
     // MARK: Checkpointer
 
     /// Writes the base store, then moves the cached head forward; see ``Checkpointer/put(_:expecting:)``.
+    ///
+    /// The cache update runs after the call returns (write-behind), so a put costs what the
+    /// base store's put costs. Until it is done, this process reads the thread from the base
+    /// store, so it always reads its own writes.
     public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
         do {
             try await base.put(write, expecting: expecting)
@@ -265,7 +287,12 @@ public final class RedisCachedCheckpointer: Checkpointer {
             order = Self.order(write.id, "0")
             value = entry(key: headKey, order: order, body: Data())
         }
-        await setGuarded(headKey, order: order, value: value, thread: write.thread)
+        let thread = write.thread
+        updating.begin(thread)
+        Task.detached { [self] in
+            await setGuarded(headKey, order: order, value: value, thread: thread)
+            updating.end(thread)
+        }
     }
 
     /// Sets an entry unless Redis holds a newer one; remembers the thread as owed an
@@ -295,7 +322,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// it); see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         let entryKey = id == nil ? key("h", thread, namespace) : key("c", thread, namespace, id)
-        if !pending.contains(thread) {
+        let isUpdating = updating.contains(thread)
+        if !pending.contains(thread) && !isUpdating {
             let refresh = configuration.refreshOnRead
             let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
             let index = threadIndexKey(thread)
@@ -338,6 +366,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
         }
         guard let checkpoint = try await base.checkpoint(thread: thread, namespace: namespace, id: id) else { return nil }
         if id == nil { localHeads.store(thread, namespace, checkpoint) }
+        // A put's update under way will cache a head at least this new.
+        if isUpdating && id == nil { return checkpoint }
         let (order, value) = try entry(for: checkpoint, key: entryKey)
         await setGuarded(entryKey, order: order, value: value, thread: thread)
         return checkpoint
@@ -416,23 +446,34 @@ public final class RedisCachedCheckpointer: Checkpointer {
         }
     }
 
-    /// Closes the Redis connections and the base store.
+    /// Waits until the cache updates of the puts that returned so far are done (or given up:
+    /// Redis down). Reads never need it to be correct; tests and shutdown code use it.
+    public func flush() async {
+        await updating.drain()
+    }
+
+    /// Finishes the cache updates under way, then closes the Redis connections and the base store.
     public func close() async throws {
+        await updating.drain()
         await pool.close()
         try await base.close()
     }
 }
 
 extension CheckpointID {
-    /// The id's 32 lowercase hex digits, in time order.
-    var hexDigits: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(32)
+    /// The id's 32 lowercase hex digits as ASCII bytes, in time order.
+    var hexBytes: [UInt8] {
+        var text = [UInt8](repeating: 0, count: 33)
+        text.removeLast()
+        var index = 0
         for word in [high, low] {
-            for shift in stride(from: 60, through: 0, by: -4) { text.append(digits[Int((word >> UInt64(shift)) & 0xf)]) }
+            for shift in stride(from: 60, through: 0, by: -4) {
+                let digit = UInt8((word >> UInt64(shift)) & 0xf)
+                text[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                index += 1
+            }
         }
-        return String(decoding: text, as: UTF8.self)
+        return text
     }
 }
 
@@ -603,6 +644,35 @@ final class PendingInvalidations: Sendable {
             if finished.everything { owed.everything = false }
             count.store(owed.everything ? Int.max : owed.threads.count, ordering: .relaxed)
         }
+    }
+}
+
+/// Threads whose cache update runs in the background: read from the base store meanwhile.
+final class UpdatesInFlight: Sendable {
+    private let counts = Mutex<[ThreadID: Int]>([:])
+    private let total = Atomic<Int>(0)
+
+    func begin(_ thread: ThreadID) {
+        total.add(1, ordering: .relaxed)
+        counts.withLock { $0[thread, default: 0] += 1 }
+    }
+
+    func end(_ thread: ThreadID) {
+        counts.withLock { counts in
+            let remaining = (counts[thread] ?? 1) - 1
+            counts[thread] = remaining > 0 ? remaining : nil
+        }
+        total.subtract(1, ordering: .relaxed)
+    }
+
+    func contains(_ thread: ThreadID) -> Bool {
+        guard total.load(ordering: .relaxed) > 0 else { return false }
+        return counts.withLock { $0[thread] != nil }
+    }
+
+    /// Waits until no update runs (for `close()`).
+    func drain() async {
+        while total.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(1)) }
     }
 }
 

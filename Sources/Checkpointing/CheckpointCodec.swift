@@ -58,7 +58,9 @@ package enum CheckpointCodec {
     ) throws(CheckpointError) -> Checkpoint {
         var reader = ByteReader(data)
         guard try reader.readByte() == version else { throw ByteReader.corrupt }
-        guard try reader.readBytes() == Data(thread.rawValue.utf8), try reader.readBytes() == Data(namespace.utf8) else {
+        guard try reader.readBytes().elementsEqual(thread.rawValue.utf8),
+            try reader.readBytes().elementsEqual(namespace.utf8)
+        else {
             throw CheckpointError(.corruptData, "a cached checkpoint belongs to another thread or namespace")
         }
         let id = try reader.readID()

@@ -2,13 +2,17 @@
 // same write in the same run, so that the library's overhead is a ratio.
 //
 //   swift run -c release checkpoint-benchmarks [--threads N] [--json results.json]
-//       [--only sqlite|postgres] [--postgres URL] [--pg-threads N] [--pg-puts N] [--pg-inbox no]
+//       [--only sqlite|postgres|redis] [--postgres URL] [--redis URL] [--pg-threads N] [--pg-puts N]
+//       [--pg-inbox no] [--redis-threads N]
 //
-// The Postgres scenarios run when a server URL is given (--postgres or
-// CHECKPOINT_BENCH_POSTGRES_URL); scripts/benchmark.sh starts a throwaway server and passes it.
+// The Postgres and Redis scenarios run when server URLs are given (--postgres, --redis, or
+// CHECKPOINT_BENCH_POSTGRES_URL, CHECKPOINT_BENCH_REDIS_URL); scripts/benchmark.sh starts
+// throwaway servers and passes them.
 import CSQLiteFloor
 import CheckpointEncryption
+import CHiredisFloor
 import CPostgresFloor
+import CheckpointRedisCache
 import CheckpointPostgres
 import CheckpointSQLite
 import Checkpointing
@@ -235,6 +239,42 @@ final class RawPostgres: Floor, @unchecked Sendable {  // each instance is used 
             return Data()
         }
         return Data(bytes: value, count: Int(PQgetlength(result, 0, 0)))
+    }
+}
+
+// MARK: The Redis floor: raw hiredis GET of the same bytes
+
+final class RawRedis: @unchecked Sendable {  // used by one thread at a time
+    private let context: UnsafeMutablePointer<redisContext>
+
+    init(host: String, port: Int) throws {
+        guard let context = redisConnect(host, Int32(port)), context.pointee.err == 0 else {
+            throw CheckpointError(.connectionFailed, "the floor cannot connect to Redis at \(host):\(port)")
+        }
+        self.context = context
+    }
+
+    deinit { redisFree(context) }
+
+    /// One GET, copying the bytes out.
+    func get(_ key: Data) -> Data {
+        var argv: [UnsafePointer<CChar>?] = []
+        let words = [Data("GET".utf8), key]
+        let buffers = words.map { word -> UnsafeMutablePointer<CChar> in
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, word.count))
+            word.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: word.count) }
+            return buffer
+        }
+        defer { buffers.forEach { $0.deallocate() } }
+        argv = buffers.map { UnsafePointer($0) }
+        let lengths = words.map(\.count)
+        guard let reply = argv.withUnsafeMutableBufferPointer({ redisCommandArgv(context, 2, $0.baseAddress, lengths) }) else {
+            fatalError("raw GET failed")
+        }
+        defer { freeReplyObject(reply) }
+        let value = reply.assumingMemoryBound(to: redisReply.self).pointee
+        guard value.type == REDIS_REPLY_STRING, let bytes = value.str else { return Data() }
+        return Data(bytes: bytes, count: value.len)
     }
 }
 
@@ -714,6 +754,72 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         }
     }
 
+    // The Redis cache over Postgres: cached head reads next to a raw hiredis GET of the same
+    // bytes, and cached puts next to the base store's puts.
+    if runs("redis"), let redisURL = option("--redis") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_REDIS_URL"],
+        let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"]
+    {
+        let conversations = Int(option("--redis-threads") ?? "") ?? 40
+        let schema = "bench_redis_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let prefix = "bench-" + UUID().uuidString.prefix(8)
+        let parsed = try CheckpointerURL(redisURL)
+        var cachedPuts = Samples()
+        var basePuts = Samples()
+        var cachedReads = Samples()
+        var cachedReadsPool = Samples()
+        var floorReads = Samples()
+        var floorReadsPool = Samples()
+        for index in 0..<conversations {
+            // Fresh connections per conversation, as for Postgres: each side gets the same mix
+            // of server process placements.
+            let base = try await PostgresCheckpointer(url: url + "?schema=\(schema)&pool_max=2")
+            let cache = try await RedisCachedCheckpointer(
+                base: base, configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)&pool_max=2")))
+            let floor = try RawRedis(host: parsed.host ?? "127.0.0.1", port: parsed.port ?? 6379)
+            let cachedThread = try cache.thread("cached-\(index)", as: ConversationState.self)
+            let baseThread = try base.thread("base-\(index)", as: ConversationState.self)
+            var state = ConversationState()
+            for size in 1...25 {
+                state.messages.append(message(size))
+                state.turn = size
+                if size % 2 == 0 {
+                    _ = try await time(&cachedPuts) { try await cachedThread.save(state) }
+                    _ = try await time(&basePuts) { try await baseThread.save(state) }
+                } else {
+                    _ = try await time(&basePuts) { try await baseThread.save(state) }
+                    _ = try await time(&cachedPuts) { try await cachedThread.save(state) }
+                }
+                if size < 16 {
+                    cachedPuts.nanoseconds.removeLast()
+                    basePuts.nanoseconds.removeLast()
+                }
+            }
+            var key = Data("\(prefix):h:\(cachedThread.id.rawValue.utf8.count):".utf8)
+            key.append(contentsOf: cachedThread.id.rawValue.utf8)
+            let id = cachedThread.id
+            for round in 0..<10 {
+                if round % 2 == 0 { _ = time(&floorReadsPool) { floor.get(key) } }
+                _ = try await time(&cachedReadsPool) { try await cache.head(thread: id) }
+                if round % 2 == 1 { _ = time(&floorReadsPool) { floor.get(key) } }
+            }
+            try await withTaskExecutorPreference(cache.connectionExecutor(0)) {
+                for round in 0..<10 {
+                    if round % 2 == 0 { _ = time(&floorReads) { floor.get(key) } }
+                    _ = try await time(&cachedReads) { try await cache.head(thread: id) }
+                    if round % 2 == 1 { _ = time(&floorReads) { floor.get(key) } }
+                }
+            }
+            let statistics = cache.statistics
+            if index == conversations - 1 {
+                print("redis cache: \(statistics.hits) hits, \(statistics.misses) misses, \(statistics.fallbacks) fallbacks in the last conversation")
+            }
+            try await cache.close()
+        }
+        report(&rows, "redis cache: head read (20..25 messages), Redis connection executor", cachedReads, floor: ("raw hiredis GET of the same bytes", floorReads))
+        report(&rows, "redis cache: head read (25 messages), from the shared pool", cachedReadsPool, floor: ("raw hiredis GET of the same bytes", floorReadsPool))
+        report(&rows, "redis cache over postgres: put, 16-25 messages", cachedPuts, floor: ("the same put on postgres alone", basePuts))
+    }
+
     // Storage: one 500-turn conversation, one ~300-character message a turn.
     var storage: [String: Int] = [:]
     if runs("sqlite") {
@@ -851,6 +957,58 @@ nonisolated func profilePostgres(_ operation: String) async throws {
     }
     print(String(format: "%@: ours p50 %.1f µs, floor p50 %.1f µs, ratio %.2f", operation, ours.p50 / 1000, raw.p50 / 1000, ours.p50 / raw.p50))
     try await checkpointer.close()
+}
+
+/// `--profile redis-read`: cached head reads on the Redis connection's thread, next to raw GETs.
+nonisolated func profileRedisRead() async throws {
+    guard let redisURL = option("--redis") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_REDIS_URL"] else {
+        fatalError("--redis URL is required")
+    }
+    let prefix = "profile-" + UUID().uuidString.prefix(8)
+    let cache = try await RedisCachedCheckpointer(
+        base: InMemoryCheckpointer(), configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)")))
+    let parsed = try CheckpointerURL(redisURL)
+    let floor = try RawRedis(host: parsed.host ?? "127.0.0.1", port: parsed.port ?? 6379)
+    let thread = try cache.thread("profile", as: ConversationState.self)
+    var state = ConversationState()
+    for size in 1...20 {
+        state.messages.append(message(size))
+        try await thread.save(state)
+    }
+    var key = Data("\(prefix):h:7:".utf8)
+    key.append(contentsOf: "profile".utf8)
+    var ours = Samples()
+    var raw = Samples()
+    let id = thread.id
+    func cpuNanoseconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) * 1e9 + Double(spec.tv_nsec)
+    }
+    var oursCPU = 0.0
+    var rawCPU = 0.0
+    let rounds = Int(option("--rounds") ?? "") ?? 20_000
+    try await withTaskExecutorPreference(cache.connectionExecutor(0)) {
+        for round in 0..<rounds {
+            let side = option("--side")
+            var start = cpuNanoseconds()
+            if round % 2 == 0, side != "ours" { _ = time(&raw) { floor.get(key) } }
+            rawCPU += cpuNanoseconds() - start
+            start = cpuNanoseconds()
+            if side != "raw" { _ = try await time(&ours) { try await cache.head(thread: id) } }
+            oursCPU += cpuNanoseconds() - start
+            start = cpuNanoseconds()
+            if round % 2 == 1, side != "ours" { _ = time(&raw) { floor.get(key) } }
+            rawCPU += cpuNanoseconds() - start
+        }
+    }
+    print(String(format: "redis-read: ours p50 %.1f µs, raw GET p50 %.1f µs, ratio %.2f; client CPU per call: ours %.1f µs, raw %.1f µs", ours.p50 / 1000, raw.p50 / 1000, ours.p50 / raw.p50, oursCPU / Double(rounds) / 1000, rawCPU / Double(rounds) / 1000))
+    try await cache.close()
+}
+
+if option("--profile") == "redis-read" {
+    try await profileRedisRead()
+    exit(0)
 }
 
 if let mode = option("--profile"), mode.hasPrefix("pg-") {
