@@ -275,6 +275,11 @@ public final class RedisCachedCheckpointer: Checkpointer {
             // The write may have reached the store: the cached head can no longer be trusted.
             await forget(write.thread)
             throw error
+        } catch let error as CheckpointError where error.code == .conflict {
+            // The writer's parent may have come from an old cached head (a writer that died
+            // before its cache update): cache the store's head, so that its retry reads it.
+            await refreshHead(write.thread, write.namespace)
+            throw error
         }
         let parent = write.parentID.flatMap { localHeads.checkpoint(write.thread, write.namespace, $0) }
         let derived = CheckpointCodec.applying(write, to: parent)
@@ -310,6 +315,15 @@ public final class RedisCachedCheckpointer: Checkpointer {
             return true
         }
         if done == nil { pending.add(thread) }
+    }
+
+    /// Caches the store's head of a thread (the guard keeps a newer cached one).
+    private func refreshHead(_ thread: ThreadID, _ namespace: String) async {
+        guard let head = try? await base.checkpoint(thread: thread, namespace: namespace, id: nil) else { return }
+        localHeads.store(thread, namespace, head)
+        let headKey = key("h", thread, namespace)
+        guard let (order, value) = try? entry(for: head, key: headKey) else { return }
+        await setGuarded(headKey, order: order, value: value, thread: thread)
     }
 
     /// Makes sure no entry of `thread` is served until Redis confirms they are gone.

@@ -246,6 +246,40 @@ struct RedisCacheTests {
         try await cache.close()
     }
 
+    @Test func aWriterThatDiedBeforeItsCacheUpdateDoesNotTrapTheNextOne() async throws {
+        let folder = try TemporaryFolder()
+        let base = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        let cache = try await cached(base)
+        let thread = try cache.thread("acme:orphan", as: Chat.self)
+        try await thread.save(Chat(messages: ["one"], turn: 1))
+        await cache.flush()
+        // Another process writes the store and dies before it updates the cache.
+        let other = try base.thread("acme:orphan", as: Chat.self)
+        var next = try #require(try await other.latest())
+        next.turn = 2
+        next.messages.append("two")
+        try await other.save(next)
+        // This writer's first save conflicts (its parent came from the old cached head); the
+        // conflict refreshes the cached head, and its retry goes through.
+        let writer = try cache.thread("acme:orphan", as: Chat.self)
+        var attempts = 0
+        while true {
+            attempts += 1
+            var state = try await writer.latest() ?? Chat()
+            state.turn += 1
+            state.messages.append("next")
+            do {
+                try await writer.save(state)
+                break
+            } catch let error as CheckpointError where error.code == .conflict && attempts < 3 {
+                continue
+            }
+        }
+        #expect(attempts <= 2)
+        #expect(try await base.thread("acme:orphan", as: Chat.self).latest()?.turn == 3)
+        try await cache.close()
+    }
+
     @Test func redisDownAtStartIsNotAnErrorAndBadURLsAre() async throws {
         let folder = try TemporaryFolder()
         let cache = try await cached(
