@@ -27,7 +27,7 @@ extension RedisCachedCheckpointer {
         public var breakerCooldown: Duration = .seconds(1)
         /// The most Redis connections. Default: 4.
         public var poolMax: Int = 4
-        /// A secret mixed into every entry's integrity check (a keyed BLAKE2b), so that someone
+        /// A secret mixed into every entry's integrity check (a keyed SipHash), so that someone
         /// who can write to Redis cannot forge an entry. Default: `nil`, an unkeyed check, which
         /// still catches any change or truncation not made with intent. Never logged.
         public var integrityKey: Data?

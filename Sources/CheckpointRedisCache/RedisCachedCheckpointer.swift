@@ -26,8 +26,9 @@ import Synchronization
 ///   be updated is read from the base store until its entries are deleted, which happens as
 ///   soon as Redis answers again, so a head Redis kept while it was unreachable is never served.
 /// - Every entry holds its checkpoint's bytes exactly as the base store returns them (sealed
-///   fields stay sealed) and a BLAKE2b check over its key and content: a changed or truncated
-///   entry is never returned as state.
+///   fields stay sealed) and a SipHash-2-4-128 check over its key and content (keyed with
+///   ``Configuration/integrityKey`` when set): a changed or truncated entry is never returned
+///   as state.
 ///
 /// Closing it closes the base store too.
 public final class RedisCachedCheckpointer: Checkpointer {
@@ -43,6 +44,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
     private let counters = Counters()
     private let metrics: CacheMetrics
     private let logger: Logger
+    /// The 16-byte SipHash key of the entries' integrity check.
+    private let integrityKey: [UInt8]
 
     /// Lets ``CheckpointerConfiguration`` layer a `redis:` cache URL on any backend.
     public static let cacheLayer: any CheckpointerCacheLayer = RedisCacheLayer()
@@ -63,6 +66,18 @@ public final class RedisCachedCheckpointer: Checkpointer {
         self.breaker = CircuitBreaker(cooldown: configuration.breakerCooldown)
         self.localHeads = LocalHeads(capacity: configuration.localHeads)
         self.metrics = CacheMetrics(factory: configuration.metricsFactory)
+        if let secret = configuration.integrityKey {
+            var derived = [UInt8](repeating: 0, count: Int(crypto_shorthash_siphashx24_KEYBYTES))
+            let context = Array("checkpointing-cache-integrity".utf8)
+            secret.withUnsafeBytes { secret in
+                _ = crypto_generichash(
+                    &derived, derived.count, context, UInt64(context.count), secret.bindMemory(to: UInt8.self).baseAddress,
+                    secret.count)
+            }
+            integrityKey = derived
+        } else {
+            integrityKey = Array("checkpointing-v1".utf8)
+        }
         let host = configuration.host
         let port = configuration.port
         let password = configuration.password
@@ -130,28 +145,19 @@ public final class RedisCachedCheckpointer: Checkpointer {
     private static let orderLength = 33
     private static let digestLength = 16
 
-    /// BLAKE2b-128 (keyed with ``Configuration/integrityKey`` when set) over the entry's key
-    /// and its order and content, without copying them together.
+    /// SipHash-2-4 with a 128-bit output over the entry's key, order and content, keyed with
+    /// a key derived from ``Configuration/integrityKey`` when one is set (then nobody without
+    /// it can make an entry that passes), else with a fixed public key (a checksum: it catches
+    /// any change or truncation not made with intent). About 0.5 ns a byte: under 4 µs for a
+    /// 7 KB entry, where BLAKE2b took 8.
     private func digest(key: Data, order: Data, body: Data) -> Data {
-        // libsodium's state is opaque to Swift and wants 64-byte alignment.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
-        defer { raw.deallocate() }
-        let state = OpaquePointer(raw)
-        if let integrityKey = configuration.integrityKey {
-            integrityKey.withUnsafeBytes { secret in
-                _ = crypto_generichash_init(
-                    state, secret.bindMemory(to: UInt8.self).baseAddress, secret.count, Self.digestLength)
-            }
-        } else {
-            _ = crypto_generichash_init(state, nil, 0, Self.digestLength)
-        }
-        for part in [key, order, body] {
-            part.withUnsafeBytes { bytes in
-                _ = crypto_generichash_update(state, bytes.bindMemory(to: UInt8.self).baseAddress, UInt64(bytes.count))
-            }
-        }
+        var message = [UInt8]()
+        message.reserveCapacity(key.count + order.count + body.count)
+        message.append(contentsOf: key)
+        message.append(contentsOf: order)
+        message.append(contentsOf: body)
         var out = [UInt8](repeating: 0, count: Self.digestLength)
-        _ = crypto_generichash_final(state, &out, out.count)
+        _ = crypto_shorthash_siphashx24(&out, message, UInt64(message.count), integrityKey)
         return Data(out)
     }
 
@@ -404,6 +410,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
             throw error
         }
         localHeads.remove(thread)
+        // A put's cache update still under way would add an entry the tombstones miss.
+        await updating.wait(for: thread)
         let tombstone = Self.order(.make(), "0")
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let prefix = Data(configuration.prefix.utf8)
@@ -682,6 +690,11 @@ final class UpdatesInFlight: Sendable {
     func contains(_ thread: ThreadID) -> Bool {
         guard total.load(ordering: .relaxed) > 0 else { return false }
         return counts.withLock { $0[thread] != nil }
+    }
+
+    /// Waits until no update of `thread` runs.
+    func wait(for thread: ThreadID) async {
+        while contains(thread) { try? await Task.sleep(for: .milliseconds(1)) }
     }
 
     /// Waits until no update runs (for `close()`).
