@@ -143,6 +143,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         return Data(bytes)
     }
     private static let orderLength = 33
+    private static let get = Data("GET".utf8)
     private static let digestLength = 16
 
     /// SipHash-2-4 with a 128-bit output over the entry's key, order and content, keyed with
@@ -209,14 +210,17 @@ public final class RedisCachedCheckpointer: Checkpointer {
         guard breaker.allowsCall() else { return nil }
         do {
             let owed = pending.take()
-            let prefix = configuration.prefix
-            let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
-            let result = try await pool.run { [owed] connection -> T in
-                if !owed.threads.isEmpty || owed.everything {
+            let result: T
+            if owed.threads.isEmpty && !owed.everything {
+                result = try await pool.run(body)
+            } else {
+                let prefix = configuration.prefix
+                let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
+                result = try await pool.run { [owed] connection -> T in
                     try Self.invalidate(
                         owed, prefix: prefix, ttl: ttl, on: connection, threadIndexKey: { self.threadIndexKey($0) })
+                    return try body(connection)
                 }
-                return try body(connection)
             }
             breaker.recordSuccess()
             if !owed.threads.isEmpty || owed.everything { pending.done(owed) }
@@ -344,18 +348,13 @@ public final class RedisCachedCheckpointer: Checkpointer {
         let entryKey = id == nil ? key("h", thread, namespace) : key("c", thread, namespace, id)
         let isUpdating = updating.contains(thread)
         if !pending.contains(thread) && !isUpdating {
-            let refresh = configuration.refreshOnRead
-            let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
-            let index = threadIndexKey(thread)
-            let reply: RedisReply? = await withRedis { connection in
-                if refresh {
-                    return try Self.check(
-                        connection.command([
-                            Data("EVAL".utf8), Data(Scripts.getAndRefresh.utf8), Data("2".utf8), entryKey, index, ttl,
-                        ]))
-                }
-                return try Self.check(connection.command([Data("GET".utf8), entryKey]))
-            }
+            let command: [Data] =
+                configuration.refreshOnRead
+                ? [
+                    Data("EVAL".utf8), Data(Scripts.getAndRefresh.utf8), Data("2".utf8), entryKey, threadIndexKey(thread),
+                    Data(String(configuration.timeToLive.components.seconds).utf8),
+                ] : [Self.get, entryKey]
+            let reply: RedisReply? = await withRedis { connection in try Self.check(connection.command(command)) }
             switch reply {
             case .string(let value)?:
                 do {
