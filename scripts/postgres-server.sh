@@ -41,7 +41,7 @@ case "$command" in
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-max_connections = 200
+max_connections = 500
 fsync = on
 synchronous_commit = on
 shared_buffers = 128MB

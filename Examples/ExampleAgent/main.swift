@@ -70,121 +70,133 @@ func option(_ name: String) -> String? {
     return CommandLine.arguments[index + 1]
 }
 
-let configuration = try CheckpointerConfiguration.fromEnvironment(default: "sqlite://./agent-checkpoints.db")
-print("Opening checkpointer at \(configuration)")
-let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend],
-    caches: [RedisCachedCheckpointer.cacheLayer])
-let thread = try checkpointer.thread("demo-user:support", as: AgentState.self)
+/// The agent, or a person's side of it (`--inbox`, `--answer`).
+func runAgent() async throws {
+    let configuration = try CheckpointerConfiguration.fromEnvironment(default: "sqlite://./agent-checkpoints.db")
+    print("Opening checkpointer at \(configuration)")
+    let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend],
+        caches: [RedisCachedCheckpointer.cacheLayer])
+    let thread = try checkpointer.thread("demo-user:support", as: AgentState.self)
 
-// A person's side: the inbox, and answering.
-if CommandLine.arguments.contains("--inbox") {
-    let page = try await checkpointer.pausedThreads(InboxQuery(limit: 20))
-    print(page.items.isEmpty ? "No thread is waiting for a person." : "Waiting for a person:")
-    for item in page.items {
-        let request = try item.prompt(as: RefundRequest.self)
-        print("  \(item.thread) [\(item.pause.reason)] \"\(request.question)\" since \(item.pause.createdAt)")
-    }
-    try await checkpointer.close()
-    exit(0)
-}
-if let answer = option("--answer") {
-    _ = try await thread.latest()
-    guard let pause = thread.pause else {
-        print("Nothing is waiting for an answer.")
+    // A person's side: the inbox, and answering.
+    if CommandLine.arguments.contains("--inbox") {
+        let page = try await checkpointer.pausedThreads(InboxQuery(limit: 20))
+        print(page.items.isEmpty ? "No thread is waiting for a person." : "Waiting for a person:")
+        for item in page.items {
+            let request = try item.prompt(as: RefundRequest.self)
+            print("  \(item.thread) [\(item.pause.reason)] \"\(request.question)\" since \(item.pause.createdAt)")
+        }
         try await checkpointer.close()
         exit(0)
     }
-    let decision = RefundDecision(approved: answer.lowercased().hasPrefix("y"), reviewer: option("--reviewer") ?? "you")
-    do {
-        try await thread.resume(pause.id, with: decision)
-        print("Answered pause \(pause.id): \(decision.approved ? "approved" : "declined") by \(decision.reviewer).")
-        print("Run the agent again and it goes on from the answer.")
-    } catch let error as CheckpointError where error.code == .alreadyResumed {
-        print("Pause \(pause.id) was answered already; the first answer stands.")
-    } catch let error as CheckpointError where error.code == .stalePause {
-        print("The agent went on without this answer.")
-    }
-    try await checkpointer.close()
-    exit(0)
-}
-
-// The agent's side.
-var state: AgentState
-if let rewindTurn = option("--rewind").flatMap(Int.init) {
-    let history = try await thread.history(limit: 10_000, where: ["turn": .int(rewindTurn)])
-    guard let target = history.first else {
-        print("No checkpoint for turn \(rewindTurn) in this thread.")
-        exit(1)
-    }
-    state = try await thread.rewind(to: target.id)
-    print("Rewound to turn \(rewindTurn) (checkpoint \(target.id)); the next save forks the thread.")
-} else if let saved = try await thread.latest() {
-    state = saved
-    print("Resuming thread '\(thread.id)' after turn \(saved.turn): \(saved.messages.count) messages so far.")
-} else {
-    state = AgentState()
-    print("Starting thread '\(thread.id)': no checkpoint yet.")
-}
-
-if thread.isAwaitingAnswer {
-    print("Still waiting for a person to answer: run with --inbox to see the question, --answer yes to approve.")
-    try await checkpointer.close()
-    exit(0)
-}
-if let decision = try thread.answer(as: RefundDecision.self) {
-    let text = decision.approved ? "\(decision.reviewer) approved the refund: it is on its way." : "\(decision.reviewer) declined the refund."
-    state.messages.append(Message(role: "assistant", text: text))
-    print("")
-    print("The answer arrived: \(text)")
-}
-
-let approvals = !CommandLine.arguments.contains("--no-approvals")
-var pausedNow = false
-for _ in 0..<(option("--turns").flatMap(Int.init) ?? 3) {
-    while true {
-        var next = state
-        next.turn += 1
-        let lineIndex = (next.turn - 1) % userLines.count
-        let line = userLines[lineIndex]
-        next.messages.append(Message(role: "user", text: line))
-        next.messages.append(Message(role: "assistant", text: reply(turn: next.turn - 1)))
+    if let answer = option("--answer") {
+        _ = try await thread.latest()
+        guard let pause = thread.pause else {
+            print("Nothing is waiting for an answer.")
+            try await checkpointer.close()
+            exit(0)
+        }
+        let decision = RefundDecision(approved: answer.lowercased().hasPrefix("y"), reviewer: option("--reviewer") ?? "you")
         do {
-            if approvals && lineIndex == refundTurn {
-                let pause = try await thread.pause(
-                    next, reason: "refund-approval", prompt: RefundRequest(question: "Refund 42 EUR to demo-user?", amount: 42),
-                    metadata: ["turn": .int(next.turn), "source": "loop"])
+            try await thread.resume(pause.id, with: decision)
+            print("Answered pause \(pause.id): \(decision.approved ? "approved" : "declined") by \(decision.reviewer).")
+            print("Run the agent again and it goes on from the answer.")
+        } catch let error as CheckpointError where error.code == .alreadyResumed {
+            print("Pause \(pause.id) was answered already; the first answer stands.")
+        } catch let error as CheckpointError where error.code == .stalePause {
+            print("The agent went on without this answer.")
+        }
+        try await checkpointer.close()
+        exit(0)
+    }
+
+    // The agent's side.
+    var state: AgentState
+    if let rewindTurn = option("--rewind").flatMap(Int.init) {
+        let history = try await thread.history(limit: 10_000, where: ["turn": .int(rewindTurn)])
+        guard let target = history.first else {
+            print("No checkpoint for turn \(rewindTurn) in this thread.")
+            exit(1)
+        }
+        state = try await thread.rewind(to: target.id)
+        print("Rewound to turn \(rewindTurn) (checkpoint \(target.id)); the next save forks the thread.")
+    } else if let saved = try await thread.latest() {
+        state = saved
+        print("Resuming thread '\(thread.id)' after turn \(saved.turn): \(saved.messages.count) messages so far.")
+    } else {
+        state = AgentState()
+        print("Starting thread '\(thread.id)': no checkpoint yet.")
+    }
+
+    if thread.isAwaitingAnswer {
+        print("Still waiting for a person to answer: run with --inbox to see the question, --answer yes to approve.")
+        try await checkpointer.close()
+        exit(0)
+    }
+    if let decision = try thread.answer(as: RefundDecision.self) {
+        let text = decision.approved ? "\(decision.reviewer) approved the refund: it is on its way." : "\(decision.reviewer) declined the refund."
+        state.messages.append(Message(role: "assistant", text: text))
+        print("")
+        print("The answer arrived: \(text)")
+    }
+
+    let approvals = !CommandLine.arguments.contains("--no-approvals")
+    var pausedNow = false
+    for _ in 0..<(option("--turns").flatMap(Int.init) ?? 3) {
+        while true {
+            var next = state
+            next.turn += 1
+            let lineIndex = (next.turn - 1) % userLines.count
+            let line = userLines[lineIndex]
+            next.messages.append(Message(role: "user", text: line))
+            next.messages.append(Message(role: "assistant", text: reply(turn: next.turn - 1)))
+            do {
+                if approvals && lineIndex == refundTurn {
+                    let pause = try await thread.pause(
+                        next, reason: "refund-approval", prompt: RefundRequest(question: "Refund 42 EUR to demo-user?", amount: 42),
+                        metadata: ["turn": .int(next.turn), "source": "loop"])
+                    state = next
+                    pausedNow = true
+                    print("")
+                    print("turn \(state.turn)")
+                    print("  user:  \(line)")
+                    print("  agent: \(state.messages[state.messages.count - 1].text)")
+                    print("  paused for a person (pause \(pause.id)); run with --inbox, then --answer yes")
+                    break
+                }
+                let id = try await thread.save(next, metadata: ["turn": .int(next.turn), "source": "loop"])
                 state = next
-                pausedNow = true
                 print("")
                 print("turn \(state.turn)")
                 print("  user:  \(line)")
                 print("  agent: \(state.messages[state.messages.count - 1].text)")
-                print("  paused for a person (pause \(pause.id)); run with --inbox, then --answer yes")
+                print("  saved checkpoint \(id) (\(state.messages.count) messages)")
                 break
+            } catch let error as CheckpointError where error.code == .conflict {
+                // Another process saved this thread first: take its state and play the turn again.
+                print("  another writer saved turn \(next.turn) first; reloading and retrying")
+                state = try await thread.latest() ?? AgentState()
             }
-            let id = try await thread.save(next, metadata: ["turn": .int(next.turn), "source": "loop"])
-            state = next
-            print("")
-            print("turn \(state.turn)")
-            print("  user:  \(line)")
-            print("  agent: \(state.messages[state.messages.count - 1].text)")
-            print("  saved checkpoint \(id) (\(state.messages.count) messages)")
-            break
-        } catch let error as CheckpointError where error.code == .conflict {
-            // Another process saved this thread first: take its state and play the turn again.
-            print("  another writer saved turn \(next.turn) first; reloading and retrying")
-            state = try await thread.latest() ?? AgentState()
         }
+        if pausedNow { break }
     }
-    if pausedNow { break }
+
+    let statistics = try await checkpointer.storageStatistics(thread: thread.id)
+    print("")
+    print(
+        "Thread '\(thread.id)' holds \(statistics.checkpointCount) checkpoints in \(statistics.payloadByteCount) bytes of payload."
+    )
+    if !pausedNow {
+        print("Run me again to continue from turn \(state.turn + 1); --rewind N forks from turn N.")
+    }
+    try await checkpointer.close()
 }
 
-let statistics = try await checkpointer.storageStatistics(thread: thread.id)
-print("")
-print(
-    "Thread '\(thread.id)' holds \(statistics.checkpointCount) checkpoints in \(statistics.payloadByteCount) bytes of payload."
-)
-if !pausedNow {
-    print("Run me again to continue from turn \(state.turn + 1); --rewind N forks from turn N.")
+do {
+    try await runAgent()
+} catch {
+    // A clear message and a failing exit status rather than a crash: the store may be down,
+    // or another process may have won a race.
+    FileHandle.standardError.write(Data("example-agent: \(error)\n".utf8))
+    exit((error as? CheckpointError)?.isRetryable == true ? 75 : 1)
 }
-try await checkpointer.close()

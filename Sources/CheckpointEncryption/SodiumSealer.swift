@@ -31,27 +31,34 @@ public struct SodiumSealer: ChannelSealer {
     /// Seals with the current key of `thread`.
     public func seal(_ plaintext: Data, thread: ThreadID, associatedData: Data) throws -> Data {
         let key = try keys.currentKey(for: thread)
-        let keyID = Array(key.id.utf8)
-        var sealed = Data(count: 2 + keyID.count + Self.nonceBytes + plaintext.count + Self.tagBytes)
-        let nonceStart = 2 + keyID.count
+        let keyID = key.id.utf8
+        let keyIDCount = keyID.count
+        let nonceStart = 2 + keyIDCount
         let cipherStart = nonceStart + Self.nonceBytes
-        let ad = Self.boundAssociatedData(associatedData, keyID: key.id)
+        // The associated data binds the key id too: place, 0, key id, in one buffer.
+        var ad = [UInt8]()
+        ad.reserveCapacity(associatedData.count + 1 + keyIDCount)
+        ad.append(contentsOf: associatedData)
+        ad.append(0)
+        ad.append(contentsOf: keyID)
+        var sealed = Data(count: cipherStart + plaintext.count + Self.tagBytes)
         let result = sealed.withUnsafeMutableBytes { output -> Int32 in
             guard let out = output.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return -1 }
             out[0] = Self.format
-            out[1] = UInt8(keyID.count)
-            for (offset, byte) in keyID.enumerated() { out[2 + offset] = byte }
+            out[1] = UInt8(keyIDCount)
+            var offset = 2
+            for byte in keyID {
+                out[offset] = byte
+                offset += 1
+            }
             NoncePool.shared.fill(out + nonceStart, count: Self.nonceBytes)
             return plaintext.withUnsafeBytes { message in
-                ad.withUnsafeBytes { adBytes in
-                    key.withBytes { keyBytes in
-                        guard let keyPointer = keyBytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return -1 }
-                        return crypto_aead_xchacha20poly1305_ietf_encrypt(
-                            out + cipherStart, nil,
-                            message.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(message.count),
-                            adBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(adBytes.count),
-                            nil, out + nonceStart, keyPointer)
-                    }
+                key.withBytes { keyBytes -> Int32 in
+                    guard let keyPointer = keyBytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return -1 }
+                    return crypto_aead_xchacha20poly1305_ietf_encrypt(
+                        out + cipherStart, nil,
+                        message.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(message.count),
+                        ad, UInt64(ad.count), nil, out + nonceStart, keyPointer)
                 }
             }
         }

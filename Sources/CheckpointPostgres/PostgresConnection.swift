@@ -173,6 +173,7 @@ final class PostgresConnection: PooledConnection {
     private static func sqlState(inConnectMessage message: String) -> String? {
         if message.contains("password authentication failed") { return "28P01" }
         if message.contains("does not exist") && message.contains("database") { return "3D000" }
+        if message.contains("too many clients") || message.contains("remaining connection slots") { return "53300" }
         return nil
     }
 

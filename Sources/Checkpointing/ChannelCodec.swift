@@ -98,7 +98,9 @@ package struct ChannelCapture {
         _ state: State, encodeValues: Bool = true, using encoder: JSONEncoder? = nil
     ) throws -> [String: CapturedChannel] {
         let encoder = encoder ?? self.encoder
-        let recorder = CaptureEncoder(jsonEncoder: encoder, encodeValues: encodeValues)
+        // The sealing context, looked up once per capture rather than once per channel.
+        let context = encoder.userInfo.isEmpty ? nil : encoder.userInfo[.checkpointSealing] as? SealingContext
+        let recorder = CaptureEncoder(jsonEncoder: encoder, encodeValues: encodeValues, context: context)
         try state.encode(to: recorder)
         if recorder.storage.isSplittable {
             return recorder.storage.channels
@@ -117,6 +119,7 @@ final class CaptureStorage {
 struct CaptureEncoder: Encoder {
     let jsonEncoder: JSONEncoder
     let encodeValues: Bool
+    let context: SealingContext?
     let storage = CaptureStorage()
     var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -125,7 +128,8 @@ struct CaptureEncoder: Encoder {
         if storage.usedKeyedContainer { storage.isSplittable = false }
         storage.usedKeyedContainer = true
         return KeyedEncodingContainer(
-            CaptureKeyedContainer<Key>(jsonEncoder: jsonEncoder, encodeValues: encodeValues, storage: storage))
+            CaptureKeyedContainer<Key>(
+                jsonEncoder: jsonEncoder, encodeValues: encodeValues, context: context, storage: storage))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -142,6 +146,7 @@ struct CaptureEncoder: Encoder {
 struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let jsonEncoder: JSONEncoder
     let encodeValues: Bool
+    let context: SealingContext?
     let storage: CaptureStorage
     var codingPath: [any CodingKey] { [] }
 
@@ -153,7 +158,7 @@ struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         if let list = value as? any AppendableChannelList {
             storage.channels[key.stringValue] = .list(list)
         } else if encodeValues {
-            guard let context = jsonEncoder.userInfo[.checkpointSealing] as? SealingContext else {
+            guard let context else {
                 storage.channels[key.stringValue] = .value(try fastJSON(value) ?? jsonEncoder.encode(value))
                 return
             }

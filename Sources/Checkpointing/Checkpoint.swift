@@ -136,6 +136,10 @@ public struct CheckpointWrite: Sendable {
     public var channels: [String: ChannelWrite]
     /// A question for a person: the thread waits in the inbox until it is answered.
     public var pause: Pause?
+    /// Channels whose value stays in the manifest even though it is larger than the inline
+    /// limit: sealed values whose plaintext is small (a sealed number is ~45 bytes, and storing
+    /// it apart would cost a payload row on every save).
+    package var inlineChannels: Set<String> = []
 
     /// Creates a write. `id` defaults to a new id; `createdAt` to the id's timestamp.
     public init(

@@ -189,6 +189,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         let previous = whole ? nil : parent
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
+        var inlineChannels: Set<String> = []
         // With sealing, sealed fields encode twice: as plaintext to find what changed (kept in
         // memory only), then sealed for the channels that did change.
         let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
@@ -214,6 +215,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                         if case .value(let sealed)? = sealedValues?[name] { stored = sealed }
                     }
                     writes[name] = .value(try seal(stored, .value(channel: name)))
+                    if sealing?.sealsWholeState == true, stored.count <= ResolvedWrite.inlineLimit {
+                        inlineChannels.insert(name)
+                    }
                 case .list(let list):
                     context?.channel = name
                     if case .list(let old)? = previousLists[name], let prefix = list.channelPrefixLength(of: old) {
@@ -236,9 +240,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             throw CheckpointError(
                 .encodingFailed, "the state of type \(State.self) could not be encoded: \(type(of: error))")
         }
-        let write = CheckpointWrite(
+        var write = CheckpointWrite(
             id: .make(after: parent?.id), thread: id, namespace: namespace, parentID: parent?.id,
             step: (parent?.step ?? -1) + 1, metadata: metadata, channels: writes, pause: pause)
+        write.inlineChannels = inlineChannels
         try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
         let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false, pause: pause)
         base.withLock { $0 = next }

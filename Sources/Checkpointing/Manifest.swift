@@ -178,7 +178,7 @@ package struct ResolvedWrite: Sendable {
                 }
                 manifest.entries[name] = entry
             case .value(let data):
-                if data.count <= Self.inlineLimit {
+                if data.count <= Self.inlineLimit || (write.inlineChannels.contains(name) && data.count <= 4 * Self.inlineLimit) {
                     manifest.entries[name] = .inline(data)
                 } else {
                     manifest.entries[name] = .stored(version: write.id)

@@ -575,8 +575,8 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
 
     // The cost of sealing: the same puts, plain and with the whole state sealed, alternating
-    // conversation by conversation on one writer executor.
-    if runs("sqlite") {
+    // conversation by conversation (and which goes first) on one writer executor.
+    if runs("sqlite") || runs("sealing") {
         let checkpointer = try await SQLiteCheckpointer(
             configuration: .init(path: directory.appendingPathComponent("sealed.db").path))
         let sealing = Sealing.wholeState(
@@ -585,7 +585,8 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         var sealed = Samples()
         try await withTaskExecutorPreference(checkpointer.writerExecutor) {
             for index in 0..<threadCount {
-                for (label, options) in [("plain", Sealing?.none), ("sealed", sealing)] {
+                let order: [(String, Sealing?)] = [("plain", nil), ("sealed", sealing)]
+                for (label, options) in index % 2 == 0 ? order : order.reversed() {
                     let result = try await conversationScenario(
                         label: "\(label)-\(index)", checkpointer: checkpointer, floor: nil, threads: 1, maxMessages: 25,
                         floorSizes: [], readSizes: [], sealing: options)
@@ -603,14 +604,25 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         let fields = Sealing.markedFields(sealing.sealer)
         try await withTaskExecutorPreference(checkpointer.writerExecutor) {
             for index in 0..<threadCount {
-                plainProfile.nanoseconds += try await profiledPuts(
-                    ProfiledState.self, make: { ProfiledState() },
-                    append: { state, size in state.messages.append(message(size)); state.turn = size },
-                    thread: try checkpointer.thread("profile-plain-\(index)", as: ProfiledState.self))
-                sealedProfile.nanoseconds += try await profiledPuts(
-                    SealedProfileState.self, make: { SealedProfileState() },
-                    append: { state, size in state.messages.append(message(size)); state.turn = size },
-                    thread: try checkpointer.thread("profile-sealed-\(index)", as: SealedProfileState.self, sealing: fields))
+                func plain() async throws {
+                    plainProfile.nanoseconds += try await profiledPuts(
+                        ProfiledState.self, make: { ProfiledState() },
+                        append: { state, size in state.messages.append(message(size)); state.turn = size },
+                        thread: try checkpointer.thread("profile-plain-\(index)", as: ProfiledState.self))
+                }
+                func sealed() async throws {
+                    sealedProfile.nanoseconds += try await profiledPuts(
+                        SealedProfileState.self, make: { SealedProfileState() },
+                        append: { state, size in state.messages.append(message(size)); state.turn = size },
+                        thread: try checkpointer.thread("profile-sealed-\(index)", as: SealedProfileState.self, sealing: fields))
+                }
+                if index % 2 == 0 {
+                    try await plain()
+                    try await sealed()
+                } else {
+                    try await sealed()
+                    try await plain()
+                }
             }
         }
         report(&rows, "sqlite normal, writer executor: put, one 1 KB field sealed, 16-25 messages", sealedProfile, floor: ("the same put, field not sealed", plainProfile))
