@@ -58,8 +58,8 @@ package enum CheckpointCodec {
     ) throws(CheckpointError) -> Checkpoint {
         var reader = ByteReader(data)
         guard try reader.readByte() == version else { throw ByteReader.corrupt }
-        guard try reader.readBytes().elementsEqual(thread.rawValue.utf8),
-            try reader.readBytes().elementsEqual(namespace.utf8)
+        guard Self.bytes(try reader.readBytes(), equal: thread.rawValue),
+            Self.bytes(try reader.readBytes(), equal: namespace)
         else {
             throw CheckpointError(.corruptData, "a cached checkpoint belongs to another thread or namespace")
         }
@@ -114,6 +114,19 @@ package enum CheckpointCodec {
         return Checkpoint(
             id: id, thread: thread, namespace: namespace, parentID: parentID, step: Int(step), createdAt: createdAt,
             metadata: metadata, channels: channels, pause: pause, answer: answer)
+    }
+
+    /// Whether `data` holds exactly the UTF-8 of `text` (a memory comparison, not an iteration).
+    private static func bytes(_ data: Data, equal text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 in
+            guard data.count == utf8.count else { return false }
+            guard let expected = utf8.baseAddress else { return true }
+            return data.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return false }
+                return memcmp(base, expected, utf8.count) == 0
+            }
+        }
     }
 
     /// The checkpoint a write makes, given the checkpoint it was written after: what a cache

@@ -162,10 +162,16 @@ struct RedisCacheTests {
         try await cache.close()
     }
 
-    @Test func aTamperedOrTruncatedEntryIsNeverReturnedAsState() async throws {
+    /// Unkeyed (XXH64 and the length) and keyed (SipHash with an integrity key).
+    @Test(arguments: [false, true])
+    func aTamperedOrTruncatedEntryIsNeverReturnedAsState(keyed: Bool) async throws {
         let folder = try TemporaryFolder()
         let prefix = TestServers.uniquePrefix()
-        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)), prefix: prefix)
+        var configuration = try RedisCachedCheckpointer.Configuration(
+            url: CheckpointerURL(TestServers.redisURL() + "?prefix=\(prefix)"))
+        if keyed { configuration.integrityKey = Data((0..<32).map { UInt8($0) }) }
+        let cache = try await RedisCachedCheckpointer(
+            base: SQLiteCheckpointer(configuration: .init(path: folder.database)), configuration: configuration)
         let raw = try RawRedis(url: TestServers.redisURL())
         let thread = try cache.thread("acme:tamper", as: Chat.self)
         let state = Chat(messages: ["hello", "world"], turn: 2)
@@ -304,5 +310,21 @@ struct RedisCacheTests {
         }
         #expect(error.message.contains("memcached"))
         #expect(!"\(try CheckpointerConfiguration(url: "memory:", cacheURL: "redis://:hunter2@h/0"))".contains("hunter2"))
+    }
+}
+
+@Suite("XXH64")
+struct XXHash64Tests {
+    /// Reference values from `xxhsum -H1` (the xxHash project's tool, Debian package xxhash).
+    @Test(arguments: [
+        (0, UInt64(0xEF46_DB37_51D8_E999)), (37, 0xD93F_A2DF_EE5C_24C9), (1000, 0xF306_F04A_A88B_54D3),
+    ])
+    func matchesTheReference(_ count: Int, _ expected: UInt64) {
+        let bytes = (0..<count).map { UInt8($0 % 251) }
+        #expect(bytes.withUnsafeBytes { XXHash64.hash($0) } == expected)
+    }
+
+    @Test func matchesTheReferenceForABC() {
+        #expect(Array("abc".utf8).withUnsafeBytes { XXHash64.hash($0) } == 0x44BC_2CF5_AD77_0999)
     }
 }
