@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 /// A connection a ``ConnectionPool`` holds: used by one thread at a time.
-package protocol PooledConnection: AnyObject {
+package protocol PooledConnection: AnyObject, SendableMetatype {
     /// Whether an idle connection can take the next call (open, and not closed by the server).
     var isHealthy: Bool { get }
     /// Closes the connection. Safe to call twice.

@@ -11,12 +11,18 @@ import Synchronization
 /// nonisolated code on this thread, and then the connection's work runs inline, with no
 /// thread hop at all.
 package final class JobThread: TaskExecutor, @unchecked Sendable {
-    // Safe: `jobs` and `isStopped` are only touched with `condition` locked; `threadID` is
-    // written once by the thread itself before any job runs and only compared afterwards.
+    // Safe: `jobs` and `isStopped` are only touched with `condition` locked.
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
     private var isStopped = false
-    private let threadID = Mutex<pthread_t?>(nil)
+    /// A thread-specific slot that holds, on each job thread, the `JobThread` it runs: asking
+    /// "am I on this thread?" is then one load and a pointer comparison, where comparing
+    /// thread ids took a lock (and a pool asks it of each of its connections on every call).
+    private static let currentSlot: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
     /// Jobs submitted and not yet taken, readable without the lock while spinning.
     private let pending = Atomic<Int>(0)
     private let idleSpin: Duration
@@ -24,8 +30,10 @@ package final class JobThread: TaskExecutor, @unchecked Sendable {
     /// - Parameter idleSpin: how long the thread keeps polling for a next job before it parks.
     package init(name: String, idleSpin: Duration = .zero) {
         self.idleSpin = idleSpin
+        let slot = Self.currentSlot
         let thread = Thread { [self] in
-            threadID.withLock { $0 = pthread_self() }
+            // The closure holds `self` for as long as the thread runs.
+            pthread_setspecific(slot, Unmanaged.passUnretained(self).toOpaque())
             run()
         }
         thread.name = name
@@ -64,8 +72,7 @@ package final class JobThread: TaskExecutor, @unchecked Sendable {
 
     /// Whether the caller runs on this thread.
     package var isCurrent: Bool {
-        guard let id = threadID.withLock({ $0 }) else { return false }
-        return pthread_equal(id, pthread_self()) != 0
+        pthread_getspecific(Self.currentSlot) == Unmanaged.passUnretained(self).toOpaque()
     }
 
     /// Queues a job; it runs after every job queued before it.

@@ -45,7 +45,7 @@ public func runCommand(_ arguments: [String]) throws -> String {
     // A file, not a pipe: the server the script starts would inherit the pipe's descriptor
     // and keep it open, and reading to its end would never finish.
     let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: outputPath.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outputPath.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: outputPath) }
     let output = try FileHandle(forWritingTo: outputPath)
     process.standardOutput = output
