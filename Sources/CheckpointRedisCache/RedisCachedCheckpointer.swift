@@ -301,7 +301,6 @@ public final class RedisCachedCheckpointer: Checkpointer {
         }
         let parent = write.parentID.flatMap { localHeads.checkpoint(write.thread, write.namespace, $0) }
         let derived = CheckpointCodec.applying(write, to: parent)
-        localHeads.store(write.thread, write.namespace, derived)
         let headKey = key("h", write.thread, write.namespace)
         let (order, value): (Data, Data)
         if let derived {
@@ -310,6 +309,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
             order = Self.order(write.id, "0")
             value = entry(key: headKey, order: order, body: Data())
         }
+        localHeads.store(write.thread, write.namespace, derived, entry: derived == nil ? nil : value)
         let thread = write.thread
         updating.begin(thread)
         Task.detached { [self] in
@@ -365,11 +365,18 @@ public final class RedisCachedCheckpointer: Checkpointer {
             let reply: RedisReply? = await withRedis { connection in try Self.check(connection.command(command)) }
             switch reply {
             case .string(let value)?:
+                // The very bytes of an entry this process made or checked before: its
+                // checkpoint is known, nothing needs checking or decoding again.
+                if id == nil, let known = localHeads.checkpoint(thread, namespace, matching: value) {
+                    counters.hit()
+                    metrics.hits.increment()
+                    return known
+                }
                 do {
                     if let checkpoint = try open(value, key: entryKey, thread: thread, namespace: namespace, id: id) {
                         counters.hit()
                         metrics.hits.increment()
-                        if id == nil { localHeads.store(thread, namespace, checkpoint) }
+                        if id == nil { localHeads.store(thread, namespace, checkpoint, entry: value) }
                         return checkpoint
                     }
                     counters.miss()
@@ -396,6 +403,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         // A put's update under way will cache a head at least this new.
         if isUpdating && id == nil { return checkpoint }
         let (order, value) = try entry(for: checkpoint, key: entryKey)
+        if id == nil { localHeads.store(thread, namespace, checkpoint, entry: value) }
         await setGuarded(entryKey, order: order, value: value, thread: thread)
         return checkpoint
     }
@@ -710,13 +718,20 @@ final class UpdatesInFlight: Sendable {
     }
 }
 
-/// The latest head this process wrote or read per thread, to build the next put's entry.
+/// The latest head this process wrote or read per thread, to build the next put's entry, and
+/// the bytes of its cache entry, so that reading those very bytes back skips checking and
+/// decoding them (an entry is trusted only when it is byte for byte one this process made or
+/// checked).
 final class LocalHeads: Sendable {
     private struct Key: Hashable {
         var thread: ThreadID
         var namespace: String
     }
-    private let entries = Mutex<[Key: Checkpoint]>([:])
+    private struct Entry {
+        var checkpoint: Checkpoint
+        var bytes: Data?
+    }
+    private let entries = Mutex<[Key: Entry]>([:])
     private let capacity: Int
 
     init(capacity: Int) {
@@ -725,12 +740,22 @@ final class LocalHeads: Sendable {
 
     func checkpoint(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Checkpoint? {
         entries.withLock { entries in
-            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.id == id else { return nil }
-            return entry
+            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.checkpoint.id == id else {
+                return nil
+            }
+            return entry.checkpoint
         }
     }
 
-    func store(_ thread: ThreadID, _ namespace: String, _ checkpoint: Checkpoint?) {
+    /// The known checkpoint whose cache entry is exactly `bytes`, if any.
+    func checkpoint(_ thread: ThreadID, _ namespace: String, matching bytes: Data) -> Checkpoint? {
+        entries.withLock { entries in
+            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.bytes == bytes else { return nil }
+            return entry.checkpoint
+        }
+    }
+
+    func store(_ thread: ThreadID, _ namespace: String, _ checkpoint: Checkpoint?, entry bytes: Data? = nil) {
         guard capacity > 0 else { return }
         entries.withLock { entries in
             let key = Key(thread: thread, namespace: namespace)
@@ -738,9 +763,9 @@ final class LocalHeads: Sendable {
                 entries[key] = nil
                 return
             }
-            if let existing = entries[key], existing.id > checkpoint.id { return }
+            if let existing = entries[key], existing.checkpoint.id > checkpoint.id { return }
             if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[key] = checkpoint
+            entries[key] = Entry(checkpoint: checkpoint, bytes: bytes)
         }
     }
 

@@ -781,6 +781,8 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         var cachedReadsPool = Samples()
         var floorReads = Samples()
         var floorReadsPool = Samples()
+        var coldReads = Samples()
+        var floorReadsCold = Samples()
         for index in 0..<conversations {
             // Fresh connections per conversation, as for Postgres: each side gets the same mix
             // of server process placements.
@@ -821,6 +823,18 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
                     if round % 2 == 1 { _ = time(&floorReads) { floor.get(key) } }
                 }
             }
+            // Another instance, keeping nothing locally: every hit is checked and decoded.
+            let other = try await RedisCachedCheckpointer(
+                base: InMemoryCheckpointer(),
+                configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)&pool_max=1&local_heads=0")))
+            try await withTaskExecutorPreference(other.connectionExecutor(0)) {
+                for round in 0..<10 {
+                    if round % 2 == 0 { _ = time(&floorReadsCold) { floor.get(key) } }
+                    _ = try await time(&coldReads) { try await other.head(thread: id) }
+                    if round % 2 == 1 { _ = time(&floorReadsCold) { floor.get(key) } }
+                }
+            }
+            try await other.close()
             let statistics = cache.statistics
             if index == conversations - 1 {
                 print("redis cache: \(statistics.hits) hits, \(statistics.misses) misses, \(statistics.fallbacks) fallbacks in the last conversation")
@@ -829,6 +843,7 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         }
         report(&rows, "redis cache: head read (20..25 messages), Redis connection executor", cachedReads, floor: ("raw hiredis GET of the same bytes", floorReads))
         report(&rows, "redis cache: head read (25 messages), from the shared pool", cachedReadsPool, floor: ("raw hiredis GET of the same bytes", floorReadsPool))
+        report(&rows, "redis cache: head read (25 messages), another instance's entry, checked and decoded each time", coldReads, floor: ("raw hiredis GET of the same bytes", floorReadsCold))
         report(&rows, "redis cache over postgres: put, 16-25 messages", cachedPuts, floor: ("the same put on postgres alone", basePuts))
     }
 
