@@ -48,6 +48,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private let decoding = ChannelDecoding()
     /// How the state is sealed, if it is.
     public let sealing: Sealing?
+    /// The thread-and-namespace part of every sealed value's associated data, computed once.
+    private let sealPrefix: [UInt8]
+    /// Whether the state has `Sealed` fields, as far as saves have seen (see ``save(_:metadata:)``).
+    private let sealedFields = Atomic<Int>(0)
 
     /// Creates a façade; see ``Checkpointer/thread(_:namespace:as:sealing:)``.
     ///
@@ -61,6 +65,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         self.id = id
         self.namespace = namespace
         self.sealing = sealing
+        self.sealPrefix = sealing == nil ? [] : SealedPlace.prefix(thread: id, namespace: namespace)
     }
 
     /// The id of the checkpoint the next ``save(_:metadata:)`` will follow, or `nil` before the
@@ -187,26 +192,64 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         let parent = base.withLock { $0 }
         // A whole save compares with nothing, so that every channel is stored anew.
         let previous = whole ? nil : parent
+        // A whole-state sealing façade needs the sealing context only for `Sealed` fields; once
+        // a save found none, later saves skip it, and a save that meets one after all (an
+        // optional field set later) fails to encode without it and is redone with it.
+        let skipContext = sealing?.sealsWholeState == true && sealedFields.load(ordering: .relaxed) == Self.noSealedFields
+        var channels: Channels
+        do {
+            channels = try channelWrites(state, previous: previous, useContext: sealing != nil && !skipContext)
+        } catch where skipContext {
+            sealedFields.store(Self.hasSealedFields, ordering: .relaxed)
+            channels = try channelWrites(state, previous: previous, useContext: true)
+        }
+        var write = CheckpointWrite(
+            id: .make(after: parent?.id), thread: id, namespace: namespace, parentID: parent?.id,
+            step: (parent?.step ?? -1) + 1, metadata: metadata, channels: channels.writes, pause: pause)
+        write.inlineChannels = channels.inlineChannels
+        try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
+        let next = Base(id: write.id, step: write.step, state: state, values: channels.values, forks: false, pause: pause)
+        base.withLock { $0 = next }
+        return write.id
+    }
+
+    /// What a save writes: per channel, what changed since `previous` (sealed when the façade
+    /// seals), the plaintext forms kept to compare the next save with, and the sealed values
+    /// that stay inline.
+    private struct Channels {
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
         var inlineChannels: Set<String> = []
+    }
+
+    private static var unknownSealedFields: Int { 0 }
+    private static var noSealedFields: Int { 1 }
+    private static var hasSealedFields: Int { 2 }
+
+    private func channelWrites(_ state: State, previous: Base?, useContext: Bool) throws -> Channels {
+        var result = Channels()
         // With sealing, sealed fields encode twice: as plaintext to find what changed (kept in
         // memory only), then sealed for the channels that did change.
-        let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
+        let context = useContext ? sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) } : nil
         let encoder = context?.makeEncoder() ?? capture.encoder
         do {
             context?.comparing = true
             let captured = try capture.capture(state, using: encoder)
             context?.comparing = false
+            if let context, sealing?.sealsWholeState == true, sealedFields.load(ordering: .relaxed) != Self.hasSealedFields {
+                sealedFields.store(
+                    context.channelsWithSealedFields.isEmpty ? Self.noSealedFields : Self.hasSealedFields,
+                    ordering: .relaxed)
+            }
             let previousLists = try previous.map { try capture.capture($0.state, encodeValues: false) } ?? [:]
             var sealedValues: [String: CapturedChannel]?
-            writes.reserveCapacity(captured.count)
+            result.writes.reserveCapacity(captured.count)
             for (name, channel) in captured {
                 switch channel {
                 case .value(let data):
-                    values[name] = data
+                    result.values[name] = data
                     guard previous?.values[name] != data else {
-                        writes[name] = .unchanged
+                        result.writes[name] = .unchanged
                         continue
                     }
                     var stored = data
@@ -214,14 +257,14 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                         if sealedValues == nil { sealedValues = try capture.capture(state, using: encoder) }
                         if case .value(let sealed)? = sealedValues?[name] { stored = sealed }
                     }
-                    writes[name] = .value(try seal(stored, .value(channel: name)))
+                    result.writes[name] = .value(try seal(stored, .value(channel: name)))
                     if sealing?.sealsWholeState == true, stored.count <= ResolvedWrite.inlineLimit {
-                        inlineChannels.insert(name)
+                        result.inlineChannels.insert(name)
                     }
                 case .list(let list):
                     context?.channel = name
                     if case .list(let old)? = previousLists[name], let prefix = list.channelPrefixLength(of: old) {
-                        writes[name] =
+                        result.writes[name] =
                             prefix == list.channelElementCount
                             ? .unchanged
                             : .append(
@@ -229,7 +272,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                                     list.encodeChannelElements(from: prefix, using: encoder, context: context), of: name,
                                     from: prefix))
                     } else {
-                        writes[name] = .list(
+                        result.writes[name] = .list(
                             try seal(list.encodeChannelElements(from: 0, using: encoder, context: context), of: name, from: 0))
                     }
                 }
@@ -240,14 +283,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             throw CheckpointError(
                 .encodingFailed, "the state of type \(State.self) could not be encoded: \(type(of: error))")
         }
-        var write = CheckpointWrite(
-            id: .make(after: parent?.id), thread: id, namespace: namespace, parentID: parent?.id,
-            step: (parent?.step ?? -1) + 1, metadata: metadata, channels: writes, pause: pause)
-        write.inlineChannels = inlineChannels
-        try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
-        let next = Base(id: write.id, step: write.step, state: state, values: values, forks: false, pause: pause)
-        base.withLock { $0 = next }
-        return write.id
+        return result
     }
 
     /// Keeps the newest `count` checkpoints and every unanswered pause, and removes the rest
@@ -267,7 +303,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     private func seal(_ data: Data, _ place: SealedPlace) throws -> Data {
         guard let sealing, sealing.sealsWholeState else { return data }
-        return try sealing.seal(data, place, thread: id, namespace: namespace)
+        return try sealing.sealer.seal(data, thread: id, associatedData: place.associatedData(prefix: sealPrefix))
     }
 
     private func seal(_ elements: [Data], of channel: String, from start: Int) throws -> [Data] {

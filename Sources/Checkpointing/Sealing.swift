@@ -40,41 +40,56 @@ package enum SealedPlace {
     case answer(pauseID: UUID)
     case field(channel: String, index: Int?, path: String)
 
-    /// The associated data for a value of `thread` and `namespace` in this place.
-    package func associatedData(thread: ThreadID, namespace: String) -> Data {
+    /// The part of the associated data that names the thread and namespace, the same for
+    /// every place of one façade (which computes it once).
+    package static func prefix(thread: ThreadID, namespace: String) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(64 + thread.rawValue.utf8.count + namespace.utf8.count)
-        func append(_ text: String) {
-            let utf8 = text.utf8
-            var count = UInt64(utf8.count)
-            repeat {  // varint length, as ByteWriter writes it
-                bytes.append(UInt8(truncatingIfNeeded: count) | (count >= 0x80 ? 0x80 : 0))
-                count >>= 7
-            } while count > 0
-            bytes.append(contentsOf: utf8)
-        }
-        append("checkpointing-seal-v1")
-        append(thread.rawValue)
-        append(namespace)
+        appendField("checkpointing-seal-v1", to: &bytes)
+        appendField(thread.rawValue, to: &bytes)
+        appendField(namespace, to: &bytes)
+        return bytes
+    }
+
+    /// A length-prefixed string, the length as a varint (as ByteWriter writes it).
+    private static func appendField(_ text: String, to bytes: inout [UInt8]) {
+        let utf8 = text.utf8
+        var count = UInt64(utf8.count)
+        repeat {
+            bytes.append(UInt8(truncatingIfNeeded: count) | (count >= 0x80 ? 0x80 : 0))
+            count >>= 7
+        } while count > 0
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// The associated data for a value of `thread` and `namespace` in this place.
+    package func associatedData(thread: ThreadID, namespace: String) -> Data {
+        associatedData(prefix: Self.prefix(thread: thread, namespace: namespace))
+    }
+
+    /// The associated data for this place after a ``prefix(thread:namespace:)``.
+    package func associatedData(prefix: [UInt8]) -> Data {
+        var bytes = prefix
+        bytes.reserveCapacity(prefix.count + 48)
         switch self {
         case .value(let channel):
             bytes.append(1)
-            append(channel)
+            Self.appendField(channel, to: &bytes)
         case .element(let channel, let index):
             bytes.append(2)
-            append(channel)
-            append(String(index))
+            Self.appendField(channel, to: &bytes)
+            Self.appendField(String(index), to: &bytes)
         case .prompt(let id):
             bytes.append(3)
-            append(id.uuidString)
+            Self.appendField(id.uuidString, to: &bytes)
         case .answer(let id):
             bytes.append(4)
-            append(id.uuidString)
+            Self.appendField(id.uuidString, to: &bytes)
         case .field(let channel, let index, let path):
             bytes.append(5)
-            append(channel)
-            append(index.map(String.init) ?? "-")
-            append(path)
+            Self.appendField(channel, to: &bytes)
+            Self.appendField(index.map(String.init) ?? "-", to: &bytes)
+            Self.appendField(path, to: &bytes)
         }
         return Data(bytes)
     }

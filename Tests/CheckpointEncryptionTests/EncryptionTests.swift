@@ -351,6 +351,31 @@ struct SealedFieldTests {
         #expect(error?.code == .decryptionFailed)
     }
 
+    /// Whole-state sealing skips the field machinery once a save found no `Sealed` field; a
+    /// field that appears later (an optional one set, a list element that has one) is still
+    /// sealed, and opens.
+    @Test func aSealedFieldThatAppearsLaterUnderWholeStateSealing() async throws {
+        struct Later: Codable, Sendable, Equatable {
+            var turn = 0
+            var notes: [Note] = []
+        }
+        let folder = try TemporaryFolder()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        let sealing = Sealing.wholeState(SodiumSealer(keys: try keyProvider(["k1"])))
+        let thread = try checkpointer.thread("later", as: Later.self, sealing: sealing)
+        var state = Later(turn: 1)
+        try await thread.save(state)
+        try await thread.save(Later(turn: 2))
+        state = Later(turn: 3, notes: [Note(title: "plain title", body: "body " + marker)])
+        try await thread.save(state)
+        state.notes.append(Note(title: "second", body: "again " + marker))
+        state.turn = 4
+        try await thread.save(state)
+        #expect(try await checkpointer.thread("later", as: Later.self, sealing: sealing).latest() == state)
+        try await checkpointer.close()
+        #expect(try folder.allBytes().range(of: Data(marker.utf8)) == nil)
+    }
+
     @Test func sealedFieldsNeverEncodeWithoutSealing() async throws {
         let checkpointer = InMemoryCheckpointer()
         let plain = try checkpointer.thread("plain", as: SecretState.self)
