@@ -25,6 +25,17 @@ as_postgres() {
   if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
 }
 
+# Starts the server; after an abrupt stop the old postmaster can take a moment to let go of
+# its port and shared memory, so a failed start is retried, and the last one shows the log.
+start_server() {
+  for attempt in 1 2 3 4 5; do
+    if as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null; then return 0; fi
+    sleep 0.5
+  done
+  tail -n 20 "$dir/server.log" >&2
+  return 1
+}
+
 command="${1:?usage: $0 start|stop|kill|destroy DIR [PORT]}"
 dir="${2:?usage: $0 start|stop|kill|destroy DIR [PORT]}"
 
@@ -46,14 +57,14 @@ fsync = on
 synchronous_commit = on
 shared_buffers = 128MB
 EOF
-      as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null
+      start_server
       as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 <<'EOF'
 CREATE ROLE checkpoint_app LOGIN PASSWORD 'app-secret';
 CREATE ROLE checkpoint_admin LOGIN SUPERUSER PASSWORD 'admin-secret';
 CREATE DATABASE checkpoints OWNER checkpoint_app;
 EOF
     else
-      as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null
+      start_server
     fi
     echo "postgres://checkpoint_app:app-secret@127.0.0.1:$port/checkpoints"
     ;;
