@@ -52,6 +52,13 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private let sealPrefix: [UInt8]
     /// Whether the state has `Sealed` fields, as far as saves have seen (see ``save(_:metadata:)``).
     private let sealedFields = Atomic<Int>(0)
+    /// A sealing context and its encoder, kept between saves.
+    private let sealingTools = Mutex<(context: SealingContext, encoder: JSONEncoder)?>(nil)
+
+    private func makeSealingTools(_ sealing: Sealing) -> (context: SealingContext, encoder: JSONEncoder) {
+        let context = SealingContext(sealing: sealing, thread: id, namespace: namespace)
+        return (context, context.makeEncoder())
+    }
 
     /// Creates a façade; see ``Checkpointer/thread(_:namespace:as:sealing:)``.
     ///
@@ -230,8 +237,18 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         var result = Channels()
         // With sealing, sealed fields encode twice: as plaintext to find what changed (kept in
         // memory only), then sealed for the channels that did change.
-        let context = useContext ? sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) } : nil
-        let encoder = context?.makeEncoder() ?? capture.encoder
+        // The façade keeps one context and its encoder for its saves (a save takes it, or makes
+        // a new one while another save holds it), instead of allocating both for every save.
+        let reused: (context: SealingContext, encoder: JSONEncoder)? =
+            useContext ? sealingTools.withLock { $0.take() } ?? sealing.map(makeSealingTools) : nil
+        defer {
+            if let reused {
+                reused.context.reset()
+                sealingTools.withLock { if $0 == nil { $0 = reused } }
+            }
+        }
+        let context = reused?.context
+        let encoder = reused?.encoder ?? capture.encoder
         do {
             context?.comparing = true
             let captured = try capture.capture(state, using: encoder)

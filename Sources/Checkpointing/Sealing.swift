@@ -163,6 +163,16 @@ package final class SealingContext: @unchecked Sendable {
         self.namespace = namespace
     }
 
+    /// Forgets what one save recorded, so that the context can serve the next.
+    package func reset() {
+        channel = ""
+        elementIndex = nil
+        decodesList = false
+        comparing = false
+        channelsWithSealedFields.removeAll(keepingCapacity: true)
+        comparedPlaintexts.removeAll(keepingCapacity: true)
+    }
+
     static func path(_ codingPath: [any CodingKey]) -> String {
         codingPath.map { $0.intValue.map { "#\($0)" } ?? $0.stringValue }.joined(separator: ".")
     }

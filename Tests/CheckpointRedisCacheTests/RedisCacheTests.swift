@@ -300,7 +300,7 @@ struct RedisCacheTests {
         for url in ["redis://h/abc", "redis://h/0?nonsense=1", "redis://h/0?ttl=0", "redis://h/0?refresh_on_read=maybe",
             "redis://h/0?integrity_key_env=CHECKPOINT_NO_SUCH_VARIABLE"]
         {
-            await #expect(throws: CheckpointError.self) {
+            #expect(throws: CheckpointError.self) {
                 try RedisCachedCheckpointer.Configuration(url: CheckpointerURL(url))
             }
         }
