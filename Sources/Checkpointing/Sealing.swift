@@ -285,7 +285,8 @@ extension Sealed: SealedChannelValue {
         context.channelsWithSealedFields.insert(context.channel)
         if context.comparing {
             // Compared in memory only, never stored or decoded.
-            var bytes = Data([0x53])
+            var bytes = Data(capacity: plaintext.count + 1)
+            bytes.append(0x53)
             bytes.append(plaintext)
             return bytes
         }
