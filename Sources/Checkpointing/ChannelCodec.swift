@@ -162,13 +162,20 @@ struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
                 storage.channels[key.stringValue] = .value(try fastJSON(value) ?? jsonEncoder.encode(value))
                 return
             }
-            context.channel = key.stringValue
             if let sealed = value as? any SealedChannelValue {
+                context.channel = key.stringValue
                 storage.channels[key.stringValue] = .value(try sealed.channelBytes(context: context))
                 return
             }
+            // The fast encoder fails on any `Sealed` field (it carries no context): a value it
+            // encodes has none, and needs no sealing bookkeeping.
+            if let data = fastJSON(value) {
+                storage.channels[key.stringValue] = .value(data)
+                return
+            }
+            context.channel = key.stringValue
             context.comparedPlaintexts.removeAll(keepingCapacity: true)
-            var data = try fastJSON(value) ?? jsonEncoder.encode(value)
+            var data = try jsonEncoder.encode(value)
             if context.comparing, !context.comparedPlaintexts.isEmpty {
                 // The form compared with the last save: the JSON, then each sealed field's plaintext.
                 var writer = ByteWriter()
