@@ -148,20 +148,7 @@ public final class PostgresCheckpointer: Checkpointer {
             throw error
         }
         heads.store(write.thread, write.namespace, write.id, resolved.manifest)
-        for entry in resolved.segments {
-            let next = ContentCache.Key(scope: threadKey, channel: entry.channel, version: write.id)
-            if let previous = entry.segment.previous {
-                contentCache.extend(
-                    ContentCache.Key(scope: threadKey, channel: entry.channel, version: previous), to: next,
-                    appending: entry.segment.elements)
-            } else {
-                contentCache.store(next, elements: entry.segment.elements)
-            }
-        }
-        for payload in resolved.payloads {
-            contentCache.store(
-                ContentCache.Key(scope: threadKey, channel: payload.channel, version: write.id), elements: [payload.data])
-        }
+        contentCache.learn(resolved, scope: threadKey, writeID: write.id)
         metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
     }
 
@@ -287,34 +274,16 @@ public final class PostgresCheckpointer: Checkpointer {
                 pauseID: try UUID(bytes: result.data(0, 8)), response: result.data(0, 9),
                 answeredAt: Date(timeIntervalSince1970: try result.double(0, 10)))
         let channels = try manifest.materialize(
-            payload: { channel, version in
-                let key = ContentCache.Key(scope: threadKey, channel: channel, version: version)
-                if let cached = contentCache.elements(key), let value = cached.first { return value }
-                let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(version)])
-                guard rows.rowCount == 1, !rows.isNull(0, 0),
-                    let value = try RowBlobs.payload(in: rows.data(0, 0), channel: channel)
-                else { return nil }
-                contentCache.store(key, elements: [value])
-                return value
+            scope: threadKey, cache: contentCache,
+            payloadBlob: { rowID in
+                let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(rowID)])
+                return rows.rowCount == 1 && !rows.isNull(0, 0) ? rows.data(0, 0) : nil
             },
-            list: { channel, reference, tip in
-                let key = ContentCache.Key(scope: threadKey, channel: channel, version: tip)
-                if let cached = contentCache.elements(key) { return cached }
+            segmentRows: { tip, visit in
                 let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
-                var chain = ListChain(channel: channel, reference: reference)
                 for row in 0..<rows.rowCount {
-                    guard let next = chain.next else { break }
-                    let rowID = try rows.checkpointID(row, 0)
-                    guard rowID == next,
-                        let segment = try RowBlobs.segment(
-                            in: rows.data(row, 2), channel: channel, rowID: rowID,
-                            parentID: try rows.optionalCheckpointID(row, 1))
-                    else { continue }
-                    if try chain.add(segment) { break }
+                    if try visit(rows.checkpointID(row, 0), rows.optionalCheckpointID(row, 1), rows.data(row, 2)) { break }
                 }
-                let elements = try chain.elements()
-                contentCache.store(key, elements: elements)
-                return elements
             })
         return ReadCheckpoint(
             checkpoint: Checkpoint(

@@ -295,20 +295,7 @@ public final class SQLiteCheckpointer: Checkpointer {
             return (key, resolved)
         }
         // After the commit only: what the cache learns must be stored.
-        for entry in resolved.segments {
-            let next = ContentCache.Key(scope: threadKey, channel: entry.channel, version: write.id)
-            if let previous = entry.segment.previous {
-                contentCache.extend(
-                    ContentCache.Key(scope: threadKey, channel: entry.channel, version: previous), to: next,
-                    appending: entry.segment.elements)
-            } else {
-                contentCache.store(next, elements: entry.segment.elements)
-            }
-        }
-        for payload in resolved.payloads {
-            contentCache.store(
-                ContentCache.Key(scope: threadKey, channel: payload.channel, version: write.id), elements: [payload.data])
-        }
+        contentCache.learn(resolved, scope: threadKey, writeID: write.id)
     }
 
     /// Reads one checkpoint in one read transaction; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
@@ -336,39 +323,22 @@ public final class SQLiteCheckpointer: Checkpointer {
                         answeredAt: Date(timeIntervalSince1970: select.double(10)))
                 select.reset()
                 let channels = try manifest.materialize(
-                    payload: { channel, version in
-                        let key = ContentCache.Key(scope: threadKey, channel: channel, version: version)
-                        if let cached = contentCache.elements(key), let value = cached.first { return value }
+                    scope: threadKey, cache: contentCache,
+                    payloadBlob: { rowID in
                         let payload = try connection.statement(Schema.selectPayload)
                         try payload.bind(1, threadKey)
-                        try payload.bind(2, version)
+                        try payload.bind(2, rowID)
                         defer { payload.reset() }
-                        guard try payload.step(), !payload.isNull(0),
-                            let value = try RowBlobs.payload(in: payload.data(0), channel: channel)
-                        else { return nil }
-                        contentCache.store(key, elements: [value])
-                        return value
+                        return try payload.step() && !payload.isNull(0) ? payload.data(0) : nil
                     },
-                    list: { channel, reference, tip in
-                        let key = ContentCache.Key(scope: threadKey, channel: channel, version: tip)
-                        if let cached = contentCache.elements(key) { return cached }
+                    segmentRows: { tip, visit in
                         let rows = try connection.statement(Schema.selectSegments)
                         try rows.bind(1, threadKey)
                         try rows.bind(2, tip)
                         defer { rows.reset() }
-                        var chain = ListChain(channel: channel, reference: reference)
-                        while let next = chain.next, try rows.step() {
-                            let rowID = try rows.checkpointID(0)
-                            guard rowID == next,
-                                let segment = try RowBlobs.segment(
-                                    in: rows.data(2), channel: channel, rowID: rowID,
-                                    parentID: try rows.optionalCheckpointID(1))
-                            else { continue }
-                            if try chain.add(segment) { break }
+                        while try rows.step() {
+                            if try visit(rows.checkpointID(0), rows.optionalCheckpointID(1), rows.data(2)) { break }
                         }
-                        let elements = try chain.elements()
-                        contentCache.store(key, elements: elements)
-                        return elements
                     })
                 return Checkpoint(
                     id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,

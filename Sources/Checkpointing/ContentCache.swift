@@ -111,3 +111,67 @@ package final class ContentCache: Sendable {
         }
     }
 }
+
+// MARK: - Shared by the backends that store one row per checkpoint
+
+extension ContentCache {
+    /// Learns what a committed write stored: its list segments extend the lists cached under
+    /// their previous tips, and its values are cached under the write's id.
+    package func learn(_ resolved: ResolvedWrite, scope: Int64, writeID: CheckpointID) {
+        guard isEnabled else { return }
+        for entry in resolved.segments {
+            let next = Key(scope: scope, channel: entry.channel, version: writeID)
+            if let previous = entry.segment.previous {
+                extend(Key(scope: scope, channel: entry.channel, version: previous), to: next, appending: entry.segment.elements)
+            } else {
+                store(next, elements: entry.segment.elements)
+            }
+        }
+        for payload in resolved.payloads {
+            store(Key(scope: scope, channel: payload.channel, version: writeID), elements: [payload.data])
+        }
+    }
+}
+
+extension Manifest {
+    /// Rebuilds channel contents for a backend whose rows hold row blobs (see ``RowBlobs``),
+    /// taking lists and values from `cache` when it has them and caching what it reads.
+    ///
+    /// - Parameters:
+    ///   - payloadBlob: the payload blob of the row with this id, `nil` when it has none.
+    ///   - segmentRows: calls `visit` with the rows that have segments, newest first from
+    ///     `tip`, until `visit` returns `true`.
+    package func materialize(
+        scope: Int64, cache: ContentCache,
+        payloadBlob: (_ rowID: CheckpointID) throws -> Data?,
+        segmentRows: (
+            _ tip: CheckpointID,
+            _ visit: (_ rowID: CheckpointID, _ parentID: CheckpointID?, _ segments: Data) throws -> Bool
+        ) throws -> Void
+    ) throws -> [String: ChannelValue] {
+        try materialize(
+            payload: { channel, version in
+                let key = ContentCache.Key(scope: scope, channel: channel, version: version)
+                if let cached = cache.elements(key), let value = cached.first { return value }
+                guard let blob = try payloadBlob(version), let value = try RowBlobs.payload(in: blob, channel: channel)
+                else { return nil }
+                cache.store(key, elements: [value])
+                return value
+            },
+            list: { channel, reference, tip in
+                let key = ContentCache.Key(scope: scope, channel: channel, version: tip)
+                if let cached = cache.elements(key) { return cached }
+                var chain = ListChain(channel: channel, reference: reference)
+                try segmentRows(tip) { rowID, parentID, segments in
+                    guard let next = chain.next else { return true }
+                    guard rowID == next,
+                        let segment = try RowBlobs.segment(in: segments, channel: channel, rowID: rowID, parentID: parentID)
+                    else { return false }
+                    return try chain.add(segment)
+                }
+                let elements = try chain.elements()
+                cache.store(key, elements: elements)
+                return elements
+            })
+    }
+}

@@ -905,9 +905,8 @@ nonisolated func profileLoop(_ operation: String) async throws {
     try await checkpointer.close()
 }
 
-/// `--profile save`: the typed façade's save over the in-memory backend, for a profiler.
-nonisolated func profileSave(sealing: Sealing? = nil) async throws {
-    let checkpointer = InMemoryCheckpointer()
+/// Times façade saves of 400 conversations growing to 50 messages.
+func saveConversations(_ checkpointer: any Checkpointer, sealing: Sealing?) async throws -> Samples {
     var samples = Samples()
     for index in 0..<400 {
         let thread = try checkpointer.thread("save-\(index)", as: ConversationState.self, sealing: sealing)
@@ -918,6 +917,12 @@ nonisolated func profileSave(sealing: Sealing? = nil) async throws {
             _ = try await time(&samples) { try await thread.save(state) }
         }
     }
+    return samples
+}
+
+/// `--profile save`: the typed façade's save over the in-memory backend, for a profiler.
+nonisolated func profileSave(sealing: Sealing? = nil) async throws {
+    let samples = try await saveConversations(InMemoryCheckpointer(), sealing: sealing)
     print("save: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
 }
 
@@ -1084,17 +1089,8 @@ nonisolated func profileSQLiteSave(sealed: Bool) async throws {
         sealed
         ? .wholeState(SodiumSealer(keys: try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())])))
         : nil
-    var samples = Samples()
-    try await withTaskExecutorPreference(checkpointer.writerExecutor) {
-        for index in 0..<400 {
-            let thread = try checkpointer.thread("save-\(index)", as: ConversationState.self, sealing: sealing)
-            var state = ConversationState()
-            for size in 1...50 {
-                state.messages.append(message(size))
-                state.turn = size
-                _ = try await time(&samples) { try await thread.save(state) }
-            }
-        }
+    let samples = try await withTaskExecutorPreference(checkpointer.writerExecutor) {
+        try await saveConversations(checkpointer, sealing: sealing)
     }
     print("sqlite save\(sealed ? " sealed" : ""): p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs")
 }
