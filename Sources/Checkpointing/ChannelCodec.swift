@@ -1,9 +1,15 @@
 import Foundation
+import Synchronization
 
 // The codec that turns a Codable state into channels: one channel per top-level property.
-// Arrays whose elements are Equatable become list channels, so that a save after an append
+// Arrays (of any Encodable element) become list channels, so that a save after an append
 // encodes and stores only the new elements. A state whose top level is not a keyed container
 // (or that uses nested containers at the top level) is stored whole in one channel.
+//
+// What is stored is decided by encoded bytes, never by a user's `==`: an element counts as
+// unchanged when its bits are those of the element the last save or read saw (a copied array
+// shares its elements' storage, and identical bits encode identically), or else when it
+// encodes to the same bytes as that element did.
 
 /// The channel name used when a state cannot be split into top-level properties.
 package let wholeStateChannel = "$state"
@@ -12,11 +18,15 @@ package let wholeStateChannel = "$state"
 package protocol AppendableChannelList {
     /// The number of elements.
     var channelElementCount: Int { get }
-    /// When `previous` is an array of the same type and a prefix of this one, its length.
-    func channelPrefixLength(of previous: Any) -> Int?
-    /// Encodes the elements from `start` on, one payload each; `context`, when given, learns
-    /// which element is encoded (for sealed fields).
-    func encodeChannelElements(from start: Int, using encoder: JSONEncoder, context: SealingContext?) throws -> [Data]
+    /// When `previous` (an array of the same type, as the base state held it) is, element by
+    /// element, what `previousEncoded` says, and those elements are a prefix of this array by
+    /// their encoded bytes, the prefix's length; otherwise `nil`. `comparisonForm` encodes one
+    /// of this array's elements (by index) the way `previousEncoded` was encoded.
+    func channelPrefixLength(
+        of previous: Any?, encoded previousEncoded: [Data], comparisonForm: (any Encodable) throws -> Data
+    ) rethrows -> Int?
+    /// The element at `index`.
+    func channelElement(at index: Int) -> any Encodable
 }
 
 /// A type that can be decoded from a list channel's elements.
@@ -24,36 +34,69 @@ package protocol DecodableChannelList {
     static func decodeChannelList(_ elements: [Data], using decoder: JSONDecoder) throws -> Self
 }
 
-extension Array: AppendableChannelList where Element: Encodable & Equatable {
+/// Whether elements of a type may be compared by their bits: not for classes (an instance
+/// changed in place keeps its address), nor for values that hold one (looked at once per type,
+/// on the first element seen, through `Mirror`).
+private let bitComparable = Mutex<[ObjectIdentifier: Bool]>([:])
+
+private func holdsClassInstance(_ value: Any, depth: Int) -> Bool {
+    let mirror = Mirror(reflecting: value)
+    if mirror.displayStyle == .class { return true }
+    guard depth > 0 else { return false }
+    for child in mirror.children.prefix(64) where holdsClassInstance(child.value, depth: depth - 1) { return true }
+    return false
+}
+
+extension Array: AppendableChannelList where Element: Encodable {
     package var channelElementCount: Int { count }
 
-    package func channelPrefixLength(of previous: Any) -> Int? {
-        guard let previous = previous as? [Element], previous.count <= count else { return nil }
-        // Fast path: an array that was copied and appended to holds the very same element
-        // values (the same bits, the same string buffers), and identical bits encode
-        // identically. Otherwise compare with ==.
-        let identical = withUnsafeBytes { current in
-            previous.withUnsafeBytes { old in
-                guard let currentBase = current.baseAddress, let oldBase = old.baseAddress else { return old.isEmpty }
-                return memcmp(currentBase, oldBase, old.count) == 0
-            }
-        }
-        if identical { return previous.count }
-        return self[..<previous.count].elementsEqual(previous) ? previous.count : nil
+    package func channelElement(at index: Int) -> any Encodable { self[index] }
+
+    private static func mayCompareBits(_ sample: Element) -> Bool {
+        if Element.self is AnyClass { return false }
+        let key = ObjectIdentifier(Element.self)
+        if let known = bitComparable.withLock({ $0[key] }) { return known }
+        let comparable = !holdsClassInstance(sample, depth: 6)
+        bitComparable.withLock { $0[key] = comparable }
+        return comparable
     }
 
-    package func encodeChannelElements(
-        from start: Int, using encoder: JSONEncoder, context: SealingContext? = nil
-    ) throws -> [Data] {
-        let fast = FastJSONEncoder()
-        var encoded: [Data] = []
-        encoded.reserveCapacity(count - start)
-        for index in start..<count {
-            context?.elementIndex = index
-            encoded.append(try fast.encode(self[index]) ?? encoder.encode(self[index]))
+    package func channelPrefixLength(
+        of previous: Any?, encoded previousEncoded: [Data], comparisonForm: (any Encodable) throws -> Data
+    ) rethrows -> Int? {
+        let length = previousEncoded.count
+        guard length <= count else { return nil }
+        guard length > 0 else { return 0 }
+        // Fast path: an array that was copied and appended to holds the very same element
+        // values (the same bits, the same string buffers), and identical bits encode
+        // identically; a copy-on-write buffer is never changed in place while the base shares it.
+        if let previous = previous as? [Element], previous.count == length, Self.mayCompareBits(previous[0]) {
+            let stride = MemoryLayout<Element>.stride
+            let identical = withUnsafeBytes { current in
+                previous.withUnsafeBytes { old in
+                    guard let currentBase = current.baseAddress, let oldBase = old.baseAddress else { return false }
+                    return memcmp(currentBase, oldBase, old.count) == 0
+                }
+            }
+            if identical { return length }
+            for index in 0..<length {
+                let same = withUnsafeBytes { current in
+                    previous.withUnsafeBytes { old in
+                        guard stride > 0, let currentBase = current.baseAddress, let oldBase = old.baseAddress else {
+                            return stride == 0
+                        }
+                        return memcmp(currentBase + index * stride, oldBase + index * stride, stride) == 0
+                    }
+                }
+                if same { continue }
+                guard try comparisonForm(self[index]) == previousEncoded[index] else { return nil }
+            }
+            return length
         }
-        context?.elementIndex = nil
-        return encoded
+        for index in 0..<length {
+            guard try comparisonForm(self[index]) == previousEncoded[index] else { return nil }
+        }
+        return length
     }
 }
 

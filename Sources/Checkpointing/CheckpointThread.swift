@@ -4,22 +4,39 @@ import Synchronization
 /// The typed façade over a ``Checkpointer``: saves and loads one thread's `Codable` state.
 ///
 /// Each top-level property of `State` becomes a channel. A save stores only the channels
-/// that changed since the checkpoint this façade last read or wrote, and an array property
-/// whose elements are `Equatable` and that only grew at its end stores only the new elements.
-/// So the cost of a save follows the size of the change, not the size of the conversation.
+/// whose encoded bytes changed since the checkpoint its state came from, and an array
+/// property that only grew at its end stores only the new elements (any `Codable` element,
+/// `Equatable` or not: what is stored is decided by the encoded bytes, never by `==`). So the
+/// cost of a save follows the size of the change, not the size of the conversation.
 ///
 /// ```swift
 /// let thread = try checkpointer.thread("user-42:support", as: AgentState.self)
-/// var state = try await thread.latest() ?? AgentState()
-/// state.messages.append(Message(role: .user, text: "Hello"))
-/// try await thread.save(state, metadata: ["turn": 1])
+/// try await thread.update(startingWith: AgentState()) { state in
+///     state.messages.append(Message(role: "user", text: "Hello"))
+/// }
 /// ```
 ///
+/// ## Concurrency
+///
 /// A save is checked against the thread's head: when another writer saved in between, it
-/// fails with ``CheckpointError/Code/conflict`` and writes nothing; call ``latest()`` to
-/// read the winner's state, then save again. Calling ``save(_:metadata:)`` before reading an
-/// existing thread is such a conflict too. The façade is `Sendable`; two saves racing through
-/// the same façade behave like two writers.
+/// fails with ``CheckpointError/Code/conflict`` and writes nothing. The façade is `Sendable`,
+/// and one façade may serve many tasks at once (a server that keeps one per conversation):
+///
+/// - ``update(startingWith:metadata:maxAttempts:_:)`` reads the head, applies a change,
+///   saves, and on a conflict reads again and reapplies the change (a few times at most).
+///   It is the easy way that never loses an update.
+/// - ``load()`` returns a ``StateSnapshot`` that carries its checkpoint;
+///   ``save(_:metadata:)-(StateSnapshot<State>,_)`` saves it after exactly that checkpoint.
+/// - ``latest()`` and ``save(_:metadata:)-(State,_)`` follow, for each task, the checkpoint
+///   that task last read or saved through the façade: two tasks that read the same head and
+///   both save give one success and one `conflict`, never a silently lost update. A task
+///   that has not read through the façade follows the checkpoint last read by any task, but
+///   not one another task saved (its state cannot have come from there): that save is a
+///   `conflict` too. Calling save before reading an existing thread is a conflict as well.
+///
+/// The properties ``headID``, ``pause``, ``isAwaitingAnswer`` and ``answer(as:)`` describe the
+/// checkpoint the calling task last read or saved (or, for a task that has not, the façade's
+/// last one).
 public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// The store this façade reads and writes.
     public let checkpointer: any Checkpointer
@@ -28,22 +45,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// The namespace within the thread.
     public let namespace: String
 
-    /// The checkpoint the next save follows, with what is needed to find the change.
-    private struct Base: Sendable {
-        var id: CheckpointID
-        var step: Int
-        /// The state of that checkpoint, whose arrays the next save compares with.
-        var state: State
-        /// The encoded value channels of that checkpoint.
-        var values: [String: Data]
-        /// Whether the next save forks (its parent need not be the head).
-        var forks: Bool
-        /// The checkpoint's pause and its answer, if any.
-        var pause: Pause? = nil
-        var answer: PauseAnswer? = nil
-    }
-
-    private let base = Mutex<Base?>(nil)
+    private let bases = Mutex(FacadeBases<State>())
     private let capture = ChannelCapture()
     private let decoding = ChannelDecoding()
     /// How the state is sealed, if it is.
@@ -60,13 +62,21 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         return (context, context.makeEncoder())
     }
 
+    /// The clock that tells whether a pause has expired (``pauseStatus(at:)``'s default).
+    private let now: @Sendable () -> Date
+
     /// Creates a façade; see ``Checkpointer/thread(_:namespace:as:sealing:)``.
     ///
-    /// - Parameter sealing: seals what the façade stores (``Sealing/wholeState(_:)``); `nil`
-    ///   stores plain bytes. Reading checkpoints written with another setting fails.
+    /// - Parameters:
+    ///   - sealing: seals what the façade stores (``Sealing/wholeState(_:)``); `nil` stores
+    ///     plain bytes. Reading checkpoints written with another setting fails.
+    ///   - now: the clock ``pauseStatus(at:)`` and ``isAwaitingAnswer`` use (default: the
+    ///     system clock); tests pass one they move by hand.
     public init(
-        checkpointer: any Checkpointer, id: ThreadID, namespace: String = "", sealing: Sealing? = nil
+        checkpointer: any Checkpointer, id: ThreadID, namespace: String = "", sealing: Sealing? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) throws(CheckpointError) {
+        self.now = now
         try NamespaceValidation.validate(namespace)
         self.checkpointer = checkpointer
         self.id = id
@@ -77,23 +87,40 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     /// The id of the checkpoint the next ``save(_:metadata:)`` will follow, or `nil` before the
     /// first read or write.
-    public var headID: CheckpointID? { base.withLock { $0?.id } }
+    public var headID: CheckpointID? { currentBase?.id }
 
-    /// Reads the thread's newest state and makes it the base of the next save.
+    private var currentBase: FacadeBase<State>? {
+        let task = FacadeBases<State>.currentTask()
+        return bases.withLock { $0.current(task: task) }
+    }
+
+    /// Reads the thread's newest state and makes it what the calling task's next
+    /// ``save(_:metadata:)-(State,_)`` follows.
     ///
     /// - Returns: the state, or `nil` when the thread has no checkpoint yet.
     /// - Throws: ``CheckpointError/Code/decodingFailed`` when the stored channels do not decode
     ///   as `State`; ``CheckpointError/Code/corruptData`` when stored bytes are damaged.
     public func latest() async throws -> State? {
+        try await load()?.state
+    }
+
+    /// Reads the thread's newest state as a snapshot that carries its checkpoint, for
+    /// ``save(_:metadata:)-(StateSnapshot<State>,_)``. Also makes it what the calling task's next
+    /// plain save follows, like ``latest()``.
+    ///
+    /// - Returns: the snapshot, or `nil` when the thread has no checkpoint yet.
+    /// - Throws: what ``latest()`` throws.
+    public func load() async throws -> StateSnapshot<State>? {
+        let task = FacadeBases<State>.currentTask()
         guard let stored = try await checkpointer.head(thread: id, namespace: namespace) else {
-            base.withLock { $0 = nil }
+            bases.withLock { $0.read(nil, head: true, task: task) }
             return nil
         }
         let checkpoint = try opened(stored)
         let state = try decode(checkpoint)
-        let next = makeBase(checkpoint, state: state, forks: false)
-        base.withLock { $0 = next }
-        return state
+        let next = try makeBase(checkpoint, state: state, forks: false)
+        bases.withLock { $0.read(next, head: true, task: task) }
+        return StateSnapshot(next)
     }
 
     /// Reads the state of one checkpoint without changing what the next save follows.
@@ -103,26 +130,79 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         try decode(try opened(try await load(checkpointID)))
     }
 
-    /// Time travel: reads a past checkpoint and makes it the parent of the next save, which
-    /// then forks the thread from there (the fork becomes the head; the old branch stays in
-    /// the history).
+    /// Time travel: reads a past checkpoint and makes it the parent of the calling task's next
+    /// save, which then forks the thread from there (the fork becomes the head; the old branch
+    /// stays in the history).
     ///
     /// - Throws: ``CheckpointError/Code/notFound`` when the thread has no such checkpoint.
     public func rewind(to checkpointID: CheckpointID) async throws -> State {
+        let task = FacadeBases<State>.currentTask()
         let checkpoint = try opened(try await load(checkpointID))
         let state = try decode(checkpoint)
-        let next = makeBase(checkpoint, state: state, forks: true)
-        base.withLock { $0 = next }
+        let next = try makeBase(checkpoint, state: state, forks: true)
+        bases.withLock { $0.read(next, head: false, task: task) }
         return state
     }
 
-    /// Saves a new checkpoint of the state, after the one last read or written.
+    /// Reads the head, applies `change` to its state (or to `initial` for a thread with no
+    /// checkpoint yet), and saves the result after that head. When another writer saved first
+    /// (a ``CheckpointError/Code/conflict``), it reads the new head and applies `change` again,
+    /// up to `maxAttempts` times in all; so no writer's update is ever lost.
+    ///
+    /// `change` may run more than once: keep side effects out of it.
+    ///
+    /// - Parameters:
+    ///   - initial: the state of a thread that has no checkpoint yet.
+    ///   - metadata: stored with the new checkpoint.
+    ///   - maxAttempts: how many times to try in all (at least 1; default 5).
+    ///   - change: changes the state in place; throwing from it saves nothing and rethrows.
+    /// - Returns: the saved state with its new checkpoint.
+    /// - Throws: ``CheckpointError/Code/conflict`` when every attempt lost a race;
+    ///   ``CheckpointError/Code/invalidArgument`` for `maxAttempts` below 1; what ``load()`` and
+    ///   ``save(_:metadata:)-(State,_)`` throw; what `change` throws.
+    @discardableResult
+    public func update(
+        startingWith initial: @autoclosure () -> State, metadata: Metadata = [:], maxAttempts: Int = 5,
+        _ change: (inout State) async throws -> Void
+    ) async throws -> StateSnapshot<State> {
+        guard maxAttempts >= 1 else {
+            throw CheckpointError(.invalidArgument, "update needs maxAttempts of at least 1")
+        }
+        var attempt = 1
+        while true {
+            let snapshot = try await load()
+            var state = snapshot?.state ?? initial()
+            try await change(&state)
+            do {
+                return try await save(state, after: snapshot?.base, metadata: metadata, pause: nil)
+            } catch let error as CheckpointError where error.code == .conflict && attempt < maxAttempts {
+                attempt += 1
+            }
+        }
+    }
+
+    /// Saves a snapshot's state after the snapshot's checkpoint, whatever the calling task or
+    /// another task read or saved through this façade since.
+    ///
+    /// - Returns: the saved state with its new checkpoint, for the next save.
+    /// - Throws: ``CheckpointError/Code/conflict`` when the snapshot's checkpoint is no longer
+    ///   the thread's head (nothing is written; load again); what ``save(_:metadata:)-(State,_)``
+    ///   throws.
+    @discardableResult
+    public func save(_ snapshot: StateSnapshot<State>, metadata: Metadata = [:]) async throws -> StateSnapshot<State> {
+        try await save(snapshot.state, after: snapshot.base, metadata: metadata, pause: nil)
+    }
+
+    /// Saves a new checkpoint of the state, after the checkpoint the calling task last read or
+    /// saved through this façade (see "Concurrency" above).
     ///
     /// - Parameter metadata: plain-text, queryable values stored beside the checkpoint.
     /// - Returns: the new checkpoint's id.
     /// - Throws: ``CheckpointError/Code/conflict`` when another writer moved the thread's head
-    ///   (nothing is written; call ``latest()`` and save again);
-    ///   ``CheckpointError/Code/encodingFailed`` when the state does not encode.
+    ///   (nothing is written; call ``latest()`` and save again, or use
+    ///   ``update(startingWith:metadata:maxAttempts:_:)``);
+    ///   ``CheckpointError/Code/encodingFailed`` when the state does not encode (the message
+    ///   names the channel and the coding path).
     @discardableResult
     public func save(_ state: State, metadata: Metadata = [:]) async throws -> CheckpointID {
         try await save(state, metadata: metadata, pause: nil)
@@ -159,21 +239,40 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     }
 
     /// The pause of the checkpoint last read or written, if it has one (answered or not).
-    public var pause: Pause? { base.withLock { $0?.pause } }
+    public var pause: Pause? { currentBase?.pause }
 
-    /// Whether the checkpoint last read pauses the thread and still waits for its answer.
-    public var isAwaitingAnswer: Bool { base.withLock { $0?.pause != nil && $0?.answer == nil } }
+    /// Where the pause of the checkpoint last read or written stands at `now`: none, waiting
+    /// for an answer, answered, or expired unanswered. An agent loop handles all three:
+    ///
+    /// ```swift
+    /// switch thread.pauseStatus() {
+    /// case .waiting: return                        // nobody answered yet: stop for now
+    /// case .answered: let decision = try thread.answer(as: Decision.self)  // go on from it
+    /// case .expired: break                         // nobody will answer: go on without it
+    /// case .notPaused: break
+    /// }
+    /// ```
+    ///
+    /// - Parameter date: the time to judge expiry at; `nil` (the default) for the façade's clock.
+    public func pauseStatus(at date: Date? = nil) -> PauseStatus {
+        let base = currentBase
+        return PauseStatus(pause: base?.pause, answer: base?.answer, now: date ?? now())
+    }
+
+    /// Whether the checkpoint last read pauses the thread and still waits for its answer: it
+    /// is unanswered and has not expired (an expired pause accepts no answer, so nothing is
+    /// worth waiting for; see ``pauseStatus(at:)``).
+    public var isAwaitingAnswer: Bool {
+        if case .waiting = pauseStatus() { return true }
+        return false
+    }
 
     /// The answer to the pause of the checkpoint last read, decoded; `nil` while unanswered.
     ///
     /// - Throws: ``CheckpointError/Code/decodingFailed`` when the answer is not an `Answer`.
     public func answer<Answer: Decodable>(as type: Answer.Type) throws(CheckpointError) -> Answer? {
-        guard let answer = base.withLock({ $0?.answer }) else { return nil }
-        do {
-            return try JSONDecoder().decode(Answer.self, from: answer.response)
-        } catch {
-            throw CheckpointError(.decodingFailed, "the answer to pause \(answer.pauseID) is not a \(Answer.self)")
-        }
+        guard let answer = currentBase?.answer else { return nil }
+        return try PauseAnswer.decode(answer, as: Answer.self)
     }
 
     /// Records a person's answer to this thread's pause, exactly once; see
@@ -191,12 +290,22 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// - Throws: what ``latest()`` and ``save(_:metadata:)`` throw.
     @discardableResult
     public func rewriteHead(metadata: Metadata = [:]) async throws -> CheckpointID? {
-        guard let state = try await latest() else { return nil }
-        return try await save(state, metadata: metadata, pause: nil, whole: true)
+        guard let snapshot = try await load() else { return nil }
+        return try await save(snapshot.state, after: snapshot.base, metadata: metadata, pause: nil, whole: true)
+            .checkpointID
     }
 
-    private func save(_ state: State, metadata: Metadata, pause: Pause?, whole: Bool = false) async throws -> CheckpointID {
-        let parent = base.withLock { $0 }
+    /// A plain save: after what the calling task last read or saved.
+    private func save(_ state: State, metadata: Metadata, pause: Pause?) async throws -> CheckpointID {
+        let task = FacadeBases<State>.currentTask()
+        let parent = try bases.withLock { bases throws(CheckpointError) in try bases.baseForSave(task: task) }
+        return try await save(state, after: parent, metadata: metadata, pause: pause).checkpointID
+    }
+
+    private func save(
+        _ state: State, after parent: FacadeBase<State>?, metadata: Metadata, pause: Pause?, whole: Bool = false
+    ) async throws -> StateSnapshot<State> {
+        let task = FacadeBases<State>.currentTask()
         // A whole save compares with nothing, so that every channel is stored anew.
         let previous = whole ? nil : parent
         // A whole-state sealing façade needs the sealing context only for `Sealed` fields; once
@@ -215,9 +324,11 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             step: (parent?.step ?? -1) + 1, metadata: metadata, channels: channels.writes, pause: pause)
         write.inlineChannels = channels.inlineChannels
         try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
-        let next = Base(id: write.id, step: write.step, state: state, values: channels.values, forks: false, pause: pause)
-        base.withLock { $0 = next }
-        return write.id
+        let next = FacadeBase(
+            id: write.id, step: write.step, state: state, values: channels.values, lists: channels.lists, forks: false,
+            metadata: metadata, pause: pause, answer: nil)
+        bases.withLock { $0.saved(next, task: task) }
+        return StateSnapshot(next)
     }
 
     /// What a save writes: per channel, what changed since `previous` (sealed when the façade
@@ -226,6 +337,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private struct Channels {
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
+        var lists: [String: [Data]] = [:]
         var inlineChannels: Set<String> = []
     }
 
@@ -233,7 +345,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private static var noSealedFields: Int { 1 }
     private static var hasSealedFields: Int { 2 }
 
-    private func channelWrites(_ state: State, previous: Base?, useContext: Bool) throws -> Channels {
+    private func channelWrites(_ state: State, previous: FacadeBase<State>?, useContext: Bool) throws -> Channels {
         var result = Channels()
         // With sealing, sealed fields encode twice: as plaintext to find what changed (kept in
         // memory only), then sealed for the channels that did change.
@@ -249,6 +361,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         }
         let context = reused?.context
         let encoder = reused?.encoder ?? capture.encoder
+        var channelName: String?
         do {
             context?.comparing = true
             let captured = try capture.capture(state, using: encoder)
@@ -262,6 +375,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             var sealedValues: [String: CapturedChannel]?
             result.writes.reserveCapacity(captured.count)
             for (name, channel) in captured {
+                channelName = name
                 switch channel {
                 case .value(let data):
                     result.values[name] = data
@@ -280,17 +394,36 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                     }
                 case .list(let list):
                     context?.channel = name
-                    if case .list(let old)? = previousLists[name], let prefix = list.channelPrefixLength(of: old) {
+                    var prefix = 0
+                    var matched = false
+                    var compared: [Data] = []
+                    if let old = previous?.lists[name] {
+                        let oldArray: Any?
+                        if case .list(let array)? = previousLists[name] { oldArray = array } else { oldArray = nil }
+                        if let length = try list.channelPrefixLength(
+                            of: oldArray, encoded: old,
+                            comparisonForm: { try encodeElement($0, index: nil, encoder: encoder, context: context).compared })
+                        {
+                            prefix = length
+                            matched = true
+                            compared = old
+                        }
+                    }
+                    var stored: [Data] = []
+                    stored.reserveCapacity(list.channelElementCount - prefix)
+                    compared.reserveCapacity(list.channelElementCount)
+                    for index in prefix..<list.channelElementCount {
+                        let element = try encodeElement(
+                            list.channelElement(at: index), index: index, encoder: encoder, context: context)
+                        stored.append(element.stored)
+                        compared.append(element.compared)
+                    }
+                    result.lists[name] = compared
+                    if matched {
                         result.writes[name] =
-                            prefix == list.channelElementCount
-                            ? .unchanged
-                            : .append(
-                                try seal(
-                                    list.encodeChannelElements(from: prefix, using: encoder, context: context), of: name,
-                                    from: prefix))
+                            prefix == list.channelElementCount ? .unchanged : .append(try seal(stored, of: name, from: prefix))
                     } else {
-                        result.writes[name] = .list(
-                            try seal(list.encodeChannelElements(from: 0, using: encoder, context: context), of: name, from: 0))
+                        result.writes[name] = .list(try seal(stored, of: name, from: 0))
                     }
                 }
             }
@@ -298,9 +431,39 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             throw error
         } catch {
             throw CheckpointError(
-                .encodingFailed, "the state of type \(State.self) could not be encoded: \(type(of: error))")
+                .encodingFailed,
+                "the state of type \(State.self) could not be encoded\(channelName.map { " (channel '\($0)')" } ?? ""): \(Self.describe(encoding: error))",
+                underlying: nil)
         }
         return result
+    }
+
+    /// One list element as stored (before whole-state sealing) and in the form saves compare:
+    /// the same bytes, unless the element has `Sealed` fields, whose plaintext the compared form
+    /// holds instead of the (randomized) sealed bytes.
+    private func encodeElement(
+        _ element: any Encodable, index: Int?, encoder: JSONEncoder, context: SealingContext?
+    ) throws -> (stored: Data, compared: Data) {
+        guard let context else {
+            let data = try FastJSONEncoder().encode(element) ?? encoder.encode(element)
+            return (data, data)
+        }
+        if let data = FastJSONEncoder().encode(element) { return (data, data) }
+        context.elementIndex = index
+        defer {
+            context.elementIndex = nil
+            context.comparing = false
+        }
+        context.comparing = true
+        context.comparedPlaintexts.removeAll(keepingCapacity: true)
+        var compared = try encoder.encode(element)
+        guard !context.comparedPlaintexts.isEmpty else { return (compared, compared) }
+        var writer = ByteWriter()
+        for plaintext in context.comparedPlaintexts { writer.writeBytes(plaintext) }
+        compared.append(0)
+        compared.append(writer.data)
+        context.comparing = false
+        return (try encoder.encode(element), compared)
     }
 
     /// Keeps the newest `count` checkpoints and every unanswered pause, and removes the rest
@@ -393,27 +556,56 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         return path.isEmpty ? "the top level" : path
     }
 
-    /// The base for a checkpoint that was read: its value bytes are what the next save compares
-    /// with. Without sealing they are the stored bytes (nothing is encoded again); with sealing,
-    /// the plaintext form the next save compares with.
-    private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool) -> Base {
+    /// Describes an encoding error by its kind and coding path only, never by the values.
+    private static func describe(encoding error: any Error) -> String {
+        guard let error = error as? EncodingError else { return "\(type(of: error))" }
+        switch error {
+        case .invalidValue(_, let context):
+            let path = context.codingPath.map { $0.intValue.map { "#\($0)" } ?? $0.stringValue }.joined(separator: ".")
+            return "\(context.debugDescription) (at \(path.isEmpty ? "the top level" : path))"
+        @unknown default:
+            return "encoding failed"
+        }
+    }
+
+    /// The base for a checkpoint that was read: the bytes the next save compares with. Without
+    /// sealing they are the stored bytes (nothing is encoded again); with sealing, the
+    /// plaintext forms the next save compares with.
+    private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool) throws -> FacadeBase<State> {
         var values: [String: Data] = [:]
+        var lists: [String: [Data]] = [:]
         for (name, channel) in checkpoint.channels {
-            if case .value(let data) = channel { values[name] = data }
+            switch channel {
+            case .value(let data): values[name] = data
+            case .list(let elements): lists[name] = elements
+            }
         }
         if let sealing {
+            // Sealed fields are stored under fresh nonces: compare their plaintext instead.
             let context = SealingContext(sealing: sealing, thread: id, namespace: namespace)
+            let encoder = context.makeEncoder()
             context.comparing = true
-            if let captured = try? capture.capture(state, using: context.makeEncoder()) {
-                values = [:]
+            values = [:]
+            lists = [:]
+            if let captured = try? capture.capture(state, using: encoder) {
                 for (name, channel) in captured {
-                    if case .value(let data) = channel { values[name] = data }
+                    switch channel {
+                    case .value(let data):
+                        values[name] = data
+                    case .list(let list):
+                        context.channel = name
+                        lists[name] = try? (0..<list.channelElementCount).map { index in
+                            try encodeElement(list.channelElement(at: index), index: index, encoder: encoder, context: context)
+                                .compared
+                        }
+                        context.comparing = true
+                    }
                 }
             }
         }
-        return Base(
-            id: checkpoint.id, step: checkpoint.step, state: state, values: values, forks: forks,
-            pause: checkpoint.pause, answer: checkpoint.answer)
+        return FacadeBase(
+            id: checkpoint.id, step: checkpoint.step, state: state, values: values, lists: lists, forks: forks,
+            metadata: checkpoint.metadata, pause: checkpoint.pause, answer: checkpoint.answer)
     }
 }
 

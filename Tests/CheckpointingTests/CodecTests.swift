@@ -38,18 +38,40 @@ struct CodecTests {
         #expect(channels["note"] == nil, "an absent optional is no channel")
     }
 
-    @Test func aCopiedAndAppendedArraySharesItsPrefix() throws {
+    @Test func aCopiedAndAppendedArraySharesItsPrefixByBytes() throws {
+        let encoder = ChannelCapture().encoder
+        let form: (any Encodable) throws -> Data = { try encoder.encode($0) }
         let old = (0..<50).map(sampleMessage)
+        let encoded = try old.map { try encoder.encode($0) }
         var new = old
         new.append(sampleMessage(50))
-        #expect(new.channelPrefixLength(of: old) == 50)
+        #expect(try new.channelPrefixLength(of: old, encoded: encoded, comparisonForm: form) == 50)
         var edited = new
         edited[3].text = "changed"
-        #expect(edited.channelPrefixLength(of: old) == nil)
-        // Equal elements that do not share storage are found equal too.
+        #expect(try edited.channelPrefixLength(of: old, encoded: encoded, comparisonForm: form) == nil)
+        // Equal elements that do not share storage are found equal by their bytes.
         let rebuilt = (0..<50).map(sampleMessage) + [sampleMessage(50)]
-        #expect(rebuilt.channelPrefixLength(of: old) == 50)
-        #expect(old.channelPrefixLength(of: new) == nil, "a longer array is no prefix")
-        #expect(new.channelPrefixLength(of: ["not", "messages"]) == nil)
+        #expect(try rebuilt.channelPrefixLength(of: old, encoded: encoded, comparisonForm: form) == 50)
+        #expect(try rebuilt.channelPrefixLength(of: nil, encoded: encoded, comparisonForm: form) == 50)
+        #expect(try old.channelPrefixLength(of: new, encoded: encoded + encoded, comparisonForm: form) == nil)
+    }
+
+    final class Box: Codable, @unchecked Sendable {
+        var text: String
+        init(_ text: String) { self.text = text }
+    }
+    struct Holder: Codable { var box: Box }
+
+    @Test func elementsThatHoldClassInstancesAreComparedByBytes() throws {
+        let encoder = ChannelCapture().encoder
+        let form: (any Encodable) throws -> Data = { try encoder.encode($0) }
+        let boxes = [Box("a"), Box("b")]
+        let encodedBoxes = try boxes.map { try encoder.encode($0) }
+        boxes[1].text = "changed in place"
+        #expect(try boxes.channelPrefixLength(of: boxes, encoded: encodedBoxes, comparisonForm: form) == nil)
+        let holders = [Holder(box: Box("a")), Holder(box: Box("b"))]
+        let encodedHolders = try holders.map { try encoder.encode($0) }
+        holders[0].box.text = "changed in place"
+        #expect(try holders.channelPrefixLength(of: holders, encoded: encodedHolders, comparisonForm: form) == nil)
     }
 }

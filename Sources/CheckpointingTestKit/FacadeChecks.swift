@@ -1,0 +1,314 @@
+import Checkpointing
+import Foundation
+
+/// A message whose `==` compares ids only, as many apps write it: the façade must still store
+/// an edit of its text.
+public struct IDOnlyMessage: Codable, Sendable, Equatable {
+    /// The message's id, the only thing `==` compares.
+    public var id: Int
+    /// Its text.
+    public var text: String
+
+    /// Creates a message.
+    public init(id: Int, text: String) {
+        self.id = id
+        self.text = text
+    }
+
+    /// Compares ids only.
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.id == rhs.id }
+}
+
+/// A message that is not `Equatable`: the façade must still store only appended elements.
+public struct PlainMessage: Codable, Sendable {
+    /// The message's id.
+    public var id: Int
+    /// Its text.
+    public var text: String
+
+    /// Creates a message.
+    public init(id: Int, text: String) {
+        self.id = id
+        self.text = text
+    }
+}
+
+/// A state whose list holds `Message`s, for the checks that run over several message kinds.
+public struct ListState<Message: Codable & Sendable>: Codable, Sendable {
+    /// The conversation.
+    public var messages: [Message] = []
+    /// A value that changes every turn.
+    public var turn = 0
+
+    /// Creates a state.
+    public init(messages: [Message] = [], turn: Int = 0) {
+        self.messages = messages
+        self.turn = turn
+    }
+}
+
+/// The message kinds the storage and round-trip checks run over.
+protocol CheckedMessage: Codable, Sendable {
+    init(id: Int, text: String)
+    var id: Int { get }
+    var text: String { get set }
+}
+
+extension IDOnlyMessage: CheckedMessage {}
+extension PlainMessage: CheckedMessage {}
+extension TestMessage: CheckedMessage {
+    init(id: Int, text: String) { self.init(role: "\(id)", text: text) }
+    var id: Int { Int(role) ?? -1 }
+}
+
+private func texts<Message: CheckedMessage>(_ state: ListState<Message>?) -> [String] {
+    state?.messages.map(\.text) ?? []
+}
+
+extension CheckpointerConformance {
+    static let facadeChecks: [ConformanceCheck] = [
+        sharedFacadeReadModifyWrite, sharedFacadeUpdate, snapshotsCarryTheirCheckpoint,
+        editsAreStoredWhateverEqualitySays, appendsStoreOnlyNewElementsForAnyElement, expiredPauseIsNotAwaited,
+    ]
+
+    /// Two tasks, 100 rounds each of latest() → append → save() through one façade.
+    static let sharedFacadeReadModifyWrite = ConformanceCheck(
+        "one façade shared by two tasks: read-modify-write loses no update"
+    ) { checkpointer in
+        let id = uniqueThread("shared")
+        let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
+        try await thread.save(ListState())
+        let outcomes = try await withThrowingTaskGroup(of: [(text: String, saved: Bool)].self) { group in
+            for writer in 0..<2 {
+                group.addTask {
+                    var outcomes: [(text: String, saved: Bool)] = []
+                    for round in 0..<100 {
+                        let text = "writer \(writer) round \(round)"
+                        var state = try await thread.latest() ?? ListState()
+                        state.messages.append(PlainMessage(id: round, text: text))
+                        do {
+                            try await thread.save(state)
+                            outcomes.append((text, true))
+                        } catch let error as CheckpointError where error.code == .conflict {
+                            outcomes.append((text, false))
+                        }
+                    }
+                    return outcomes
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let stored = Set(texts(try await checkpointer.facade(id, as: ListState<PlainMessage>.self).latest()))
+        let saved = outcomes.filter(\.saved).map(\.text)
+        let lost = saved.filter { !stored.contains($0) }
+        try await require(lost.isEmpty, "\(lost.count) of \(saved.count) acknowledged saves were lost")
+        try await require(stored.count == saved.count, "only acknowledged saves are stored: \(stored.count) vs \(saved.count)")
+        try await require(outcomes.count == 200, "every round either saved or got conflict")
+    }
+
+    /// Two tasks, 100 rounds each of update { append } through one façade: all 200 land.
+    static let sharedFacadeUpdate = ConformanceCheck("one façade shared by two tasks: update retries and loses nothing") {
+        checkpointer in
+        let id = uniqueThread("update")
+        let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<2 {
+                group.addTask {
+                    for round in 0..<100 {
+                        try await thread.update(startingWith: ListState(), maxAttempts: 1_000) { state in
+                            state.messages.append(PlainMessage(id: round, text: "writer \(writer) round \(round)"))
+                            state.turn += 1
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let final = try await checkpointer.facade(id, as: ListState<PlainMessage>.self).latest()
+        try await require(final?.messages.count == 200, "200 updates give 200 messages, not \(final?.messages.count ?? 0)")
+        try await require(final?.turn == 200, "every update saw the one before it")
+        try await require(Set(texts(final)).count == 200, "no update was applied twice")
+        try await requireError(.invalidArgument) {
+            try await thread.update(startingWith: ListState(), maxAttempts: 0) { _ in }
+        }
+    }
+
+    /// A snapshot saves after its own checkpoint, whatever the façade did meanwhile.
+    static let snapshotsCarryTheirCheckpoint = ConformanceCheck("a snapshot saves after its own checkpoint") {
+        checkpointer in
+        let id = uniqueThread("snapshot")
+        let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
+        try await thread.save(ListState(messages: [PlainMessage(id: 0, text: "zero")]))
+        guard var first = try await thread.load(), var second = try await thread.load() else {
+            throw ConformanceFailure(message: "the saved state is missing", file: #filePath, line: #line)
+        }
+        try await require(first.checkpointID == second.checkpointID, "two loads of one head carry the same checkpoint")
+        first.state.messages.append(PlainMessage(id: 1, text: "one"))
+        let saved = try await thread.save(first)
+        try await require(saved.checkpointID > first.checkpointID, "the save returns its new checkpoint")
+        second.state.messages.append(PlainMessage(id: 2, text: "two"))
+        try await requireError(.conflict) { try await thread.save(second) }
+        var next = saved
+        next.state.messages.append(PlainMessage(id: 2, text: "two"))
+        try await thread.save(next)
+        let final = try await checkpointer.facade(id, as: ListState<PlainMessage>.self).latest()
+        try await require(texts(final) == ["zero", "one", "two"], "the snapshot chain stored every change")
+        // The plain API in one task, after another task saved: the stale read conflicts.
+        _ = try await thread.latest()
+        let other = Task { try await thread.update(startingWith: ListState()) { $0.turn = 7 } }
+        _ = try await other.value
+        try await requireError(.conflict) {
+            try await thread.save(ListState(messages: [PlainMessage(id: 9, text: "stale")]))
+        }
+        try await require(try await thread.latest()?.turn == 7, "the stale save wrote nothing")
+    }
+
+    /// Edits at any position are stored, whatever the element type's `==` says.
+    static let editsAreStoredWhateverEqualitySays = ConformanceCheck(
+        "an edit is stored whatever == says (id-only ==, not Equatable, Equatable)"
+    ) { checkpointer in
+        try await checkEdits(IDOnlyMessage.self, checkpointer)
+        try await checkEdits(PlainMessage.self, checkpointer)
+        try await checkEdits(TestMessage.self, checkpointer)
+    }
+
+    private static func checkEdits<Message: CheckedMessage>(_ type: Message.Type, _ checkpointer: any Checkpointer)
+        async throws
+    {
+        let id = uniqueThread("edit")
+        let thread = try checkpointer.facade(id, as: ListState<Message>.self)
+        var state = ListState<Message>(messages: (0..<5).map { Message(id: $0, text: "original \($0)") })
+        try await thread.save(state)
+        for position in [0, 2, 4] {
+            state.messages[position].text = "edited \(position)"
+            try await thread.save(state)
+            let reader = try checkpointer.facade(id, as: ListState<Message>.self)
+            try await require(
+                texts(try await reader.latest()) == state.messages.map(\.text),
+                "\(Message.self): the edit at \(position) is stored")
+        }
+        // An edit in a copy rebuilt from scratch (no shared storage) is found by its bytes too.
+        state.messages = state.messages.map { Message(id: $0.id, text: $0.text) }
+        state.messages[1].text = "rebuilt and edited"
+        state.messages.append(Message(id: 5, text: "appended"))
+        try await thread.save(state)
+        let reader = try checkpointer.facade(id, as: ListState<Message>.self)
+        try await require(
+            texts(try await reader.latest()) == state.messages.map(\.text),
+            "\(Message.self): an edit in a rebuilt list is stored")
+    }
+
+    /// Appending to a list of any element kind stores only the new element.
+    static let appendsStoreOnlyNewElementsForAnyElement = ConformanceCheck(
+        "an appended list stores only new elements (id-only ==, not Equatable, Equatable)"
+    ) { checkpointer in
+        try await checkAppends(IDOnlyMessage.self, checkpointer)
+        try await checkAppends(PlainMessage.self, checkpointer)
+        try await checkAppends(TestMessage.self, checkpointer)
+    }
+
+    private static func checkAppends<Message: CheckedMessage>(_ type: Message.Type, _ checkpointer: any Checkpointer)
+        async throws
+    {
+        let id = uniqueThread("grow")
+        let thread = try checkpointer.facade(id, as: ListState<Message>.self)
+        var state = ListState<Message>()
+        var growth: [Int] = []
+        var last = 0
+        for index in 0..<20 {
+            state.messages.append(Message(id: index, text: sampleText(300, seed: index)))
+            state.turn = index
+            try await thread.save(state)
+            let now = try await checkpointer.storageStatistics(thread: id).payloadByteCount
+            if index > 0 { growth.append(now - last) }
+            last = now
+        }
+        try await require(
+            growth.allSatisfy { $0 < 700 }, "\(Message.self): each save stored only the new ~330-byte message: \(growth)")
+        // The same after a fresh read: the read's bytes are the base.
+        let reader = try checkpointer.facade(id, as: ListState<Message>.self)
+        guard var read = try await reader.latest() else {
+            throw ConformanceFailure(message: "the state is missing", file: #filePath, line: #line)
+        }
+        read.messages.append(Message(id: 20, text: sampleText(300, seed: 20)))
+        try await reader.save(read)
+        let after = try await checkpointer.storageStatistics(thread: id).payloadByteCount
+        try await require(after - last < 700, "\(Message.self): a save after a read stores only the new message")
+        try await require(
+            texts(try await thread.latest()) == read.messages.map(\.text), "\(Message.self): the list reads back whole")
+    }
+
+    /// An expired pause is told apart from a waiting one.
+    static let expiredPauseIsNotAwaited = ConformanceCheck("a pause reads as waiting, answered or expired") {
+        checkpointer in
+        let id = uniqueThread("expiry")
+        let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
+        try await require(thread.pauseStatus() == .notPaused, "a new thread is not paused")
+        let expiresAt = Date().addingTimeInterval(3_600)
+        let pause = try await thread.pause(ListState(), reason: "approval", prompt: "ok?", expiresAt: expiresAt)
+        try await require(thread.pauseStatus().isWaiting(pause), "a fresh pause waits")
+        try await require(thread.isAwaitingAnswer, "a fresh pause is awaited")
+        try await require(
+            thread.pauseStatus(at: expiresAt.addingTimeInterval(1)).isExpired(pause), "past its expiry it is expired")
+        let reader = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
+        _ = try await reader.load()
+        try await require(reader.pauseStatus(at: expiresAt).isExpired(pause), "at its expiry it is expired")
+        try await requireError(.pauseExpired) {
+            try await reader.resume(pause.id, with: "late", at: expiresAt.addingTimeInterval(1))
+        }
+        // The agent goes on without an answer: a save moves the thread past the pause.
+        guard let snapshot = try await reader.load() else {
+            throw ConformanceFailure(message: "the paused state is missing", file: #filePath, line: #line)
+        }
+        try await require(snapshot.pauseStatus(at: expiresAt).isExpired(pause), "a snapshot tells it expired too")
+        try await reader.save(snapshot)
+        try await require(reader.pauseStatus() == .notPaused, "after the save the thread is not paused")
+
+        // isAwaitingAnswer follows the façade's clock: true before the expiry, false after.
+        let clock = ManualDate(Date())
+        let timed = try CheckpointThread<ListState<PlainMessage>>(
+            checkpointer: checkpointer, id: id, sealing: CheckpointerConformance.sealing, now: { clock.now })
+        let short = try await timed.update(startingWith: ListState()) { $0.turn = 1 }
+        let timedPause = try await timed.pause(
+            short.state, reason: "approval", prompt: "quick?", expiresAt: clock.now.addingTimeInterval(60))
+        try await require(timed.isAwaitingAnswer, "before its expiry the pause is awaited")
+        clock.now = clock.now.addingTimeInterval(61)
+        try await require(!timed.isAwaitingAnswer, "after its expiry the pause is no longer awaited")
+        try await require(timed.pauseStatus().isExpired(timedPause), "pauseStatus() uses the façade's clock")
+        // An answered pause.
+        _ = try await thread.latest()
+        let answered = try await thread.pause(short.state, reason: "approval", prompt: "yes?")
+        try await thread.resume(answered.id, with: "yes")
+        try await require(thread.pauseStatus().isWaiting(answered), "the façade tells what it last read: still waiting")
+        _ = try await thread.latest()
+        guard case .answered(let pausedBy, let answer) = thread.pauseStatus() else {
+            throw ConformanceFailure(message: "an answered pause reads as answered", file: #filePath, line: #line)
+        }
+        try await require(pausedBy.id == answered.id && answer.pauseID == answered.id, "the answer is the pause's")
+        try await require(try thread.answer(as: String.self) == "yes", "the answer decodes")
+    }
+}
+
+/// A clock a test moves by hand.
+final class ManualDate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Date
+    init(_ value: Date) { self.value = value }
+    var now: Date {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+extension PauseStatus {
+    // Pauses compare by id: a sealed prompt reads back opened, so the values differ.
+    func isWaiting(_ pause: Pause) -> Bool {
+        if case .waiting(let waiting) = self { return waiting.id == pause.id }
+        return false
+    }
+
+    func isExpired(_ pause: Pause) -> Bool {
+        if case .expired(let expired) = self { return expired.id == pause.id }
+        return false
+    }
+}
