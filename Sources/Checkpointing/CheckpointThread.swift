@@ -62,6 +62,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         return (context, context.makeEncoder())
     }
 
+    /// How the state evolved, if it did.
+    public let versions: StateVersions?
+    /// The bytes of the version marker saves write (`nil` at version 1).
+    private let versionMarker: Data?
     /// The clock that tells whether a pause has expired (``pauseStatus(at:)``'s default).
     private let now: @Sendable () -> Date
 
@@ -70,12 +74,18 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// - Parameters:
     ///   - sealing: seals what the façade stores (``Sealing/wholeState(_:)``); `nil` stores
     ///     plain bytes. Reading checkpoints written with another setting fails.
+    ///   - versions: the state's current version and the upgrades of older checkpoints (see
+    ///     ``StateVersions``); `nil` for a state that is still at version 1.
     ///   - now: the clock ``pauseStatus(at:)`` and ``isAwaitingAnswer`` use (default: the
     ///     system clock); tests pass one they move by hand.
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` for a bad namespace or versions.
     public init(
         checkpointer: any Checkpointer, id: ThreadID, namespace: String = "", sealing: Sealing? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }
+        versions: StateVersions? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) throws(CheckpointError) {
+        try versions?.validate()
+        self.versions = versions
+        self.versionMarker = versions.flatMap { $0.current > 1 ? Data(String($0.current).utf8) : nil }
         self.now = now
         try NamespaceValidation.validate(namespace)
         self.checkpointer = checkpointer
@@ -117,8 +127,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             return nil
         }
         let checkpoint = try opened(stored)
-        let state = try decode(checkpoint)
-        let next = try makeBase(checkpoint, state: state, forks: false)
+        let (state, upgraded) = try decodeUpgrading(checkpoint)
+        let next = try makeBase(checkpoint, state: state, forks: false, upgraded: upgraded)
         bases.withLock { $0.read(next, head: true, task: task) }
         return StateSnapshot(next)
     }
@@ -138,8 +148,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     public func rewind(to checkpointID: CheckpointID) async throws -> State {
         let task = FacadeBases<State>.currentTask()
         let checkpoint = try opened(try await load(checkpointID))
-        let state = try decode(checkpoint)
-        let next = try makeBase(checkpoint, state: state, forks: true)
+        let (state, upgraded) = try decodeUpgrading(checkpoint)
+        let next = try makeBase(checkpoint, state: state, forks: true, upgraded: upgraded)
         bases.withLock { $0.read(next, head: false, task: task) }
         return state
     }
@@ -427,6 +437,13 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                     }
                 }
             }
+            if let versionMarker {
+                let name = StateVersions.channel
+                result.values[name] = versionMarker
+                result.writes[name] =
+                    previous?.values[name] == versionMarker ? .unchanged : .value(try seal(versionMarker, .value(channel: name)))
+                if sealing?.sealsWholeState == true { result.inlineChannels.insert(name) }
+            }
         } catch let error as CheckpointError {
             throw error
         } catch {
@@ -527,15 +544,33 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     }
 
     private func decode(_ checkpoint: Checkpoint) throws -> State {
-        do {
-            let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
-            return try decoding.decode(State.self, from: checkpoint.channels, context: context)
-        } catch let error as CheckpointError {
-            throw error  // a sealed field that does not open
-        } catch {
+        try decodeUpgrading(checkpoint).state
+    }
+
+    /// Decodes a checkpoint, upgraded first when it was saved at an older state version.
+    private func decodeUpgrading(_ checkpoint: Checkpoint) throws -> (state: State, upgraded: Bool) {
+        var (version, channels) = try StateVersions.split(checkpoint.channels)
+        let current = versions?.current ?? 1
+        guard version <= current else {
             throw CheckpointError(
                 .decodingFailed,
-                "checkpoint \(checkpoint.id) does not decode as \(State.self): \(Self.describe(error))")
+                "checkpoint \(checkpoint.id) was saved at state version \(version), newer than this façade's \(current): a newer deploy wrote it"
+            )
+        }
+        do {
+            if version < current, let versions {
+                channels = try versions.upgrade(channels, from: version)
+            }
+            let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
+            return (try decoding.decode(State.self, from: channels, context: context), version < current)
+        } catch let error as CheckpointError {
+            throw error  // a sealed field that does not open, an upgrade that failed
+        } catch {
+            var message = "checkpoint \(checkpoint.id) (state version \(version)) does not decode as \(State.self): \(Self.describe(error))"
+            if case DecodingError.keyNotFound? = error as? DecodingError {
+                message += "; if the type gained a property, register an upgrade that sets it (StateVersions) or make it optional"
+            }
+            throw CheckpointError(.decodingFailed, message)
         }
     }
 
@@ -571,16 +606,19 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// The base for a checkpoint that was read: the bytes the next save compares with. Without
     /// sealing they are the stored bytes (nothing is encoded again); with sealing, the
     /// plaintext forms the next save compares with.
-    private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool) throws -> FacadeBase<State> {
+    ///
+    /// After an upgrade the stored bytes have the old shape: the base then holds none, so that
+    /// the next save stores every channel anew.
+    private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool, upgraded: Bool) throws -> FacadeBase<State> {
         var values: [String: Data] = [:]
         var lists: [String: [Data]] = [:]
-        for (name, channel) in checkpoint.channels {
+        for (name, channel) in checkpoint.channels where !upgraded {
             switch channel {
             case .value(let data): values[name] = data
             case .list(let elements): lists[name] = elements
             }
         }
-        if let sealing {
+        if let sealing, !upgraded {
             // Sealed fields are stored under fresh nonces: compare their plaintext instead.
             let context = SealingContext(sealing: sealing, thread: id, namespace: namespace)
             let encoder = context.makeEncoder()
@@ -602,6 +640,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                     }
                 }
             }
+            if case .value(let marker)? = checkpoint.channels[StateVersions.channel] {
+                values[StateVersions.channel] = marker
+            }
         }
         return FacadeBase(
             id: checkpoint.id, step: checkpoint.step, state: state, values: values, lists: lists, forks: forks,
@@ -615,15 +656,18 @@ extension Checkpointer {
     /// - Throws: ``CheckpointError/Code/invalidThreadID`` or
     ///   ``CheckpointError/Code/invalidArgument`` for a bad id or namespace.
     public func thread<State: Codable & Sendable>(
-        _ id: String, namespace: String = "", as type: State.Type = State.self, sealing: Sealing? = nil
+        _ id: String, namespace: String = "", as type: State.Type = State.self, sealing: Sealing? = nil,
+        versions: StateVersions? = nil
     ) throws(CheckpointError) -> CheckpointThread<State> {
-        try CheckpointThread(checkpointer: self, id: ThreadID(id), namespace: namespace, sealing: sealing)
+        try CheckpointThread(
+            checkpointer: self, id: ThreadID(id), namespace: namespace, sealing: sealing, versions: versions)
     }
 
     /// Makes the typed façade for one thread of this store; `sealing` seals what it stores.
     public func thread<State: Codable & Sendable>(
-        _ id: ThreadID, namespace: String = "", as type: State.Type = State.self, sealing: Sealing? = nil
+        _ id: ThreadID, namespace: String = "", as type: State.Type = State.self, sealing: Sealing? = nil,
+        versions: StateVersions? = nil
     ) throws(CheckpointError) -> CheckpointThread<State> {
-        try CheckpointThread(checkpointer: self, id: id, namespace: namespace, sealing: sealing)
+        try CheckpointThread(checkpointer: self, id: id, namespace: namespace, sealing: sealing, versions: versions)
     }
 }

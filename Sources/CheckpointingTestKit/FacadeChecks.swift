@@ -69,6 +69,7 @@ extension CheckpointerConformance {
     static let facadeChecks: [ConformanceCheck] = [
         sharedFacadeReadModifyWrite, sharedFacadeUpdate, snapshotsCarryTheirCheckpoint,
         editsAreStoredWhateverEqualitySays, appendsStoreOnlyNewElementsForAnyElement, expiredPauseIsNotAwaited,
+        stateEvolution,
     ]
 
     /// Two tasks, 100 rounds each of latest() → append → save() through one façade.
@@ -85,6 +86,7 @@ extension CheckpointerConformance {
                     for round in 0..<100 {
                         let text = "writer \(writer) round \(round)"
                         var state = try await thread.latest() ?? ListState()
+                        await Task.yield()  // the agent's work between the read and the save
                         state.messages.append(PlainMessage(id: round, text: text))
                         do {
                             try await thread.save(state)
@@ -116,6 +118,7 @@ extension CheckpointerConformance {
                 group.addTask {
                     for round in 0..<100 {
                         try await thread.update(startingWith: ListState(), maxAttempts: 1_000) { state in
+                            await Task.yield()
                             state.messages.append(PlainMessage(id: round, text: "writer \(writer) round \(round)"))
                             state.turn += 1
                         }
@@ -310,5 +313,127 @@ extension PauseStatus {
     func isExpired(_ pause: Pause) -> Bool {
         if case .expired(let expired) = self { return expired.id == pause.id }
         return false
+    }
+}
+
+// MARK: - State evolution
+
+/// The first version of an evolving state.
+struct EvolvingStateV1: Codable, Sendable, Equatable {
+    struct Message: Codable, Sendable, Equatable { var text: String }
+    struct Profile: Codable, Sendable, Equatable {
+        var first: String
+        var last: String
+    }
+    var messages: [Message] = []
+    var name = ""
+    var count = "0"
+    var profile = Profile(first: "", last: "")
+    var a = 0
+    var b = 0
+    var legacy = "old"
+}
+
+/// The same state two deploys later: a field added with a default, one removed, one renamed,
+/// one whose type changed, one split in two, two merged into one, and list elements that
+/// gained a field.
+struct EvolvingStateV3: Codable, Sendable, Equatable {
+    struct Message: Codable, Sendable, Equatable {
+        var text: String
+        var language: String
+    }
+    struct Pair: Codable, Sendable, Equatable {
+        var a: Int
+        var b: Int
+    }
+    var messages: [Message] = []
+    var title = ""
+    var count = 0
+    var first = ""
+    var last = ""
+    var pair = Pair(a: 0, b: 0)
+    var mood = "neutral"
+    var priority = 1
+}
+
+extension CheckpointerConformance {
+    static let evolution = StateVersions(
+        current: 3,
+        upgrades: [
+            StateUpgrade(from: 1) { state in
+                state.rename("name", to: "title")
+                if case .string(let text)? = state["count"] { state["count"] = .int(Int(text) ?? 0) }
+                if let profile = try state["profile"]?.decode(as: EvolvingStateV1.Profile.self) {
+                    state["first"] = .string(profile.first)
+                    state["last"] = .string(profile.last)
+                    state.remove("profile")
+                }
+                if case .int(let a)? = state["a"], case .int(let b)? = state["b"] {
+                    state["pair"] = try JSONValue(encoding: EvolvingStateV3.Pair(a: a, b: b))
+                    state.remove("a")
+                    state.remove("b")
+                }
+                state.setDefault("neutral", for: "mood")
+                state.remove("legacy")
+                state.updateElements(of: "messages") { message in
+                    if case .object(var fields) = message {
+                        fields["language"] = "en"
+                        message = .object(fields)
+                    }
+                }
+            },
+            // Version 2 had no structural change this code cares about; version 3 added `priority`.
+            StateUpgrade(from: 2) { state in state.setDefault(1, for: "priority") },
+        ])
+
+    static let stateEvolution = ConformanceCheck(
+        "old checkpoints (plain, paused, answered) load after the state type changed"
+    ) { checkpointer in
+        let id = uniqueThread("evolve")
+        let old = try checkpointer.facade(id, as: EvolvingStateV1.self)
+        var v1 = EvolvingStateV1(
+            messages: [.init(text: "hello")], name: "Ada", count: "41",
+            profile: .init(first: "Ada", last: "Lovelace"), a: 1, b: 2)
+        let first = try await old.save(v1)
+        v1.messages.append(.init(text: "how much?"))
+        v1.count = "42"
+        let pause = try await old.pause(v1, reason: "approval", prompt: "refund?")
+
+        let new = try CheckpointThread<EvolvingStateV3>(
+            checkpointer: checkpointer, id: id, sealing: CheckpointerConformance.sealing, versions: evolution)
+        let expected = EvolvingStateV3(
+            messages: [.init(text: "hello", language: "en"), .init(text: "how much?", language: "en")], title: "Ada",
+            count: 42, first: "Ada", last: "Lovelace", pair: .init(a: 1, b: 2), mood: "neutral", priority: 1)
+        try await require(try await new.latest() == expected, "the paused v1 head loads as v3")
+        try await require(new.pauseStatus().isWaiting(pause), "the pause survives the upgrade")
+        try await require(try await new.state(at: first).count == 41, "an older v1 checkpoint loads as v3")
+        try await new.resume(pause.id, with: "yes")
+        guard var upgraded = try await new.latest() else {
+            throw ConformanceFailure(message: "the state is missing", file: #filePath, line: #line)
+        }
+        try await require(try new.answer(as: String.self) == "yes", "the answer reads under the new type")
+        upgraded.messages.append(.init(text: "refunded", language: "en"))
+        upgraded.mood = "happy"
+        try await new.save(upgraded)
+        let reader = try CheckpointThread<EvolvingStateV3>(
+            checkpointer: checkpointer, id: id, sealing: CheckpointerConformance.sealing, versions: evolution)
+        try await require(try await reader.latest() == upgraded, "the first save after an upgrade stores the new shape")
+        // The old checkpoints were not rewritten: the v1 façade still reads them.
+        try await require(try await old.state(at: first) == EvolvingStateV1(
+            messages: [.init(text: "hello")], name: "Ada", count: "41",
+            profile: .init(first: "Ada", last: "Lovelace"), a: 1, b: 2), "old checkpoints are never rewritten")
+        // Later saves store only what changed again.
+        let before = try await checkpointer.storageStatistics(thread: id).payloadByteCount
+        upgraded.messages.append(.init(text: sampleText(300, seed: 3), language: "en"))
+        try await reader.save(upgraded)
+        let growth = try await checkpointer.storageStatistics(thread: id).payloadByteCount - before
+        try await require(growth < 700, "after the upgrade, an append stores only the new element (\(growth) bytes)")
+        // A façade of an older version refuses a newer checkpoint instead of misreading it.
+        let error = try await requireError(.decodingFailed) { try await old.latest() }
+        try await require(error.message.contains("newer"), "the error says a newer version wrote it: \(error.message)")
+        // Without an upgrade, the error says what to do.
+        let unversioned = try checkpointer.facade(id, as: EvolvingStateV3.self)
+        let missing = try await requireError(.decodingFailed) { try await unversioned.state(at: first) }
+        try await require(missing.message.contains("StateVersions"), "a missing property points at StateVersions")
     }
 }
