@@ -20,6 +20,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
+export PATH="$PATH:/usr/sbin:/sbin"
+scripts/bootstrap.sh
 work="$root/.build-readme"
 mkdir -p "$work"
 started=$SECONDS
