@@ -31,6 +31,61 @@ struct ConversationState: Codable, Sendable {
     var summary = "A support conversation about checkpointing."
 }
 
+/// The same conversation with a message type that is not `Equatable`: the façade finds what
+/// changed by encoded bytes, so it must store and cost the same.
+struct PlainMessage: Codable, Sendable {
+    var role: String
+    var text: String
+}
+
+struct PlainConversationState: Codable, Sendable {
+    var messages: [PlainMessage] = []
+    var turn = 0
+    var summary = "A support conversation about checkpointing."
+}
+
+/// Puts of conversations of non-Equatable messages growing to 200 messages.
+func plainConversationPuts(_ checkpointer: any Checkpointer, threads: Int) async throws -> [Int: Samples] {
+    var puts: [Int: Samples] = [:]
+    for index in 0..<threads {
+        let thread = try checkpointer.thread("bench-plain-\(index)", as: PlainConversationState.self)
+        var state = PlainConversationState()
+        for size in 1...200 {
+            let next = message(size)
+            state.messages.append(PlainMessage(role: next.role, text: next.text))
+            state.turn = size
+            _ = try await time(&puts[size, default: Samples()]) { try await thread.save(state) }
+        }
+    }
+    return puts
+}
+
+/// The file size of one 500-turn conversation of ~300-character messages.
+func storageOf<State: Codable & Sendable>(
+    _ type: State.Type, at path: String, append: (inout State, Message) -> Void, initial: State
+) async throws -> (file: Int, text: Int, json: Int) {
+    let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: path))
+    let thread = try checkpointer.thread("storage", as: State.self)
+    var state = initial
+    var textBytes = 0
+    var jsonBytes = 0
+    let encoder = JSONEncoder()
+    for turn in 1...500 {
+        let next = message(turn)
+        textBytes += next.text.utf8.count
+        jsonBytes += try encoder.encode(next).count
+        append(&state, next)
+        try await thread.save(state, metadata: ["turn": .int(turn)])
+    }
+    try await checkpointer.close()
+    var db: OpaquePointer?
+    sqlite3_open(path, &db)
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nil, nil, nil)
+    sqlite3_close(db)
+    let fileBytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+    return (fileBytes, textBytes, jsonBytes)
+}
+
 /// The conversation with a ~1 KB profile, plain or as a sealed field.
 struct ProfiledState: Codable, Sendable {
     var messages: [Message] = []
@@ -847,30 +902,32 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
         report(&rows, "redis cache over postgres: put, 16-25 messages", cachedPuts, floor: ("the same put on postgres alone", basePuts))
     }
 
-    // Storage: one 500-turn conversation, one ~300-character message a turn.
+    // Storage: one 500-turn conversation, one ~300-character message a turn, with an
+    // Equatable message type and with one that is not.
     var storage: [String: Int] = [:]
     if runs("sqlite") {
-        let path = directory.appendingPathComponent("storage.db").path
-        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: path))
-        let thread = try checkpointer.thread("storage", as: ConversationState.self)
-        var state = ConversationState()
-        var textBytes = 0
-        var jsonBytes = 0
-        for turn in 1...500 {
-            let next = message(turn)
-            textBytes += next.text.utf8.count
-            jsonBytes += try encoder.encode(next).count
-            state.messages.append(next)
-            state.turn = turn
-            try await thread.save(state, metadata: ["turn": .int(turn)])
-        }
+        let equatable = try await storageOf(
+            ConversationState.self, at: directory.appendingPathComponent("storage.db").path,
+            append: { state, next in
+                state.messages.append(next)
+                state.turn += 1
+            }, initial: ConversationState())
+        let plain = try await storageOf(
+            PlainConversationState.self, at: directory.appendingPathComponent("storage-plain.db").path,
+            append: { state, next in
+                state.messages.append(PlainMessage(role: next.role, text: next.text))
+                state.turn += 1
+            }, initial: PlainConversationState())
+        storage = [
+            "textBytes": equatable.text, "messageJSONBytes": equatable.json, "fileBytes": equatable.file,
+            "plainFileBytes": plain.file,
+        ]
+        let checkpointer = try await SQLiteCheckpointer(
+            configuration: .init(path: directory.appendingPathComponent("plain.db").path))
+        let puts = try await plainConversationPuts(checkpointer, threads: threadCount)
+        report(&rows, "sqlite normal: put, 16-25 messages, non-Equatable message", merged(puts, 16...25))
+        report(&rows, "sqlite normal: put, 191-200 messages, non-Equatable message", merged(puts, 191...200))
         try await checkpointer.close()
-        var db: OpaquePointer?
-        sqlite3_open(path, &db)
-        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nil, nil, nil)
-        sqlite3_close(db)
-        let fileBytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
-        storage = ["textBytes": textBytes, "messageJSONBytes": jsonBytes, "fileBytes": fileBytes]
     }
 
     return (rows, storage)
@@ -1142,11 +1199,25 @@ if let put20 = rows.first(where: { $0.scenario == "sqlite normal: put, 16-25 mes
 {
     print(String(format: "put p50 at 200 messages / at 20 messages: %.2f", put200.p50Microseconds / put20.p50Microseconds))
 }
+if let put20 = rows.first(where: { $0.scenario == "sqlite normal: put, 16-25 messages, non-Equatable message" }),
+    let put200 = rows.first(where: { $0.scenario == "sqlite normal: put, 191-200 messages, non-Equatable message" })
+{
+    print(
+        String(
+            format: "put p50 at 200 messages / at 20 messages, non-Equatable message: %.2f",
+            put200.p50Microseconds / put20.p50Microseconds))
+}
 if let file = storage["fileBytes"], let text = storage["textBytes"], let json = storage["messageJSONBytes"] {
     print(
         String(
             format: "500-turn conversation: file %d bytes; messages %d bytes of text (%.2fx), %d bytes as JSON (%.2fx)",
             file, text, Double(file) / Double(text), json, Double(file) / Double(json)))
+    if let plain = storage["plainFileBytes"] {
+        print(
+            String(
+                format: "500-turn conversation, non-Equatable message: file %d bytes (%.2fx the text)", plain,
+                Double(plain) / Double(text)))
+    }
 }
 if let path = option("--json") {
     struct Output: Codable { var rows: [Row]; var storage: [String: Int] }
