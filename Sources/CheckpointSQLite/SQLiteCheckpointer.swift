@@ -9,8 +9,9 @@ import Synchronization
 /// One writer connection and ``Configuration/readerCount`` reader connections, each on a
 /// thread of its own, so SQLite's blocking calls never run on Swift's shared threads and
 /// reads run beside writes. Several processes may open the same file: writes serialize on
-/// SQLite's lock (waiting up to ``Configuration/busyTimeout``) and the head check makes the
-/// loser of a race fail with ``CheckpointError/Code/conflict``.
+/// SQLite's lock (waiting up to ``Configuration/busyTimeout``, then failing with the retryable
+/// ``CheckpointError/Code/busy``, nothing written) and the head check makes the loser of a
+/// race fail with ``CheckpointError/Code/conflict``.
 ///
 /// ```swift
 /// let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: "agent.db"))
@@ -99,6 +100,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                 for pragma in ["PRAGMA busy_timeout = \(busyMilliseconds)"] + pragmas {
                     try connection.execute(pragma)
                 }
+            } catch where error.isBusy {
+                throw CheckpointError(
+                    busy: error, "cannot configure SQLite database at '\(configuration.path)': another connection holds its lock past the busy timeout")
             } catch {
                 throw CheckpointError(
                     .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",

@@ -15,9 +15,20 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     /// The primary result code (the low byte of ``resultCode``).
     public var primaryResultCode: Int32 { resultCode & 0xff }
 
+    /// Whether another connection held a lock past the busy timeout (`SQLITE_BUSY`,
+    /// `SQLITE_LOCKED` and their extended codes): the statement did nothing.
+    var isBusy: Bool { primaryResultCode == SQLITE_BUSY || primaryResultCode == SQLITE_LOCKED }
+
     /// The result code's name and number, and SQLite's message.
     public var description: String {
         "\(String(cString: sqlite3_errstr(resultCode))) (\(resultCode)): \(message)"
+    }
+}
+
+extension CheckpointError {
+    /// ``CheckpointError/Code/busy`` for SQLite's busy or locked result, keeping its code.
+    init(busy error: SQLiteError, _ message: String = "the database is locked by another connection past the busy timeout; nothing was written") {
+        self.init(.busy, message, nativeCode: "\(error.resultCode)", underlying: error)
     }
 }
 
@@ -291,6 +302,7 @@ final class SerializedConnection: @unchecked Sendable {
         do {
             return try body()
         } catch let error as SQLiteError {
+            if error.isBusy { throw CheckpointError(busy: error) }
             let code: CheckpointError.Code =
                 switch error.primaryResultCode {
                 case SQLITE_CORRUPT, SQLITE_NOTADB: .corruptData
@@ -298,10 +310,7 @@ final class SerializedConnection: @unchecked Sendable {
                 case SQLITE_MISUSE where error.message == SQLiteConnection.closedMessage: .closed
                 default: .backendFailure
                 }
-            let reason =
-                error.primaryResultCode == SQLITE_BUSY
-                ? "the database is locked by another connection past the busy timeout" : "an SQLite call failed"
-            throw CheckpointError(code, reason, nativeCode: "\(error.resultCode)", underlying: error)
+            throw CheckpointError(code, "an SQLite call failed", nativeCode: "\(error.resultCode)", underlying: error)
         }
     }
 

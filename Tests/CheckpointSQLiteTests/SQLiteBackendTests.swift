@@ -225,6 +225,29 @@ struct SQLiteBackendTests {
         try await checkpointer.close()
     }
 
+    @Test func aWriteLockHeldPastTheBusyTimeoutIsRetryable() async throws {
+        let database = try TemporaryDatabase()
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .milliseconds(50)
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let id = uniqueThread("busy")
+        let first = CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))])
+        try await checkpointer.put(first)
+        // Another connection (another process, as far as SQLite knows) holds the write lock.
+        let raw = try RawDatabase(database.path)
+        try raw.query("BEGIN IMMEDIATE")
+        let next = CheckpointWrite(thread: id, parentID: first.id, step: 1, channels: ["v": .value(Data("2".utf8))])
+        let error = await #expect(throws: CheckpointError.self) { try await checkpointer.put(next) }
+        #expect(error?.code == .busy)
+        #expect(error?.isRetryable == true)
+        #expect(error?.nativeCode == "\(SQLITE_BUSY)")
+        #expect(try await checkpointer.head(thread: id)?.id == first.id, "nothing was written")
+        try raw.query("ROLLBACK")
+        try await checkpointer.put(next)
+        #expect(try await checkpointer.head(thread: id)?.id == next.id, "the same put succeeds once the lock is free")
+        try await checkpointer.close()
+    }
+
     @Test func damagedManifestGivesCorruptData() async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
