@@ -138,15 +138,21 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     /// Applies the missing migrations in one write transaction, so that processes opening the
     /// same file at once migrate it exactly once.
+    ///
+    /// The recorded migrations are read first, in a read transaction: a file whose schema is
+    /// up to date opens without the write lock, even while another connection holds it. When a
+    /// migration is missing and the lock stays busy past the busy timeout, opening fails with
+    /// the retryable ``CheckpointError/Code/busy``.
     private static func migrate(_ connection: SQLiteConnection, logger: Logger) throws {
         do {
+            let recorded = try connection.transaction(immediate: false) { () throws -> Set<String> in
+                try recordedMigrations(connection)
+            }
+            guard Schema.migrations.contains(where: { !recorded.contains($0.name) }) else { return }
             try connection.execute("BEGIN IMMEDIATE")
             do {
                 try connection.execute(Schema.migrationsTable)
-                var applied: Set<String> = []
-                let select = try connection.statement(Schema.selectMigrations)
-                while try select.step() { applied.insert(select.text(0)) }
-                select.reset()
+                let applied = try recordedMigrations(connection)
                 for migration in Schema.migrations where !applied.contains(migration.name) {
                     try connection.execute(migration.sql)
                     let record = try connection.statement(Schema.insertMigration)
@@ -160,11 +166,28 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try? connection.execute("ROLLBACK")
                 throw error
             }
+        } catch let error as SQLiteError where error.isBusy {
+            throw CheckpointError(
+                busy: error,
+                "the SQLite schema needs migrating and another connection holds the write lock past the busy timeout")
         } catch let error as SQLiteError {
             throw CheckpointError(
                 .migrationFailed, "cannot migrate the SQLite schema", nativeCode: "\(error.resultCode)",
                 underlying: error)
         }
+    }
+
+    /// The names in `checkpoint_migrations`; none when the table does not exist yet.
+    private static func recordedMigrations(_ connection: SQLiteConnection) throws(SQLiteError) -> Set<String> {
+        let exists = try connection.statement(Schema.selectMigrationsTable)
+        let hasTable = try exists.step()
+        exists.reset()
+        guard hasTable else { return [] }
+        var applied: Set<String> = []
+        let select = try connection.statement(Schema.selectMigrations)
+        while try select.step() { applied.insert(select.text(0)) }
+        select.reset()
+        return applied
     }
 
     // MARK: Checkpointer

@@ -248,6 +248,41 @@ struct SQLiteBackendTests {
         try await checkpointer.close()
     }
 
+    @Test func anUpToDateFileOpensWhileAnotherConnectionHoldsTheWriteLock() async throws {
+        let database = try TemporaryDatabase()
+        let id = uniqueThread("locked-open")
+        let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await first.thread(id, as: TestAgentState.self).save(TestAgentState(turn: 3))
+        try await first.close()
+        let raw = try RawDatabase(database.path)
+        try raw.query("BEGIN IMMEDIATE")
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .milliseconds(50)
+        // The schema is up to date: opening reads the recorded migrations and needs no write lock.
+        let second = try await SQLiteCheckpointer(configuration: configuration)
+        #expect(try await second.thread(id, as: TestAgentState.self).latest()?.turn == 3)
+        try raw.query("ROLLBACK")
+        try await second.close()
+    }
+
+    @Test func aFileThatNeedsMigratingWhileLockedFailsRetryably() async throws {
+        let database = try TemporaryDatabase()
+        let raw = try RawDatabase(database.path, create: true)
+        try raw.query("PRAGMA journal_mode = WAL")
+        try raw.query("CREATE TABLE unrelated (x)")
+        try raw.query("BEGIN IMMEDIATE")
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .milliseconds(50)
+        let error = await #expect(throws: CheckpointError.self) { try await SQLiteCheckpointer(configuration: configuration) }
+        #expect(error?.code == .busy)
+        #expect(error?.isRetryable == true)
+        try raw.query("ROLLBACK")
+        // Once the lock is free, the same open migrates the file.
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        try await checkpointer.close()
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+    }
+
     @Test func damagedManifestGivesCorruptData() async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
