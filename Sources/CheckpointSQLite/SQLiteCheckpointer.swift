@@ -562,11 +562,12 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
-    /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
+    /// Closes every connection, even from a cancelled task. Later calls fail with
+    /// ``CheckpointError/Code/closed``.
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for connection in [writer, walConnection] + readers {
-            try await connection.run { $0.close() }
+            await connection.runRegardlessOfCancellation { $0.close() }
         }
         logger.debug("closed SQLite checkpointer", metadata: ["path": "\(configuration.path)"])
     }

@@ -274,10 +274,11 @@ final class SerializedConnection: @unchecked Sendable {
     /// Runs `body` on the connection's thread and returns its result: inline when the caller
     /// already runs there, otherwise by queueing it and suspending until it is done.
     ///
-    /// A task cancelled before its work started gets `CancellationError` and nothing runs;
-    /// work that started runs to its end (a write is never left half done).
+    /// A task cancelled before its work started gets ``CheckpointError/Code/cancelled`` and
+    /// nothing runs; work that started runs to its end (a write is never left half done) and
+    /// reports its own outcome.
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try Task.checkCancellation()
+        try throwIfCancelled()
         if thread.isCurrent {
             return try Self.mapErrors { try body(connection) }
         }
@@ -286,7 +287,7 @@ final class SerializedConnection: @unchecked Sendable {
             try await withUnsafeThrowingContinuation { continuation in
                 thread.submit {
                     if cancelled.load(ordering: .acquiring) {
-                        continuation.resume(throwing: CancellationError())
+                        continuation.resume(throwing: CheckpointError.cancellation)
                         return
                     }
                     continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
@@ -294,6 +295,18 @@ final class SerializedConnection: @unchecked Sendable {
             }
         } onCancel: {
             cancelled.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Runs `body` on the connection's thread whether or not the caller's task is cancelled
+    /// (for closing).
+    func runRegardlessOfCancellation(_ body: @escaping @Sendable (SQLiteConnection) -> Void) async {
+        if thread.isCurrent { return body(connection) }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            thread.submit {
+                body(self.connection)
+                continuation.resume()
+            }
         }
     }
 

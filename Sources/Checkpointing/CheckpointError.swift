@@ -16,7 +16,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
             case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
-            case alreadyResumed, stalePause, pauseExpired, decryptionFailed, permissionDenied, busy
+            case alreadyResumed, stalePause, pauseExpired, decryptionFailed, permissionDenied, busy, cancelled
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -41,6 +41,12 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         /// `SQLITE_BUSY` or `SQLITE_LOCKED`); nothing was written. Retryable: the same call may
         /// succeed once the lock is free.
         public static let busy = Code(.busy)
+        /// The calling task was cancelled before the call took effect; nothing was written.
+        /// Every call checks for cancellation before it starts. A call that has started (was
+        /// handed to its connection) runs to its end and reports its own outcome instead, so a
+        /// write is never left half done and a put that committed never reports `cancelled`.
+        /// Not retryable as is: the task that made the call was cancelled.
+        public static let cancelled = Code(.cancelled)
         /// The store's schema could not be brought up to date.
         public static let migrationFailed = Code(.migrationFailed)
         /// A configuration value or URL is malformed or names an unknown backend.
@@ -83,6 +89,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case .decryptionFailed: "decryptionFailed"
             case .permissionDenied: "permissionDenied"
             case .busy: "busy"
+            case .cancelled: "cancelled"
             }
         }
     }
@@ -118,4 +125,20 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         if let nativeCode { text += " [\(nativeCode)]" }
         return text
     }
+}
+
+extension CheckpointError {
+    /// ``Code/cancelled``: the caller's task was cancelled before the call started. The
+    /// underlying error is a `CancellationError`.
+    package static var cancellation: CheckpointError {
+        CheckpointError(
+            .cancelled, "the calling task was cancelled before the call started; nothing was written",
+            underlying: CancellationError())
+    }
+}
+
+/// Throws ``CheckpointError/Code/cancelled`` when the current task is cancelled: every
+/// backend calls it before a call starts.
+package func throwIfCancelled() throws(CheckpointError) {
+    if Task.isCancelled { throw CheckpointError.cancellation }
 }

@@ -8,6 +8,14 @@ import Foundation
 /// ``Checkpointer/thread(_:namespace:as:)``.
 ///
 /// Every method may throw ``CheckpointError``; the codes each one uses are listed with it.
+///
+/// Cancellation: every call checks for cancellation before it starts, and a call from a
+/// cancelled task throws ``CheckpointError/Code/cancelled`` with nothing written or changed.
+/// A call that has started (was handed to its connection) runs to its end and reports its own
+/// outcome, whatever happens to the task meanwhile: a write is never left half done, and a put
+/// that committed never reports `cancelled`. ``close()`` closes even from a cancelled task.
+/// A wrapper checks before it starts too, and passes a `cancelled` from the store it wraps
+/// through unchanged.
 public protocol Checkpointer: Sendable {
     /// Appends a checkpoint to its thread in one atomic step.
     ///
@@ -18,7 +26,10 @@ public protocol Checkpointer: Sendable {
     ///     ``PutExpectation/anyParent`` forks from any existing checkpoint of the thread.
     /// - Throws: ``CheckpointError`` with `conflict`; `notFound` when the parent does not exist;
     ///   `invalidArgument` when a channel says `unchanged` or `append` but the parent has no such
-    ///   channel (or no list), or the id already exists; `closed`; a backend failure.
+    ///   channel (or no list), or the id already exists; `closed`; `cancelled` when the calling
+    ///   task was cancelled before the put started (nothing was written); `busy` when another
+    ///   writer held the store's lock past its timeout (retryable, nothing was written); a
+    ///   backend failure.
     func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws
 
     /// Reads one checkpoint with its channel contents.

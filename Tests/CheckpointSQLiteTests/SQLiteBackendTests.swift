@@ -220,7 +220,8 @@ struct SQLiteBackendTests {
             try await checkpointer.put(
                 CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))]))
         }
-        await #expect(throws: CancellationError.self) { try await task.value }
+        let error = await #expect(throws: CheckpointError.self) { try await task.value }
+        #expect(error?.code == .cancelled)
         #expect(try await checkpointer.head(thread: id) == nil)
         try await checkpointer.close()
     }
