@@ -45,7 +45,10 @@ public protocol Checkpointer: Sendable {
     ///   - before: only checkpoints whose id is smaller (older) than this one; use the last id
     ///     of one page to fetch the next.
     ///   - limit: the most checkpoints to return (at least 1).
-    ///   - filter: only checkpoints whose metadata holds every one of these entries.
+    ///   - filter: only checkpoints whose metadata holds every one of these entries. Numbers
+    ///     compare by their exact value (`5` matches `5.0`, never `5.5`); a boolean, a string
+    ///     or `null` matches only itself (`true` is not `1`, the string `"5"` is not the number
+    ///     `5`). Any key can be filtered on, whatever characters it holds.
     func history(
         thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
     ) async throws -> [CheckpointSummary]

@@ -83,7 +83,7 @@ public enum CheckpointerConformance {
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
-    ] + pauseChecks + retentionChecks + [cancelledCallsDoNothing, closedCheckpointer]
+    ] + metadataFilterChecks + pauseChecks + retentionChecks + [cancelledCallsDoNothing, closedCheckpointer]
 }
 
 extension Checkpointer {
