@@ -380,7 +380,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     ) async throws -> [CheckpointSummary] {
         try checkOpen()
         try validateLimit(limit)
-        let query = try HistoryQuery(filter: filter)
+        let query = HistoryQuery(filter: filter)
         return try await reader().run { connection in
             let select = try connection.statement(query.sql)
             try select.bind(1, thread.rawValue)

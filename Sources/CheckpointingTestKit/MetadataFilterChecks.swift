@@ -3,7 +3,7 @@ import Foundation
 
 extension CheckpointerConformance {
     /// The metadata filter checks, part of ``checks``.
-    static let metadataFilterChecks: [ConformanceCheck] = [metadataFilterComparesNumbersByValue]
+    static let metadataFilterChecks: [ConformanceCheck] = [metadataFilterComparesNumbersByValue, metadataFilterAnyKey]
 
     static let metadataFilterComparesNumbersByValue = ConformanceCheck(
         "history filter: numbers compare by value, other types never match numbers"
@@ -52,6 +52,42 @@ extension CheckpointerConformance {
             let matched = Set(found.map { names[$0.id] ?? "?" })
             if matched != expected {
                 failures.append("filter n = \(value) matched \(matched.sorted()), expected \(expected.sorted())")
+            }
+        }
+        try await require(failures.isEmpty, failures.joined(separator: "; "))
+    }
+
+    static let metadataFilterAnyKey = ConformanceCheck("history filter: any key can be filtered on") { checkpointer in
+        let thread = uniqueThread("filter-keys")
+        let keys = [
+            "a\"b", "\"", "a.b", "$", "$.a", "a[0]", "[", "it's", "back\\slash", "with space", "a/b", "", "a", "ünï ☕️",
+            "tab\there", "line\nbreak", "*", "a\"]'.$ \\",
+        ]
+        var ids: [String: CheckpointID] = [:]
+        var parent: CheckpointID?
+        for (step, key) in keys.enumerated() {
+            let next = CheckpointWrite(
+                thread: thread, parentID: parent, step: step,
+                metadata: [key: .int(step), "text": .string("value of \(key)"), "shared": true],
+                channels: ["v": .value(Data("\(step)".utf8))])
+            try await checkpointer.put(next)
+            ids[key] = next.id
+            parent = next.id
+        }
+        var failures: [String] = []
+        for (step, key) in keys.enumerated() {
+            let shown = key.debugDescription
+            do {
+                let found = try await checkpointer.history(thread: thread, limit: 100, where: [key: .int(step)])
+                if found.map(\.id) != [ids[key]] { failures.append("\(shown) = \(step) matched \(found.count) checkpoints") }
+                if found.first?.metadata[key] != .int(step) { failures.append("\(shown) does not read back") }
+                let wrong = try await checkpointer.history(thread: thread, limit: 100, where: [key: .int(step + 1000)])
+                if !wrong.isEmpty { failures.append("\(shown) = \(step + 1000) matched \(wrong.count) checkpoints") }
+                let both = try await checkpointer.history(
+                    thread: thread, limit: 100, where: [key: .int(step), "text": .string("value of \(key)"), "shared": true])
+                if both.map(\.id) != [ids[key]] { failures.append("\(shown) with two more entries matched \(both.count)") }
+            } catch {
+                failures.append("\(shown): \(error)")
             }
         }
         try await require(failures.isEmpty, failures.joined(separator: "; "))
