@@ -32,6 +32,9 @@ enum PostgresErrors {
         case "40001", "40P01":
             code = .conflict
             reason = "a concurrent transaction conflicted with this one; nothing was written"
+        case "55P03":
+            code = .busy
+            reason = "a lock was not available within the session's lock_timeout; nothing was written"
         case "53300":
             code = .connectionFailed
             reason = "PostgreSQL has no free connection slots"

@@ -30,6 +30,10 @@ import Synchronization
 ///   SipHash-2-4-128 with ``Configuration/integrityKey``): a changed or truncated entry is
 ///   never returned as state. Every instance sharing a key prefix must use the same key.
 ///
+/// A call from a cancelled task throws ``CheckpointError/Code/cancelled`` before it reaches
+/// Redis or the base store, and a `cancelled` from the base store passes through unchanged;
+/// a cancelled Redis command is not a Redis fault (the circuit breaker stays closed).
+///
 /// Closing it closes the base store too.
 public final class RedisCachedCheckpointer: Checkpointer {
     /// The store of record.
@@ -233,6 +237,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
             breaker.recordSuccess()
             if !owed.threads.isEmpty || owed.everything { pending.done(owed) }
             return result
+        } catch let error as CheckpointError where error.code == .cancelled {
+            return nil  // the caller's task was cancelled before the command ran: Redis is fine
         } catch {
             breaker.recordFailure()
             logger.debug("Redis call failed; using the base store", metadata: ["error": "\(error)"])
@@ -287,6 +293,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// base store's put costs. Until it is done, this process reads the thread from the base
     /// store, so it always reads its own writes.
     public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        try throwIfCancelled()
         do {
             try await base.put(write, expecting: expecting)
         } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .backendFailure {
@@ -353,6 +360,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// Reads from Redis when it holds a valid entry, else from the base store (then caches
     /// it); see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        try throwIfCancelled()
         let entryKey = id == nil ? key("h", thread, namespace) : key("c", thread, namespace, id)
         let isUpdating = updating.contains(thread)
         if !pending.contains(thread) && !isUpdating {
@@ -412,12 +420,14 @@ public final class RedisCachedCheckpointer: Checkpointer {
     public func history(
         thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
     ) async throws -> [CheckpointSummary] {
-        try await base.history(thread: thread, namespace: namespace, before: before, limit: limit, where: filter)
+        try throwIfCancelled()
+        return try await base.history(thread: thread, namespace: namespace, before: before, limit: limit, where: filter)
     }
 
     /// Deletes the thread in the base store, then its entries, leaving tombstones newer than
     /// any head it had.
     public func deleteThread(_ thread: ThreadID) async throws {
+        try throwIfCancelled()
         do {
             try await base.deleteThread(thread)
         } catch {
@@ -443,6 +453,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
 
     /// Prunes in the base store, then drops the thread's by-id entries.
     public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+        try throwIfCancelled()
         let removed = try await base.prune(thread: thread, namespace: namespace, keepingLatest: count)
         if removed > 0 {
             let index = threadIndexKey(thread)
@@ -459,26 +470,46 @@ public final class RedisCachedCheckpointer: Checkpointer {
 
     /// Statistics from the base store.
     public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
-        try await base.storageStatistics(thread: thread)
+        try throwIfCancelled()
+        return try await base.storageStatistics(thread: thread)
     }
 
     /// The inbox, from the base store.
     public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
-        try await base.pausedThreads(query)
+        try throwIfCancelled()
+        return try await base.pausedThreads(query)
     }
 
     /// Records the answer in the base store, then caches the answered head.
+    ///
+    /// Once the base store recorded the answer the call succeeds: when the answered head
+    /// cannot be read back (the task was cancelled meanwhile, the store failed), the thread's
+    /// entries are invalidated instead, so no unanswered head is served.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        try throwIfCancelled()
         do {
             try await base.resume(thread: thread, namespace: namespace, pauseID: pauseID, response: response, at: now)
         } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .backendFailure {
             await forget(thread)
             throw error
         }
-        guard let head = try await base.checkpoint(thread: thread, namespace: namespace, id: nil) else { return }
+        let head: Checkpoint
+        do {
+            guard let found = try await base.checkpoint(thread: thread, namespace: namespace, id: nil) else {
+                await forget(thread)
+                return
+            }
+            head = found
+        } catch {
+            await forget(thread)
+            return
+        }
         localHeads.store(thread, namespace, head)
         for entryKey in [key("h", thread, namespace), key("c", thread, namespace, head.id)] {
-            let (order, value) = try entry(for: head, key: entryKey)
+            guard let (order, value) = try? entry(for: head, key: entryKey) else {
+                await forget(thread)
+                return
+            }
             await setGuarded(entryKey, order: order, value: value, thread: thread)
         }
     }
@@ -709,12 +740,24 @@ final class UpdatesInFlight: Sendable {
 
     /// Waits until no update of `thread` runs.
     func wait(for thread: ThreadID) async {
-        while contains(thread) { try? await Task.sleep(for: .milliseconds(1)) }
+        while contains(thread) { await Self.pause() }
     }
 
     /// Waits until no update runs (for `close()`).
     func drain() async {
-        while total.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(1)) }
+        while total.load(ordering: .relaxed) > 0 { await Self.pause() }
+    }
+
+    /// A millisecond between two looks, also in a cancelled task (where `Task.sleep` returns
+    /// at once and the loop would spin).
+    private static func pause() async {
+        if !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(1))
+            return
+        }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(1)) { continuation.resume() }
+        }
     }
 }
 

@@ -9,8 +9,9 @@ import Synchronization
 /// One writer connection and ``Configuration/readerCount`` reader connections, each on a
 /// thread of its own, so SQLite's blocking calls never run on Swift's shared threads and
 /// reads run beside writes. Several processes may open the same file: writes serialize on
-/// SQLite's lock (waiting up to ``Configuration/busyTimeout``) and the head check makes the
-/// loser of a race fail with ``CheckpointError/Code/conflict``.
+/// SQLite's lock (waiting up to ``Configuration/busyTimeout``, then failing with the retryable
+/// ``CheckpointError/Code/busy``, nothing written) and the head check makes the loser of a
+/// race fail with ``CheckpointError/Code/conflict``.
 ///
 /// ```swift
 /// let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: "agent.db"))
@@ -99,6 +100,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                 for pragma in ["PRAGMA busy_timeout = \(busyMilliseconds)"] + pragmas {
                     try connection.execute(pragma)
                 }
+            } catch where error.isBusy {
+                throw CheckpointError(
+                    busy: error, "cannot configure SQLite database at '\(configuration.path)': another connection holds its lock past the busy timeout")
             } catch {
                 throw CheckpointError(
                     .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
@@ -134,15 +138,21 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     /// Applies the missing migrations in one write transaction, so that processes opening the
     /// same file at once migrate it exactly once.
+    ///
+    /// The recorded migrations are read first, in a read transaction: a file whose schema is
+    /// up to date opens without the write lock, even while another connection holds it. When a
+    /// migration is missing and the lock stays busy past the busy timeout, opening fails with
+    /// the retryable ``CheckpointError/Code/busy``.
     private static func migrate(_ connection: SQLiteConnection, logger: Logger) throws {
         do {
+            let recorded = try connection.transaction(immediate: false) { () throws -> Set<String> in
+                try recordedMigrations(connection)
+            }
+            guard Schema.migrations.contains(where: { !recorded.contains($0.name) }) else { return }
             try connection.execute("BEGIN IMMEDIATE")
             do {
                 try connection.execute(Schema.migrationsTable)
-                var applied: Set<String> = []
-                let select = try connection.statement(Schema.selectMigrations)
-                while try select.step() { applied.insert(select.text(0)) }
-                select.reset()
+                let applied = try recordedMigrations(connection)
                 for migration in Schema.migrations where !applied.contains(migration.name) {
                     try connection.execute(migration.sql)
                     let record = try connection.statement(Schema.insertMigration)
@@ -156,11 +166,28 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try? connection.execute("ROLLBACK")
                 throw error
             }
+        } catch let error as SQLiteError where error.isBusy {
+            throw CheckpointError(
+                busy: error,
+                "the SQLite schema needs migrating and another connection holds the write lock past the busy timeout")
         } catch let error as SQLiteError {
             throw CheckpointError(
                 .migrationFailed, "cannot migrate the SQLite schema", nativeCode: "\(error.resultCode)",
                 underlying: error)
         }
+    }
+
+    /// The names in `checkpoint_migrations`; none when the table does not exist yet.
+    private static func recordedMigrations(_ connection: SQLiteConnection) throws(SQLiteError) -> Set<String> {
+        let exists = try connection.statement(Schema.selectMigrationsTable)
+        let hasTable = try exists.step()
+        exists.reset()
+        guard hasTable else { return [] }
+        var applied: Set<String> = []
+        let select = try connection.statement(Schema.selectMigrations)
+        while try select.step() { applied.insert(select.text(0)) }
+        select.reset()
+        return applied
     }
 
     // MARK: Checkpointer
@@ -353,7 +380,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     ) async throws -> [CheckpointSummary] {
         try checkOpen()
         try validateLimit(limit)
-        let query = try HistoryQuery(filter: filter)
+        let query = HistoryQuery(filter: filter)
         return try await reader().run { connection in
             let select = try connection.statement(query.sql)
             try select.bind(1, thread.rawValue)
@@ -535,11 +562,12 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
-    /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
+    /// Closes every connection, even from a cancelled task. Later calls fail with
+    /// ``CheckpointError/Code/closed``.
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for connection in [writer, walConnection] + readers {
-            try await connection.run { $0.close() }
+            await connection.runRegardlessOfCancellation { $0.close() }
         }
         logger.debug("closed SQLite checkpointer", metadata: ["path": "\(configuration.path)"])
     }

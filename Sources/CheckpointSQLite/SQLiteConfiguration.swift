@@ -39,7 +39,8 @@ extension SQLiteCheckpointer {
         public var path: String
         /// Durability of a commit. Default: ``Synchronous/normal``.
         public var synchronous: Synchronous = .normal
-        /// How long a write waits for another process's write lock before failing. Default: 5 seconds.
+        /// How long a write waits for another process's write lock before failing with
+        /// ``CheckpointError/Code/busy`` (retryable; nothing was written). Default: 5 seconds.
         public var busyTimeout: Duration = .seconds(5)
         /// Read connections, each on its own thread, so reads run beside the one writer. Default: 2.
         public var readerCount: Int = 2

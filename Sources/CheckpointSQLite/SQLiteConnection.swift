@@ -15,9 +15,20 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     /// The primary result code (the low byte of ``resultCode``).
     public var primaryResultCode: Int32 { resultCode & 0xff }
 
+    /// Whether another connection held a lock past the busy timeout (`SQLITE_BUSY`,
+    /// `SQLITE_LOCKED` and their extended codes): the statement did nothing.
+    var isBusy: Bool { primaryResultCode == SQLITE_BUSY || primaryResultCode == SQLITE_LOCKED }
+
     /// The result code's name and number, and SQLite's message.
     public var description: String {
         "\(String(cString: sqlite3_errstr(resultCode))) (\(resultCode)): \(message)"
+    }
+}
+
+extension CheckpointError {
+    /// ``CheckpointError/Code/busy`` for SQLite's busy or locked result, keeping its code.
+    init(busy error: SQLiteError, _ message: String = "the database is locked by another connection past the busy timeout; nothing was written") {
+        self.init(.busy, message, nativeCode: "\(error.resultCode)", underlying: error)
     }
 }
 
@@ -263,10 +274,11 @@ final class SerializedConnection: @unchecked Sendable {
     /// Runs `body` on the connection's thread and returns its result: inline when the caller
     /// already runs there, otherwise by queueing it and suspending until it is done.
     ///
-    /// A task cancelled before its work started gets `CancellationError` and nothing runs;
-    /// work that started runs to its end (a write is never left half done).
+    /// A task cancelled before its work started gets ``CheckpointError/Code/cancelled`` and
+    /// nothing runs; work that started runs to its end (a write is never left half done) and
+    /// reports its own outcome.
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try Task.checkCancellation()
+        try throwIfCancelled()
         if thread.isCurrent {
             return try Self.mapErrors { try body(connection) }
         }
@@ -275,7 +287,7 @@ final class SerializedConnection: @unchecked Sendable {
             try await withUnsafeThrowingContinuation { continuation in
                 thread.submit {
                     if cancelled.load(ordering: .acquiring) {
-                        continuation.resume(throwing: CancellationError())
+                        continuation.resume(throwing: CheckpointError.cancellation)
                         return
                     }
                     continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
@@ -286,11 +298,24 @@ final class SerializedConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the connection's thread whether or not the caller's task is cancelled
+    /// (for closing).
+    func runRegardlessOfCancellation(_ body: @escaping @Sendable (SQLiteConnection) -> Void) async {
+        if thread.isCurrent { return body(connection) }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            thread.submit {
+                body(self.connection)
+                continuation.resume()
+            }
+        }
+    }
+
     /// Turns SQLite's errors into ``CheckpointError``, keeping the result code.
     static func mapErrors<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as SQLiteError {
+            if error.isBusy { throw CheckpointError(busy: error) }
             let code: CheckpointError.Code =
                 switch error.primaryResultCode {
                 case SQLITE_CORRUPT, SQLITE_NOTADB: .corruptData
@@ -298,10 +323,7 @@ final class SerializedConnection: @unchecked Sendable {
                 case SQLITE_MISUSE where error.message == SQLiteConnection.closedMessage: .closed
                 default: .backendFailure
                 }
-            let reason =
-                error.primaryResultCode == SQLITE_BUSY
-                ? "the database is locked by another connection past the busy timeout" : "an SQLite call failed"
-            throw CheckpointError(code, reason, nativeCode: "\(error.resultCode)", underlying: error)
+            throw CheckpointError(code, "an SQLite call failed", nativeCode: "\(error.resultCode)", underlying: error)
         }
     }
 

@@ -133,6 +133,8 @@ enum Schema {
         FROM checkpoints WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)
         """)
     static let selectMigrations = SQL(18, "SELECT name FROM checkpoint_migrations")
+    static let selectMigrationsTable = SQL(
+        31, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoint_migrations'")
 
     // Pauses.
     static let deleteWaiting = SQL(20, "DELETE FROM waiting_pauses WHERE thread_key = ?1")

@@ -16,7 +16,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
             case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
-            case alreadyResumed, stalePause, pauseExpired, decryptionFailed, permissionDenied
+            case alreadyResumed, stalePause, pauseExpired, decryptionFailed, permissionDenied, busy, cancelled
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -37,6 +37,16 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let decodingFailed = Code(.decodingFailed)
         /// The store could not be opened or reached.
         public static let connectionFailed = Code(.connectionFailed)
+        /// Another connection or process held the store's lock past the busy timeout (SQLite's
+        /// `SQLITE_BUSY` or `SQLITE_LOCKED`); nothing was written. Retryable: the same call may
+        /// succeed once the lock is free.
+        public static let busy = Code(.busy)
+        /// The calling task was cancelled before the call took effect; nothing was written.
+        /// Every call checks for cancellation before it starts. A call that has started (was
+        /// handed to its connection) runs to its end and reports its own outcome instead, so a
+        /// write is never left half done and a put that committed never reports `cancelled`.
+        /// Not retryable as is: the task that made the call was cancelled.
+        public static let cancelled = Code(.cancelled)
         /// The store's schema could not be brought up to date.
         public static let migrationFailed = Code(.migrationFailed)
         /// A configuration value or URL is malformed or names an unknown backend.
@@ -78,6 +88,8 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case .pauseExpired: "pauseExpired"
             case .decryptionFailed: "decryptionFailed"
             case .permissionDenied: "permissionDenied"
+            case .busy: "busy"
+            case .cancelled: "cancelled"
             }
         }
     }
@@ -97,14 +109,14 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         self.message = message
         self.nativeCode = nativeCode
         self.underlying = underlying
-        self.isRetryable = code == .connectionFailed
+        self.isRetryable = code == .connectionFailed || code == .busy
     }
 
     /// Whether the same call may succeed if simply tried again later: the store could not be
-    /// reached (a server restarting, a full connection pool). A `conflict` is not retryable
-    /// as is: reload the head first.
-    /// By default, true for ``Code/connectionFailed``; a backend sets it to false when the
-    /// failure is permanent (refused credentials, a database that does not exist).
+    /// reached (a server restarting, a full connection pool) or was locked by another writer
+    /// past the busy timeout. A `conflict` is not retryable as is: reload the head first.
+    /// By default, true for ``Code/connectionFailed`` and ``Code/busy``; a backend sets it to
+    /// false when the failure is permanent (refused credentials, a database that does not exist).
     public var isRetryable: Bool
 
     /// The code, the message and the native code. Never state, SQL values or keys.
@@ -113,4 +125,20 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         if let nativeCode { text += " [\(nativeCode)]" }
         return text
     }
+}
+
+extension CheckpointError {
+    /// ``Code/cancelled``: the caller's task was cancelled before the call started. The
+    /// underlying error is a `CancellationError`.
+    package static var cancellation: CheckpointError {
+        CheckpointError(
+            .cancelled, "the calling task was cancelled before the call started; nothing was written",
+            underlying: CancellationError())
+    }
+}
+
+/// Throws ``CheckpointError/Code/cancelled`` when the current task is cancelled: every
+/// backend calls it before a call starts.
+package func throwIfCancelled() throws(CheckpointError) {
+    if Task.isCancelled { throw CheckpointError.cancellation }
 }

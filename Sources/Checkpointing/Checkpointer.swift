@@ -8,6 +8,14 @@ import Foundation
 /// ``Checkpointer/thread(_:namespace:as:)``.
 ///
 /// Every method may throw ``CheckpointError``; the codes each one uses are listed with it.
+///
+/// Cancellation: every call checks for cancellation before it starts, and a call from a
+/// cancelled task throws ``CheckpointError/Code/cancelled`` with nothing written or changed.
+/// A call that has started (was handed to its connection) runs to its end and reports its own
+/// outcome, whatever happens to the task meanwhile: a write is never left half done, and a put
+/// that committed never reports `cancelled`. ``close()`` closes even from a cancelled task.
+/// A wrapper checks before it starts too, and passes a `cancelled` from the store it wraps
+/// through unchanged.
 public protocol Checkpointer: Sendable {
     /// Appends a checkpoint to its thread in one atomic step.
     ///
@@ -18,7 +26,10 @@ public protocol Checkpointer: Sendable {
     ///     ``PutExpectation/anyParent`` forks from any existing checkpoint of the thread.
     /// - Throws: ``CheckpointError`` with `conflict`; `notFound` when the parent does not exist;
     ///   `invalidArgument` when a channel says `unchanged` or `append` but the parent has no such
-    ///   channel (or no list), or the id already exists; `closed`; a backend failure.
+    ///   channel (or no list), or the id already exists; `closed`; `cancelled` when the calling
+    ///   task was cancelled before the put started (nothing was written); `busy` when another
+    ///   writer held the store's lock past its timeout (retryable, nothing was written); a
+    ///   backend failure.
     func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws
 
     /// Reads one checkpoint with its channel contents.
@@ -34,7 +45,10 @@ public protocol Checkpointer: Sendable {
     ///   - before: only checkpoints whose id is smaller (older) than this one; use the last id
     ///     of one page to fetch the next.
     ///   - limit: the most checkpoints to return (at least 1).
-    ///   - filter: only checkpoints whose metadata holds every one of these entries.
+    ///   - filter: only checkpoints whose metadata holds every one of these entries. Numbers
+    ///     compare by their exact value (`5` matches `5.0`, never `5.5`); a boolean, a string
+    ///     or `null` matches only itself (`true` is not `1`, the string `"5"` is not the number
+    ///     `5`). Any key can be filtered on, whatever characters it holds.
     func history(
         thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
     ) async throws -> [CheckpointSummary]

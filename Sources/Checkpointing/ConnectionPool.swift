@@ -106,9 +106,10 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
 
     /// Runs `body` with a healthy connection on a worker's thread.
     ///
-    /// A task cancelled before its work started gets `CancellationError` and nothing runs.
+    /// A task cancelled before its work started gets ``CheckpointError/Code/cancelled`` and
+    /// nothing runs; work that started runs to its end and reports its own outcome.
     package func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        try Task.checkCancellation()
+        try throwIfCancelled()
         if let worker = currentWorker {
             return try execute(body, on: worker)
         }
@@ -119,7 +120,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
                 let job: @Sendable (Worker) -> Void = { worker in
                     guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
                     if cancelled.load(ordering: .acquiring) {
-                        continuation.resume(throwing: CancellationError())
+                        continuation.resume(throwing: CheckpointError.cancellation)
                         return
                     }
                     continuation.resume(with: Result { try self.execute(body, on: worker) })

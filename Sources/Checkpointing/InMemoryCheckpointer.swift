@@ -244,8 +244,11 @@ public actor InMemoryCheckpointer: Checkpointer {
         threads = [:]
     }
 
+    /// Every call starts here: a closed store fails with `closed`, a cancelled caller with
+    /// `cancelled` (nothing runs).
     private func checkOpen() throws(CheckpointError) {
         if isClosed { throw CheckpointError(.closed, "the in-memory checkpointer was closed") }
+        try throwIfCancelled()
     }
 }
 

@@ -73,10 +73,26 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
     }
 }
 
+extension MetadataValue {
+    /// Whether a stored value matches a filter's value, as every backend compares them:
+    /// numbers by their exact value (`5` matches `5.0`, never `5.5`), every other type only
+    /// itself (`true` is not `1`, the string `"5"` is not the number `5`).
+    package func matchesFilter(_ filter: MetadataValue) -> Bool {
+        switch (self, filter) {
+        case (.int(let stored), .int(let wanted)): stored == wanted
+        case (.double(let stored), .double(let wanted)): stored == wanted
+        case (.int(let stored), .double(let wanted)), (.double(let wanted), .int(let stored)):
+            Int(exactly: wanted) == stored
+        default: self == filter
+        }
+    }
+}
+
 extension Dictionary where Key == String, Value == MetadataValue {
-    /// Whether every entry of `filter` is present here with an equal value.
+    /// Whether every entry of `filter` is present here with a matching value; see
+    /// ``MetadataValue/matchesFilter(_:)``.
     package func matches(_ filter: Metadata) -> Bool {
-        filter.allSatisfy { key, value in self[key] == value }
+        filter.allSatisfy { key, value in self[key]?.matchesFilter(value) == true }
     }
 
     /// The canonical JSON text of this metadata (keys sorted).

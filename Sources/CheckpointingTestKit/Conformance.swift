@@ -83,7 +83,7 @@ public enum CheckpointerConformance {
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
-    ] + facadeChecks + pauseChecks + retentionChecks + [closedCheckpointer]
+    ] + facadeChecks + metadataFilterChecks + pauseChecks + retentionChecks + [cancelledCallsDoNothing, closedCheckpointer]
 }
 
 extension Checkpointer {

@@ -225,6 +225,35 @@ struct RedisCacheTests {
         try await cache.close()
     }
 
+    @Test func aCancelledCallFailsWithCancelledAndIsNoRedisFault() async throws {
+        let folder = try TemporaryFolder()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)))
+        let id = try ThreadID("acme:cancelled")
+        try await cache.thread(id, as: Chat.self).save(Chat(messages: ["hello"], turn: 1))
+        await cache.flush()
+        let cancelled = await withTaskGroup(of: CheckpointError.Code?.self) { group in
+            group.addTask {
+                withUnsafeCurrentTask { $0?.cancel() }
+                do {
+                    _ = try await cache.head(thread: id)
+                    return nil
+                } catch {
+                    return (error as? CheckpointError)?.code
+                }
+            }
+            var code: CheckpointError.Code?
+            for await result in group { code = result }
+            return code
+        }
+        #expect(cancelled == .cancelled)
+        // The circuit breaker stayed closed: the next read is answered from Redis.
+        let before = cache.statistics
+        #expect(try await cache.head(thread: id)?.step == 0)
+        #expect(cache.statistics.hits == before.hits + 1)
+        #expect(cache.statistics.fallbacks == before.fallbacks)
+        try await cache.close()
+    }
+
     @Test func deletingAThreadRemovesItsEntries() async throws {
         let folder = try TemporaryFolder()
         let prefix = TestServers.uniquePrefix()

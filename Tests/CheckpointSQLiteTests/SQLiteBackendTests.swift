@@ -220,9 +220,68 @@ struct SQLiteBackendTests {
             try await checkpointer.put(
                 CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))]))
         }
-        await #expect(throws: CancellationError.self) { try await task.value }
+        let error = await #expect(throws: CheckpointError.self) { try await task.value }
+        #expect(error?.code == .cancelled)
         #expect(try await checkpointer.head(thread: id) == nil)
         try await checkpointer.close()
+    }
+
+    @Test func aWriteLockHeldPastTheBusyTimeoutIsRetryable() async throws {
+        let database = try TemporaryDatabase()
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .milliseconds(50)
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let id = uniqueThread("busy")
+        let first = CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))])
+        try await checkpointer.put(first)
+        // Another connection (another process, as far as SQLite knows) holds the write lock.
+        let raw = try RawDatabase(database.path)
+        try raw.query("BEGIN IMMEDIATE")
+        let next = CheckpointWrite(thread: id, parentID: first.id, step: 1, channels: ["v": .value(Data("2".utf8))])
+        let error = await #expect(throws: CheckpointError.self) { try await checkpointer.put(next) }
+        #expect(error?.code == .busy)
+        #expect(error?.isRetryable == true)
+        #expect(error?.nativeCode == "\(SQLITE_BUSY)")
+        #expect(try await checkpointer.head(thread: id)?.id == first.id, "nothing was written")
+        try raw.query("ROLLBACK")
+        try await checkpointer.put(next)
+        #expect(try await checkpointer.head(thread: id)?.id == next.id, "the same put succeeds once the lock is free")
+        try await checkpointer.close()
+    }
+
+    @Test func anUpToDateFileOpensWhileAnotherConnectionHoldsTheWriteLock() async throws {
+        let database = try TemporaryDatabase()
+        let id = uniqueThread("locked-open")
+        let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await first.thread(id, as: TestAgentState.self).save(TestAgentState(turn: 3))
+        try await first.close()
+        let raw = try RawDatabase(database.path)
+        try raw.query("BEGIN IMMEDIATE")
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .milliseconds(50)
+        // The schema is up to date: opening reads the recorded migrations and needs no write lock.
+        let second = try await SQLiteCheckpointer(configuration: configuration)
+        #expect(try await second.thread(id, as: TestAgentState.self).latest()?.turn == 3)
+        try raw.query("ROLLBACK")
+        try await second.close()
+    }
+
+    @Test func aFileThatNeedsMigratingWhileLockedFailsRetryably() async throws {
+        let database = try TemporaryDatabase()
+        let raw = try RawDatabase(database.path, create: true)
+        try raw.query("PRAGMA journal_mode = WAL")
+        try raw.query("CREATE TABLE unrelated (x)")
+        try raw.query("BEGIN IMMEDIATE")
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .milliseconds(50)
+        let error = await #expect(throws: CheckpointError.self) { try await SQLiteCheckpointer(configuration: configuration) }
+        #expect(error?.code == .busy)
+        #expect(error?.isRetryable == true)
+        try raw.query("ROLLBACK")
+        // Once the lock is free, the same open migrates the file.
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        try await checkpointer.close()
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
     }
 
     @Test func damagedManifestGivesCorruptData() async throws {
