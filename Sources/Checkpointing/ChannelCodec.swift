@@ -118,6 +118,13 @@ package func joinedJSONArray(_ elements: [Data]) -> Data {
     return data
 }
 
+/// An encoding failure with the channel (and list element) it happened in.
+package struct ChannelEncodingError: Error {
+    package var channel: String
+    package var index: Int?
+    package var underlying: EncodingError
+}
+
 /// One captured top-level property.
 package enum CapturedChannel {
     case value(Data)
@@ -198,6 +205,14 @@ struct CaptureKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        do {
+            try encodeChannel(value, forKey: key)
+        } catch let error as EncodingError {
+            throw ChannelEncodingError(channel: key.stringValue, index: nil, underlying: error)
+        }
+    }
+
+    private mutating func encodeChannel<T: Encodable>(_ value: T, forKey key: Key) throws {
         if let list = value as? any AppendableChannelList {
             storage.channels[key.stringValue] = .list(list)
         } else if encodeValues {

@@ -423,8 +423,13 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                     stored.reserveCapacity(list.channelElementCount - prefix)
                     compared.reserveCapacity(list.channelElementCount)
                     for index in prefix..<list.channelElementCount {
-                        let element = try encodeElement(
-                            list.channelElement(at: index), index: index, encoder: encoder, context: context)
+                        let element: (stored: Data, compared: Data)
+                        do {
+                            element = try encodeElement(
+                                list.channelElement(at: index), index: index, encoder: encoder, context: context)
+                        } catch let error as EncodingError {
+                            throw ChannelEncodingError(channel: name, index: index, underlying: error)
+                        }
                         stored.append(element.stored)
                         compared.append(element.compared)
                     }
@@ -449,7 +454,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         } catch {
             throw CheckpointError(
                 .encodingFailed,
-                "the state of type \(State.self) could not be encoded\(channelName.map { " (channel '\($0)')" } ?? ""): \(Self.describe(encoding: error))",
+                "the state of type \(State.self) could not be encoded\(((error as? ChannelEncodingError)?.channel ?? channelName).map { " (channel '\($0)')" } ?? ""): \(Self.describe(encoding: error))",
                 underlying: nil)
         }
         return result
@@ -567,10 +572,27 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             throw error  // a sealed field that does not open, an upgrade that failed
         } catch {
             var message = "checkpoint \(checkpoint.id) (state version \(version)) does not decode as \(State.self): \(Self.describe(error))"
-            if case DecodingError.keyNotFound? = error as? DecodingError {
+            if sealing == nil, Self.looksSealed(channels) {
+                message += "; its bytes are sealed: open the thread with sealing: (checkpointer.thread(_:as:sealing:))"
+            } else if case DecodingError.keyNotFound? = error as? DecodingError {
                 message += "; if the type gained a property, register an upgrade that sets it (StateVersions) or make it optional"
             }
             throw CheckpointError(.decodingFailed, message)
+        }
+    }
+
+    /// Whether some channel holds bytes no JSON value starts with (sealed bytes begin with a
+    /// format byte below 0x20), which a façade without sealing cannot read.
+    private static func looksSealed(_ channels: [String: ChannelValue]) -> Bool {
+        func sealed(_ data: Data) -> Bool {
+            guard let first = data.first else { return false }
+            return first < 0x20 && first != 0x09 && first != 0x0A && first != 0x0D
+        }
+        return channels.values.contains { channel in
+            switch channel {
+            case .value(let data): sealed(data)
+            case .list(let elements): elements.first.map(sealed) ?? false
+            }
         }
     }
 
@@ -593,10 +615,17 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     /// Describes an encoding error by its kind and coding path only, never by the values.
     private static func describe(encoding error: any Error) -> String {
-        guard let error = error as? EncodingError else { return "\(type(of: error))" }
+        var prefix: [String] = []
+        var underlying = error
+        if let error = error as? ChannelEncodingError {
+            prefix = [error.channel] + (error.index.map { ["#\($0)"] } ?? [])
+            underlying = error.underlying
+        }
+        guard let error = underlying as? EncodingError else { return "\(type(of: underlying))" }
         switch error {
         case .invalidValue(_, let context):
-            let path = context.codingPath.map { $0.intValue.map { "#\($0)" } ?? $0.stringValue }.joined(separator: ".")
+            let path = (prefix + context.codingPath.map { $0.intValue.map { "#\($0)" } ?? $0.stringValue })
+                .joined(separator: ".")
             return "\(context.debugDescription) (at \(path.isEmpty ? "the top level" : path))"
         @unknown default:
             return "encoding failed"

@@ -241,7 +241,9 @@ public struct Sealed<Value: Codable & Sendable>: Codable, Sendable {
                 Value.self,
                 .init(
                     codingPath: encoder.codingPath,
-                    debugDescription: "a Sealed value is saved only through a CheckpointThread with sealing"))
+                    debugDescription:
+                        "a @Sealed field is saved only through a façade with sealing: open the thread with sealing: (checkpointer.thread(_:as:sealing:))"
+                ))
         }
         let plaintext = try FastJSONEncoder().encode(wrappedValue) ?? JSONEncoder().encode(wrappedValue)
         var container = encoder.singleValueContainer()
@@ -259,10 +261,9 @@ public struct Sealed<Value: Codable & Sendable>: Codable, Sendable {
     /// Decodes and opens a sealed value.
     public init(from decoder: any Decoder) throws {
         guard let context = decoder.userInfo[.checkpointSealing] as? SealingContext else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "a Sealed value is read only through a CheckpointThread with sealing"))
+            throw CheckpointError(
+                .decodingFailed,
+                "the state has a @Sealed field: open the thread with sealing: (checkpointer.thread(_:as:sealing:)) to read it")
         }
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let sealed = Data(base64Encoded: text) else {
