@@ -128,16 +128,26 @@ func runAgent() async throws {
         print("Starting thread '\(thread.id)': no checkpoint yet.")
     }
 
-    if thread.isAwaitingAnswer {
+    // A paused thread is waiting, answered, or expired unanswered: each goes its own way.
+    switch thread.pauseStatus() {
+    case .waiting:
         print("Still waiting for a person to answer: run with --inbox to see the question, --answer yes to approve.")
         try await checkpointer.close()
         exit(0)
-    }
-    if let decision = try thread.answer(as: RefundDecision.self) {
-        let text = decision.approved ? "\(decision.reviewer) approved the refund: it is on its way." : "\(decision.reviewer) declined the refund."
+    case .answered:
+        if let decision = try thread.answer(as: RefundDecision.self) {
+            let text = decision.approved ? "\(decision.reviewer) approved the refund: it is on its way." : "\(decision.reviewer) declined the refund."
+            state.messages.append(Message(role: "assistant", text: text))
+            print("")
+            print("The answer arrived: \(text)")
+        }
+    case .expired:
+        let text = "Nobody could review the refund in time; please ask again."
         state.messages.append(Message(role: "assistant", text: text))
         print("")
-        print("The answer arrived: \(text)")
+        print("The question expired unanswered: \(text)")
+    case .notPaused:
+        break
     }
 
     let approvals = !CommandLine.arguments.contains("--no-approvals")
