@@ -18,13 +18,21 @@ package let wholeStateChannel = "$state"
 package protocol AppendableChannelList {
     /// The number of elements.
     var channelElementCount: Int { get }
-    /// When `previous` (an array of the same type, as the base state held it) is, element by
-    /// element, what `previousEncoded` says, and those elements are a prefix of this array by
-    /// their encoded bytes, the prefix's length; otherwise `nil`. `comparisonForm` encodes one
-    /// of this array's elements (by index) the way `previousEncoded` was encoded.
+    /// The length of the prefix this array shares, by encoded bytes, with the array a save
+    /// compares it with, or `nil` when that array is no prefix of this one.
+    ///
+    /// - Parameters:
+    ///   - previous: the array as the base state held it (of the same type), if it has one.
+    ///   - previousEncoded: each of the base's elements as it was stored (in compared form);
+    ///     `nil` when the base kept none, because its elements are bit-comparable values whose
+    ///     encoding is taken from `previous` when needed.
+    ///   - comparisonForm: encodes an element the way `previousEncoded` was encoded.
     func channelPrefixLength(
-        of previous: Any?, encoded previousEncoded: [Data], comparisonForm: (any Encodable) throws -> Data
+        of previous: Any?, encoded previousEncoded: [Data]?, comparisonForm: (any Encodable) throws -> Data
     ) rethrows -> Int?
+    /// Whether this array's elements may be compared by their bits (values that hold no class
+    /// instance), so that a base need not keep their encoded bytes.
+    var channelElementsAreBitComparable: Bool { get }
     /// The element at `index`.
     func channelElement(at index: Int) -> any Encodable
 }
@@ -61,40 +69,48 @@ extension Array: AppendableChannelList where Element: Encodable {
         return comparable
     }
 
+    package var channelElementsAreBitComparable: Bool {
+        guard let first else { return !(Element.self is AnyClass) }
+        return Self.mayCompareBits(first)
+    }
+
     package func channelPrefixLength(
-        of previous: Any?, encoded previousEncoded: [Data], comparisonForm: (any Encodable) throws -> Data
+        of previous: Any?, encoded previousEncoded: [Data]?, comparisonForm: (any Encodable) throws -> Data
     ) rethrows -> Int? {
-        let length = previousEncoded.count
-        guard length <= count else { return nil }
+        let previous = previous as? [Element]
+        guard let length = previousEncoded?.count ?? previous?.count, length <= count else { return nil }
         guard length > 0 else { return 0 }
-        // Fast path: an array that was copied and appended to holds the very same element
-        // values (the same bits, the same string buffers), and identical bits encode
-        // identically; a copy-on-write buffer is never changed in place while the base shares it.
-        if let previous = previous as? [Element], previous.count == length, Self.mayCompareBits(previous[0]) {
-            let stride = MemoryLayout<Element>.stride
-            let identical = withUnsafeBytes { current in
-                previous.withUnsafeBytes { old in
-                    guard let currentBase = current.baseAddress, let oldBase = old.baseAddress else { return false }
-                    return memcmp(currentBase, oldBase, old.count) == 0
-                }
-            }
-            if identical { return length }
+        guard let previous, previous.count == length, Self.mayCompareBits(previous[0]) else {
+            // Only the stored bytes can tell.
+            guard let previousEncoded else { return nil }
             for index in 0..<length {
-                let same = withUnsafeBytes { current in
-                    previous.withUnsafeBytes { old in
-                        guard stride > 0, let currentBase = current.baseAddress, let oldBase = old.baseAddress else {
-                            return stride == 0
-                        }
-                        return memcmp(currentBase + index * stride, oldBase + index * stride, stride) == 0
-                    }
-                }
-                if same { continue }
                 guard try comparisonForm(self[index]) == previousEncoded[index] else { return nil }
             }
             return length
         }
+        // Fast path: an array that was copied and appended to holds the very same element
+        // values (the same bits, the same string buffers), and identical bits encode
+        // identically; a copy-on-write buffer is never changed in place while the base shares it.
+        let stride = MemoryLayout<Element>.stride
+        let identical = withUnsafeBytes { current in
+            previous.withUnsafeBytes { old in
+                guard let currentBase = current.baseAddress, let oldBase = old.baseAddress else { return false }
+                return memcmp(currentBase, oldBase, old.count) == 0
+            }
+        }
+        if identical { return length }
         for index in 0..<length {
-            guard try comparisonForm(self[index]) == previousEncoded[index] else { return nil }
+            let same = withUnsafeBytes { current in
+                previous.withUnsafeBytes { old in
+                    guard stride > 0, let currentBase = current.baseAddress, let oldBase = old.baseAddress else {
+                        return stride == 0
+                    }
+                    return memcmp(currentBase + index * stride, oldBase + index * stride, stride) == 0
+                }
+            }
+            if same { continue }
+            let old = try previousEncoded?[index] ?? comparisonForm(previous[index])
+            guard try comparisonForm(self[index]) == old else { return nil }
         }
         return length
     }

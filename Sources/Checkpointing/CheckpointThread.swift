@@ -335,8 +335,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         write.inlineChannels = channels.inlineChannels
         try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
         let next = FacadeBase(
-            id: write.id, step: write.step, state: state, values: channels.values, lists: channels.lists, forks: false,
-            metadata: metadata, pause: pause, answer: nil)
+            id: write.id, step: write.step, state: state, values: channels.values, lists: channels.lists,
+            listsInState: channels.listsInState, forks: false, metadata: metadata, pause: pause, answer: nil)
         bases.withLock { $0.saved(next, task: task) }
         return StateSnapshot(next)
     }
@@ -348,6 +348,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         var writes: [String: ChannelWrite] = [:]
         var values: [String: Data] = [:]
         var lists: [String: [Data]] = [:]
+        var listsInState: Set<String> = []
         var inlineChannels: Set<String> = []
     }
 
@@ -406,22 +407,31 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                     context?.channel = name
                     var prefix = 0
                     var matched = false
+                    // A base keeps its elements' bytes only when they cannot be compared by
+                    // bits (they hold class instances); otherwise they come from its state.
+                    let keepsBytes = !list.channelElementsAreBitComparable
                     var compared: [Data] = []
-                    if let old = previous?.lists[name] {
+                    if let previous, previous.lists[name] != nil || previous.listsInState.contains(name) {
                         let oldArray: Any?
                         if case .list(let array)? = previousLists[name] { oldArray = array } else { oldArray = nil }
                         if let length = try list.channelPrefixLength(
-                            of: oldArray, encoded: old,
+                            of: oldArray, encoded: previous.lists[name],
                             comparisonForm: { try encodeElement($0, index: nil, encoder: encoder, context: context).compared })
                         {
                             prefix = length
                             matched = true
-                            compared = old
+                            if keepsBytes {
+                                compared = try previous.lists[name]
+                                    ?? (0..<length).map {
+                                        try encodeElement(list.channelElement(at: $0), index: $0, encoder: encoder, context: context)
+                                            .compared
+                                    }
+                            }
                         }
                     }
                     var stored: [Data] = []
                     stored.reserveCapacity(list.channelElementCount - prefix)
-                    compared.reserveCapacity(list.channelElementCount)
+                    if keepsBytes { compared.reserveCapacity(list.channelElementCount) }
                     for index in prefix..<list.channelElementCount {
                         let element: (stored: Data, compared: Data)
                         do {
@@ -431,9 +441,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                             throw ChannelEncodingError(channel: name, index: index, underlying: error)
                         }
                         stored.append(element.stored)
-                        compared.append(element.compared)
+                        if keepsBytes { compared.append(element.compared) }
                     }
-                    result.lists[name] = compared
+                    if keepsBytes { result.lists[name] = compared } else { result.listsInState.insert(name) }
                     if matched {
                         result.writes[name] =
                             prefix == list.channelElementCount ? .unchanged : .append(try seal(stored, of: name, from: prefix))
@@ -674,8 +684,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             }
         }
         return FacadeBase(
-            id: checkpoint.id, step: checkpoint.step, state: state, values: values, lists: lists, forks: forks,
-            metadata: checkpoint.metadata, pause: checkpoint.pause, answer: checkpoint.answer)
+            id: checkpoint.id, step: checkpoint.step, state: state, values: values, lists: lists, listsInState: [],
+            forks: forks, metadata: checkpoint.metadata, pause: checkpoint.pause, answer: checkpoint.answer)
     }
 }
 

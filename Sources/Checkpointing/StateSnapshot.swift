@@ -96,6 +96,9 @@ final class FacadeBase<State: Sendable>: Sendable {
     let values: [String: Data]
     /// Per list channel, each element's bytes as a save compares them (the stored plaintext).
     let lists: [String: [Data]]
+    /// List channels whose elements' bytes are not kept: they are values whose encoding is
+    /// taken from ``state`` when a save needs it (see `AppendableChannelList`).
+    let listsInState: Set<String>
     /// Whether a save after this base forks (its parent need not be the head): after a rewind.
     let forks: Bool
     let metadata: Metadata
@@ -103,9 +106,10 @@ final class FacadeBase<State: Sendable>: Sendable {
     let answer: PauseAnswer?
 
     init(
-        id: CheckpointID, step: Int, state: State, values: [String: Data], lists: [String: [Data]], forks: Bool,
-        metadata: Metadata, pause: Pause?, answer: PauseAnswer?
+        id: CheckpointID, step: Int, state: State, values: [String: Data], lists: [String: [Data]],
+        listsInState: Set<String>, forks: Bool, metadata: Metadata, pause: Pause?, answer: PauseAnswer?
     ) {
+        self.listsInState = listsInState
         self.id = id
         self.step = step
         self.state = state

@@ -158,8 +158,8 @@ extension CheckpointerConformance {
         try await require(texts(final) == ["zero", "one", "two"], "the snapshot chain stored every change")
         // The plain API in one task, after another task saved: the stale read conflicts.
         _ = try await thread.latest()
-        let other = Task { try await thread.update(startingWith: ListState()) { $0.turn = 7 } }
-        _ = try await other.value
+        async let other = thread.update(startingWith: ListState()) { $0.turn = 7 }  // another task
+        _ = try await other
         try await requireError(.conflict) {
             try await thread.save(ListState(messages: [PlainMessage(id: 9, text: "stale")]))
         }

@@ -1136,6 +1136,32 @@ if option("--profile") == "save" {
     exit(0)
 }
 
+/// `--profile growth`: façade saves in memory (no store cost), Equatable and non-Equatable
+/// messages, at 16-25 and 191-200 messages.
+nonisolated func profileGrowth() async throws {
+    let memory = InMemoryCheckpointer()
+    var equatable: [Int: Samples] = [:]
+    for index in 0..<150 {
+        let thread = try memory.thread("growth-\(index)", as: ConversationState.self)
+        var state = ConversationState()
+        for size in 1...200 {
+            state.messages.append(message(size))
+            _ = try await time(&equatable[size, default: Samples()]) { try await thread.save(state) }
+        }
+    }
+    let plain = try await plainConversationPuts(InMemoryCheckpointer(), threads: 150)
+    for (label, samples) in [("Equatable", equatable), ("non-Equatable", plain)] {
+        let small = merged(samples, 16...25).p50 / 1000
+        let large = merged(samples, 191...200).p50 / 1000
+        print(String(format: "%@: p50 %.2f µs at 16-25 messages, %.2f µs at 191-200 (%.2fx)", label, small, large, large / small))
+    }
+}
+
+if option("--profile") == "growth" {
+    try await profileGrowth()
+    exit(0)
+}
+
 /// `--profile sqlite-save[-sealed]`: façade saves on SQLite on the writer executor.
 nonisolated func profileSQLiteSave(sealed: Bool) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-profile-\(UUID().uuidString)")
