@@ -147,6 +147,13 @@ public final class RedisCachedCheckpointer: Checkpointer {
         return Data(bytes)
     }
     private static let orderLength = 33
+
+    /// The run id an entry carries (empty when it is too short to carry one).
+    private static func runID(of value: Data) -> Data {
+        let start = value.startIndex + orderLength + digestLength
+        guard value.count >= orderLength + digestLength + RedisConnection.runIDLength else { return Data() }
+        return value[start..<start + RedisConnection.runIDLength]
+    }
     private static let get = Data("GET".utf8)
     private static let digestLength = 16
 
@@ -174,39 +181,52 @@ public final class RedisCachedCheckpointer: Checkpointer {
         return Data(out)
     }
 
-    /// order ‖ digest(key ‖ order ‖ body) ‖ body.
-    private func entry(key: Data, order: Data, body: Data) -> Data {
+    /// order ‖ digest(key ‖ order ‖ run id ‖ body) ‖ run id ‖ body: the run id is the Redis
+    /// server's that the entry was written to (see ``RedisConnection/runID``).
+    private func entry(key: Data, order: Data, runID: Data, body: Data) -> Data {
         var value = order
-        value.reserveCapacity(order.count + Self.digestLength + body.count)
-        value.append(digest(key: key, order: order, body: body))
+        value.reserveCapacity(order.count + Self.digestLength + runID.count + body.count)
+        var signed = runID
+        signed.append(body)
+        value.append(digest(key: key, order: order, body: signed))
+        value.append(runID)
         value.append(body)
         return value
     }
 
-    private func entry(for checkpoint: Checkpoint, key: Data) throws -> (order: Data, value: Data) {
-        let order = Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2")
-        return (order, entry(key: key, order: order, body: try CheckpointCodec.encode(checkpoint)))
+    /// A checkpoint's order and encoded content, to make its entry on a connection.
+    private func content(of checkpoint: Checkpoint) throws -> (order: Data, body: Data) {
+        (Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2"), try CheckpointCodec.encode(checkpoint))
     }
+
+    /// An entry written to another run of the Redis server than the one answering now: the
+    /// server restarted (or another took its place) and may have come back without later writes.
+    private struct EntryOfAnotherRun: Error {}
 
     /// The checkpoint in an entry, `nil` for an entry without content; throws when the
     /// entry is damaged.
     private func open(
-        _ value: Data, key: Data, thread: ThreadID, namespace: String, id: CheckpointID?
+        _ value: Data, key: Data, thread: ThreadID, namespace: String, id: CheckpointID?, runID: Data
     ) throws -> Checkpoint? {
-        let headerLength = Self.orderLength + Self.digestLength
-        guard value.count >= headerLength else {
+        guard value.count >= Self.orderLength + Self.digestLength else {
             throw CheckpointError(.corruptData, "a cached entry is truncated")
         }
         let start = value.startIndex
         let order = value[start..<start + Self.orderLength]
-        let stored = value[start + Self.orderLength..<start + headerLength]
-        let body = value[(start + headerLength)...]
         // An entry without content (a tombstone, a head whose content this process did not
         // have) only holds its place in the order: it is a miss, whatever else it holds.
         guard order.last != UInt8(ascii: "0") else { return nil }
-        guard digest(key: key, order: Data(order), body: body) == stored else {
+        let headerLength = Self.orderLength + Self.digestLength + RedisConnection.runIDLength
+        guard value.count >= headerLength else {
+            throw CheckpointError(.corruptData, "a cached entry is truncated")
+        }
+        let stored = value[start + Self.orderLength..<start + Self.orderLength + Self.digestLength]
+        let signed = value[(start + Self.orderLength + Self.digestLength)...]
+        let body = value[(start + headerLength)...]
+        guard digest(key: key, order: Data(order), body: signed) == stored else {
             throw CheckpointError(.corruptData, "a cached entry fails its integrity check")
         }
+        guard signed.prefix(RedisConnection.runIDLength).elementsEqual(runID) else { throw EntryOfAnotherRun() }
         let checkpoint = try CheckpointCodec.decode(body, thread: thread, namespace: namespace, id: id)
         guard Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2") == order else {
             throw CheckpointError(.corruptData, "a cached entry's order does not match its content")
@@ -276,7 +296,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
             } while cursor != Data("0".utf8)
         }
         let tombstone = order(.make(), "0")
-        for thread in owed.threads {
+        for thread in owed.threads.keys {
             _ = try check(
                 connection.command([
                     Data("EVAL".utf8), Data(Scripts.tombstoneThread.utf8), Data("1".utf8), threadIndexKey(thread), tombstone,
@@ -309,18 +329,21 @@ public final class RedisCachedCheckpointer: Checkpointer {
         let parent = write.parentID.flatMap { localHeads.checkpoint(write.thread, write.namespace, $0) }
         let derived = CheckpointCodec.applying(write, to: parent)
         let headKey = key("h", write.thread, write.namespace)
-        let (order, value): (Data, Data)
+        let (order, body): (Data, Data)
         if let derived {
-            (order, value) = try entry(for: derived, key: headKey)
+            (order, body) = try content(of: derived)
         } else {
-            order = Self.order(write.id, "0")
-            value = entry(key: headKey, order: order, body: Data())
+            (order, body) = (Self.order(write.id, "0"), Data())
         }
-        localHeads.store(write.thread, write.namespace, derived, entry: derived == nil ? nil : value)
+        localHeads.store(write.thread, write.namespace, derived)
+        localHeads.acknowledged(write.thread, write.namespace, write.id)
         let thread = write.thread
+        let namespace = write.namespace
         updating.begin(thread)
         Task.detached { [self] in
-            await setGuarded(headKey, order: order, value: value, thread: thread)
+            if let value = await setGuarded(headKey, order: order, body: body, thread: thread), derived != nil {
+                localHeads.attach(value, thread, namespace, write.id)
+            }
             updating.end(thread)
         }
     }
@@ -329,26 +352,34 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// invalidation when Redis cannot be told. The value is fresh (just written to or read
     /// from the base store), so it may go in right after the thread's owed invalidation, which
     /// ``withRedis(_:)`` runs first.
-    private func setGuarded(_ key: Data, order: Data, value: Data, thread: ThreadID) async {
+    ///
+    /// - Returns: the entry written (it carries the answering server's run id), or `nil`.
+    @discardableResult
+    private func setGuarded(_ key: Data, order: Data, body: Data, thread: ThreadID) async -> Data? {
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let index = threadIndexKey(thread)
-        let done: Bool? = await withRedis { connection in
+        let written: Data? = await withRedis { connection in
+            let value = self.entry(key: key, order: order, runID: connection.runID, body: body)
             _ = try Self.check(
                 connection.command([
                     Data("EVAL".utf8), Data(Scripts.setIfNewer.utf8), Data("2".utf8), key, index, order, value, ttl,
                 ]))
-            return true
+            return value
         }
-        if done == nil { pending.add(thread) }
+        if written == nil { pending.add(thread) }
+        return written
     }
 
     /// Caches the store's head of a thread (the guard keeps a newer cached one).
     private func refreshHead(_ thread: ThreadID, _ namespace: String) async {
         guard let head = try? await base.checkpoint(thread: thread, namespace: namespace, id: nil) else { return }
         localHeads.store(thread, namespace, head)
+        localHeads.acknowledged(thread, namespace, head.id)
         let headKey = key("h", thread, namespace)
-        guard let (order, value) = try? entry(for: head, key: headKey) else { return }
-        await setGuarded(headKey, order: order, value: value, thread: thread)
+        guard let (order, body) = try? content(of: head) else { return }
+        if let value = await setGuarded(headKey, order: order, body: body, thread: thread) {
+            localHeads.attach(value, thread, namespace, head.id)
+        }
     }
 
     /// Makes sure no entry of `thread` is served until Redis confirms they are gone.
@@ -370,18 +401,30 @@ public final class RedisCachedCheckpointer: Checkpointer {
                     Data("EVAL".utf8), Data(Scripts.getAndRefresh.utf8), Data("2".utf8), entryKey, threadIndexKey(thread),
                     Data(String(configuration.timeToLive.components.seconds).utf8),
                 ] : [Self.get, entryKey]
-            let reply: RedisReply? = await withRedis { connection in try Self.check(connection.command(command)) }
-            switch reply {
+            let answer: (reply: RedisReply, runID: Data)? = await withRedis { connection in
+                (try Self.check(connection.command(command)), connection.runID)
+            }
+            switch answer?.reply {
             case .string(let value)?:
-                // The very bytes of an entry this process made or checked before: its
-                // checkpoint is known, nothing needs checking or decoding again.
-                if id == nil, let known = localHeads.checkpoint(thread, namespace, matching: value) {
+                let runID = answer?.runID ?? Data()
+                // The very bytes of an entry this process made or checked before, on this run
+                // of the server: its checkpoint is known, nothing needs checking or decoding again.
+                if id == nil, let known = localHeads.checkpoint(thread, namespace, matching: value),
+                    Self.runID(of: value).elementsEqual(runID)
+                {
                     counters.hit()
                     metrics.hits.increment()
                     return known
                 }
                 do {
-                    if let checkpoint = try open(value, key: entryKey, thread: thread, namespace: namespace, id: id) {
+                    if let checkpoint = try open(
+                        value, key: entryKey, thread: thread, namespace: namespace, id: id, runID: runID)
+                    {
+                        // Heads only move forward: a cached head older than one this process
+                        // saved or read from the store is stale (a late write-back, a restore).
+                        if id == nil, let floor = localHeads.newestKnown(thread, namespace), checkpoint.id < floor {
+                            throw EntryOfAnotherRun()
+                        }
                         counters.hit()
                         metrics.hits.increment()
                         if id == nil { localHeads.store(thread, namespace, checkpoint, entry: value) }
@@ -389,6 +432,12 @@ public final class RedisCachedCheckpointer: Checkpointer {
                     }
                     counters.miss()
                     metrics.misses.increment()
+                } catch is EntryOfAnotherRun {
+                    counters.miss()
+                    metrics.misses.increment()
+                    metrics.stale.increment()
+                    logger.debug("a cached entry predates the Redis server's restart or this process's own save; reading the base store")
+                    _ = await withRedis { connection in try Self.check(connection.command([Data("DEL".utf8), entryKey])) }
                 } catch {
                     counters.corrupt()
                     metrics.corrupt.increment()
@@ -407,12 +456,16 @@ public final class RedisCachedCheckpointer: Checkpointer {
             metrics.fallbacks.increment()
         }
         guard let checkpoint = try await base.checkpoint(thread: thread, namespace: namespace, id: id) else { return nil }
-        if id == nil { localHeads.store(thread, namespace, checkpoint) }
+        if id == nil {
+            localHeads.store(thread, namespace, checkpoint)
+            localHeads.acknowledged(thread, namespace, checkpoint.id)
+        }
         // A put's update under way will cache a head at least this new.
         if isUpdating && id == nil { return checkpoint }
-        let (order, value) = try entry(for: checkpoint, key: entryKey)
-        if id == nil { localHeads.store(thread, namespace, checkpoint, entry: value) }
-        await setGuarded(entryKey, order: order, value: value, thread: thread)
+        let (order, body) = try content(of: checkpoint)
+        if let value = await setGuarded(entryKey, order: order, body: body, thread: thread), id == nil {
+            localHeads.attach(value, thread, namespace, checkpoint.id)
+        }
         return checkpoint
     }
 
@@ -505,12 +558,13 @@ public final class RedisCachedCheckpointer: Checkpointer {
             return
         }
         localHeads.store(thread, namespace, head)
+        localHeads.acknowledged(thread, namespace, head.id)
+        guard let (order, body) = try? content(of: head) else {
+            await forget(thread)
+            return
+        }
         for entryKey in [key("h", thread, namespace), key("c", thread, namespace, head.id)] {
-            guard let (order, value) = try? entry(for: head, key: entryKey) else {
-                await forget(thread)
-                return
-            }
-            await setGuarded(entryKey, order: order, value: value, thread: thread)
+            await setGuarded(entryKey, order: order, body: body, thread: thread)
         }
     }
 
@@ -633,6 +687,7 @@ struct CacheMetrics: Sendable {
     let misses: Counter
     let fallbacks: Counter
     let corrupt: Counter
+    let stale: Counter
 
     init(factory: (any MetricsFactory)?) {
         let factory = factory ?? MetricsSystem.factory
@@ -640,6 +695,7 @@ struct CacheMetrics: Sendable {
         misses = Counter(label: "checkpoint_cache_misses", factory: factory)
         fallbacks = Counter(label: "checkpoint_cache_fallbacks", factory: factory)
         corrupt = Counter(label: "checkpoint_cache_corrupt_entries", factory: factory)
+        stale = Counter(label: "checkpoint_cache_stale_entries", factory: factory)
     }
 }
 
@@ -672,8 +728,12 @@ final class CircuitBreaker: Sendable {
 /// Threads whose entries Redis may hold out of date, because Redis could not be told.
 final class PendingInvalidations: Sendable {
     struct Owed: Sendable {
-        var threads: Set<ThreadID> = []
+        /// Each owed thread with how many times it was marked, so that finishing an
+        /// invalidation clears only the marks it saw: a save marked during it stays owed.
+        var threads: [ThreadID: UInt64] = [:]
         var everything = false
+        /// Marks of `everything`, likewise.
+        var everythingMarks: UInt64 = 0
     }
     private let state = Mutex(Owed())
     private let capacity: Int
@@ -685,10 +745,11 @@ final class PendingInvalidations: Sendable {
 
     func add(_ thread: ThreadID) {
         state.withLock { owed in
-            if owed.threads.count >= capacity {
+            if owed.threads.count >= capacity, owed.threads[thread] == nil {
                 owed.everything = true
+                owed.everythingMarks &+= 1
             } else {
-                owed.threads.insert(thread)
+                owed.threads[thread, default: 0] &+= 1
             }
             count.store(owed.everything ? Int.max : owed.threads.count, ordering: .relaxed)
         }
@@ -696,7 +757,7 @@ final class PendingInvalidations: Sendable {
 
     func contains(_ thread: ThreadID) -> Bool {
         guard count.load(ordering: .relaxed) > 0 else { return false }
-        return state.withLock { $0.everything || $0.threads.contains(thread) }
+        return state.withLock { $0.everything || $0.threads[thread] != nil }
     }
 
     /// What is owed now. It stays owed (readers keep bypassing the cache) until ``done(_:)``.
@@ -708,8 +769,10 @@ final class PendingInvalidations: Sendable {
     /// Marks what was owed as done.
     func done(_ finished: Owed) {
         state.withLock { owed in
-            owed.threads.subtract(finished.threads)
-            if finished.everything { owed.everything = false }
+            for (thread, marks) in finished.threads where owed.threads[thread] == marks {
+                owed.threads[thread] = nil
+            }
+            if finished.everything, owed.everythingMarks == finished.everythingMarks { owed.everything = false }
             count.store(owed.everything ? Int.max : owed.threads.count, ordering: .relaxed)
         }
     }
@@ -776,9 +839,40 @@ final class LocalHeads: Sendable {
     }
     private let entries = Mutex<[Key: Entry]>([:])
     private let capacity: Int
+    /// Per thread, the newest head id this process saved or read from the base store: a cached
+    /// head older than it is never served. Kept for at least ``floorCapacity`` threads.
+    private let floors = Mutex<[Key: CheckpointID]>([:])
+    static let floorCapacity = 100_000
 
     init(capacity: Int) {
         self.capacity = capacity
+    }
+
+    /// Records a head this process saved, or read from the base store.
+    func acknowledged(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) {
+        floors.withLock { floors in
+            let key = Key(thread: thread, namespace: namespace)
+            if let known = floors[key], known >= id { return }
+            if floors.count >= max(capacity, Self.floorCapacity), floors[key] == nil {
+                floors.removeAll(keepingCapacity: true)
+            }
+            floors[key] = id
+        }
+    }
+
+    /// The newest head id of the thread this process saved or read from the base store.
+    func newestKnown(_ thread: ThreadID, _ namespace: String) -> CheckpointID? {
+        floors.withLock { $0[Key(thread: thread, namespace: namespace)] }
+    }
+
+    /// Remembers the entry bytes of the head `id`, once written, if it is still the known head.
+    func attach(_ bytes: Data, _ thread: ThreadID, _ namespace: String, _ id: CheckpointID) {
+        entries.withLock { entries in
+            let key = Key(thread: thread, namespace: namespace)
+            guard var entry = entries[key], entry.checkpoint.id == id else { return }
+            entry.bytes = bytes
+            entries[key] = entry
+        }
     }
 
     func checkpoint(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Checkpoint? {
@@ -814,6 +908,7 @@ final class LocalHeads: Sendable {
 
     func remove(_ thread: ThreadID) {
         entries.withLock { entries in entries = entries.filter { $0.key.thread != thread } }
+        floors.withLock { floors in floors = floors.filter { $0.key.thread != thread } }
     }
 }
 

@@ -29,6 +29,11 @@ enum RedisReply: Equatable {
 /// Not `Sendable`: only the pool's worker thread that owns it touches it.
 final class RedisConnection: PooledConnection {
     private var context: UnsafeMutablePointer<redisContext>?
+    /// The server's `run_id` (40 hex characters), new each time a Redis server starts: cache
+    /// entries carry the one they were written under, so that entries a restarted server came
+    /// back with (it may have lost later writes) are not trusted.
+    private(set) var runID = Data(repeating: UInt8(ascii: "0"), count: RedisConnection.runIDLength)
+    static let runIDLength = 40
 
     init(host: String, port: Int, password: String?, database: Int, timeout: Duration) throws(RedisError) {
         let microseconds = max(1000, timeout.components.seconds * 1_000_000 + timeout.components.attoseconds / 1_000_000_000_000)
@@ -57,6 +62,24 @@ final class RedisConnection: PooledConnection {
                 throw RedisError(message: "Redis refused database \(database): \(message.prefix(80))", connectionLost: true)
             }
         }
+        runID = try Self.runID(of: self)
+    }
+
+    /// Reads `run_id` from `INFO server`.
+    private static func runID(of connection: RedisConnection) throws(RedisError) -> Data {
+        guard case .string(let info) = try connection.command([Data("INFO".utf8), Data("server".utf8)]),
+            let text = String(data: info, encoding: .utf8),
+            let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") })
+        else {
+            connection.close()
+            throw RedisError(message: "Redis did not report its run_id (INFO server)", connectionLost: true)
+        }
+        let id = Data(line.dropFirst("run_id:".count).utf8)
+        guard id.count == runIDLength else {
+            connection.close()
+            throw RedisError(message: "Redis reported a malformed run_id", connectionLost: true)
+        }
+        return id
     }
 
     deinit {

@@ -162,6 +162,64 @@ struct RedisCacheTests {
         try await cache.close()
     }
 
+    /// Redis comes back from a restart with an older snapshot: it lost entries it had
+    /// acknowledged (persistence that lags, a failover to a replica). Neither the instance that
+    /// saved nor another one may serve the older head it kept.
+    @Test func aRedisThatComesBackWithLostWritesServesNoOlderHead() async throws {
+        let redis = try PrivateRedis()
+        let folder = try TemporaryFolder()
+        let base = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        let prefix = TestServers.uniquePrefix()
+        let writer = try await cached(base, redisURL: redis.url, prefix: prefix, "timeout_ms=200&breaker_cooldown_ms=1")
+        let id = try ThreadID("acme:lost")
+        let thread = try writer.thread(id, as: Chat.self)
+        try await thread.save(Chat(messages: ["one"], turn: 1))
+        await writer.flush()
+        #expect(try await writer.head(thread: id)?.step == 0)
+        let raw = try RawRedis(url: redis.url)
+        try raw.command([Data("SAVE".utf8)])  // the snapshot Redis will come back with
+        try await thread.save(Chat(messages: ["one", "two"], turn: 2))
+        try await thread.save(Chat(messages: ["one", "two", "three"], turn: 3))
+        await writer.flush()
+        #expect(try await writer.head(thread: id)?.step == 2)
+
+        try redis.kill()
+        try redis.start()  // loads the snapshot: the head entry of turn 1, a valid entry
+        let other = try await cached(base, redisURL: redis.url, prefix: prefix, "timeout_ms=200&breaker_cooldown_ms=1")
+        for cache in [writer, other] {
+            let hits = cache.statistics.hits
+            let deadline = ContinuousClock.now + .seconds(10)
+            // Read until Redis serves this thread again; no read may be older than turn 3.
+            while cache.statistics.hits == hits, ContinuousClock.now < deadline {
+                #expect(try await cache.head(thread: id)?.step == 2, "a read after Redis came back is not older")
+            }
+            #expect(cache.statistics.hits > hits, "the cache serves again")
+        }
+        try await other.close()
+        try await writer.close()
+    }
+
+    /// An older head put back into Redis with the same server (another instance's late
+    /// write-back, a restore): the instance that saved newer never serves it.
+    @Test func anInstanceNeverReadsOlderThanItsOwnSaves() async throws {
+        let folder = try TemporaryFolder()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)))
+        let id = try ThreadID("acme:floor")
+        let thread = try cache.thread(id, as: Chat.self)
+        try await thread.save(Chat(messages: ["one"], turn: 1))
+        await cache.flush()
+        _ = try await cache.head(thread: id)
+        let raw = try RawRedis(url: try TestServers.redisURL())
+        let headKeys = try raw.keys("\(cache.configuration.prefix):h:*")
+        #expect(headKeys.count == 1)
+        let oldEntry = try headKeys.first.flatMap { try raw.get($0) }
+        try await thread.save(Chat(messages: ["one", "two"], turn: 2))
+        await cache.flush()
+        if let key = headKeys.first, let oldEntry { try raw.set(key, oldEntry) }
+        for _ in 0..<3 { #expect(try await cache.head(thread: id)?.step == 1, "never older than its own save") }
+        try await cache.close()
+    }
+
     /// Unkeyed (XXH64 and the length) and keyed (SipHash with an integrity key).
     @Test(arguments: [false, true])
     func aTamperedOrTruncatedEntryIsNeverReturnedAsState(keyed: Bool) async throws {
