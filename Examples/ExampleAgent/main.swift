@@ -116,6 +116,7 @@ func runAgent() async throws {
         let history = try await thread.history(limit: 10_000, where: ["turn": .int(rewindTurn)])
         guard let target = history.first else {
             print("No checkpoint for turn \(rewindTurn) in this thread.")
+            try await checkpointer.close()
             exit(1)
         }
         state = try await thread.rewind(to: target.id)

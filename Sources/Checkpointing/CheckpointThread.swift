@@ -121,6 +121,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// - Returns: the snapshot, or `nil` when the thread has no checkpoint yet.
     /// - Throws: what ``latest()`` throws.
     public func load() async throws -> StateSnapshot<State>? {
+        try throwIfCancelled()
         let task = FacadeBases<State>.currentTask()
         guard let stored = try await checkpointer.head(thread: id, namespace: namespace) else {
             bases.withLock { $0.read(nil, head: true, task: task) }
@@ -156,24 +157,28 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     /// Reads the head, applies `change` to its state (or to `initial` for a thread with no
     /// checkpoint yet), and saves the result after that head. When another writer saved first
-    /// (a ``CheckpointError/Code/conflict``), it reads the new head and applies `change` again,
-    /// up to `maxAttempts` times in all; so no writer's update is ever lost.
+    /// (a ``CheckpointError/Code/conflict``), it waits a short random time, reads the new head
+    /// and applies `change` again, up to `maxAttempts` times in all. An update either lands
+    /// whole, on top of every other writer's, or throws: it is never lost silently.
     ///
-    /// `change` may run more than once: keep side effects out of it.
+    /// `change` may run more than once: keep side effects out of it. It runs in the caller's
+    /// isolation (a `@MainActor` caller's closure stays on the main actor).
     ///
     /// - Parameters:
     ///   - initial: the state of a thread that has no checkpoint yet.
     ///   - metadata: stored with the new checkpoint.
-    ///   - maxAttempts: how many times to try in all (at least 1; default 5).
+    ///   - maxAttempts: how many times to try in all (at least 1; default 10). Between
+    ///     attempts it waits a random time of up to 1 ms times the attempt number.
     ///   - change: changes the state in place; throwing from it saves nothing and rethrows.
     /// - Returns: the saved state with its new checkpoint.
-    /// - Throws: ``CheckpointError/Code/conflict`` when every attempt lost a race;
+    /// - Throws: ``CheckpointError/Code/conflict`` when every attempt lost a race (the message
+    ///   says how many; nothing of this update was written);
     ///   ``CheckpointError/Code/invalidArgument`` for `maxAttempts` below 1; what ``load()`` and
     ///   ``save(_:metadata:)-(State,_)`` throw; what `change` throws.
     @discardableResult
     public func update(
-        startingWith initial: @autoclosure () -> State, metadata: Metadata = [:], maxAttempts: Int = 5,
-        _ change: (inout State) async throws -> Void
+        startingWith initial: @autoclosure () -> State, metadata: Metadata = [:], maxAttempts: Int = 10,
+        isolation: isolated (any Actor)? = #isolation, _ change: (inout State) async throws -> Void
     ) async throws -> StateSnapshot<State> {
         guard maxAttempts >= 1 else {
             throw CheckpointError(.invalidArgument, "update needs maxAttempts of at least 1")
@@ -185,7 +190,15 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             try await change(&state)
             do {
                 return try await save(state, after: snapshot?.base, metadata: metadata, pause: nil)
-            } catch let error as CheckpointError where error.code == .conflict && attempt < maxAttempts {
+            } catch let error as CheckpointError where error.code == .conflict {
+                guard attempt < maxAttempts else {
+                    throw CheckpointError(
+                        .conflict,
+                        "update gave up after \(maxAttempts) attempts, each losing a race with another writer; nothing of it was written",
+                        underlying: error)
+                }
+                // Writers that collided do not retry in lockstep.
+                try? await Task.sleep(for: .microseconds(Int.random(in: 0...(1_000 * attempt))))
                 attempt += 1
             }
         }
@@ -307,6 +320,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     /// A plain save: after what the calling task last read or saved.
     private func save(_ state: State, metadata: Metadata, pause: Pause?) async throws -> CheckpointID {
+        try throwIfCancelled()
         let task = FacadeBases<State>.currentTask()
         let parent = try bases.withLock { bases throws(CheckpointError) in try bases.baseForSave(task: task) }
         return try await save(state, after: parent, metadata: metadata, pause: pause).checkpointID
@@ -315,6 +329,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private func save(
         _ state: State, after parent: FacadeBase<State>?, metadata: Metadata, pause: Pause?, whole: Bool = false
     ) async throws -> StateSnapshot<State> {
+        try throwIfCancelled()
         let task = FacadeBases<State>.currentTask()
         // A whole save compares with nothing, so that every channel is stored anew.
         let previous = whole ? nil : parent

@@ -1,0 +1,66 @@
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Testing
+
+@Suite("Façade")
+struct FacadeTests {
+    struct Counter: Codable, Sendable {
+        var turn = 0
+    }
+
+    /// `update`'s closure runs in the caller's isolation, so main-actor code calls it as is.
+    @MainActor @Test func updateRunsInTheCallersIsolation() async throws {
+        let thread = try InMemoryCheckpointer().thread("main-actor", as: Counter.self)
+        var seen: [Int] = []  // main-actor state the closure touches
+        try await thread.update(startingWith: Counter()) { state in
+            state.turn += 1
+            seen.append(state.turn)
+        }
+        #expect(seen == [1])
+        #expect(try await thread.latest()?.turn == 1)
+    }
+
+    /// A cancelled task's calls through the façade fail with `cancelled`, whatever it read before.
+    @Test func aCancelledTaskGetsCancelledFromTheFacade() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let thread = try checkpointer.thread("cancelled", as: Counter.self)
+        try await thread.save(Counter(turn: 1))
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            var codes: [CheckpointError.Code?] = []
+            for call in 0..<3 {
+                do {
+                    switch call {
+                    case 0: try await thread.save(Counter(turn: 99))
+                    case 1: _ = try await thread.update(startingWith: Counter()) { $0.turn = 99 }
+                    default: _ = try await thread.latest()
+                    }
+                    codes.append(nil)
+                } catch {
+                    codes.append((error as? CheckpointError)?.code)
+                }
+            }
+            return codes
+        }
+        #expect(await task.value == [.cancelled, .cancelled, .cancelled])
+        #expect(try await thread.latest()?.turn == 1, "nothing was written")
+    }
+
+    /// An update that loses every race says so.
+    @Test func anUpdateThatKeepsLosingSaysHowOften() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        let thread = try checkpointer.thread("losing", as: Counter.self)
+        let rival = try checkpointer.thread("losing", as: Counter.self)
+        try await thread.save(Counter())
+        let error = try await requireError(.conflict) {
+            try await thread.update(startingWith: Counter(), maxAttempts: 3) { state in
+                // Another writer saves between each read and save of this update.
+                try await rival.update(startingWith: Counter()) { $0.turn += 10 }
+                state.turn += 1
+            }
+        }
+        #expect(error.message.contains("3 attempts"), "\(error.message)")
+        #expect(try await thread.latest()?.turn == 30, "only the rival's updates landed")
+    }
+}
