@@ -327,7 +327,7 @@ extension CheckpointerConformance {
                 try await require(error.code == .invalidThreadID, "a bad thread id gives invalidThreadID, not \(error.code)")
             }
         }
-        await requireThrows { _ = try checkpointer.thread("", as: TestAgentState.self) }
+        try await requireThrows { _ = try checkpointer.thread("", as: TestAgentState.self) }
         let longest = try ThreadID(String(repeating: "y", count: 255) + "")
         let thread = try checkpointer.facade(longest, as: TestAgentState.self)
         try await thread.save(TestAgentState(turn: 7))
@@ -392,9 +392,9 @@ extension CheckpointerConformance {
 
 private func requireThrows(
     file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
-) async {
+) async throws {
     do { try body() } catch { return }
-    preconditionFailure("\(file):\(line): expected an error")
+    throw ConformanceFailure(message: "expected an error, but nothing was thrown", file: file, line: line)
 }
 
 private func capture<T>(_ body: () async throws -> T) async -> Result<T, any Error> {

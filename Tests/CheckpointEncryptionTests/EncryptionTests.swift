@@ -116,8 +116,14 @@ struct EncryptionTests {
         var reordered = writes
         reordered["messages"] = .list(elements.reversed())
         #expect(try await copy(reordered, to: "a:four")?.code == .decryptionFailed)
-        // The bytes where they were still open.
-        #expect(try await copy(writes, to: "a:one-again") != nil, "another thread id is another place")
+        // Another thread id is another place, even a similar one.
+        #expect(try await copy(writes, to: "a:one-again")?.code == .decryptionFailed, "another thread id is another place")
+        // Positive control: the very same bytes, put back where they were sealed (a new
+        // checkpoint of the same thread and namespace), open and read back the state.
+        try await checkpointer.put(
+            CheckpointWrite(thread: ThreadID("a:one"), parentID: stored.id, step: 1, channels: writes))
+        let reopened = try await checkpointer.thread("a:one", as: TestAgentState.self, sealing: sealing).latest()
+        #expect(reopened?.document == "alpha" && reopened?.messages.count == 2, "the bytes open where they belong")
     }
 
     @Test func everyBitFlipIsRejected() throws {

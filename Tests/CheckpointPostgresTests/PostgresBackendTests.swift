@@ -13,7 +13,9 @@ struct Turn: Codable, Sendable, Equatable {
 
 /// Saves one turn, reloading and retrying while the server is away or another writer won.
 /// Returns the errors it met.
-func saveRetrying(_ thread: CheckpointThread<Turn>, turn: Int) async throws -> [CheckpointError] {
+func saveRetrying(
+    _ thread: CheckpointThread<Turn>, turn: Int, onError: (CheckpointError) -> Void = { _ in }
+) async throws -> [CheckpointError] {
     var errors: [CheckpointError] = []
     while true {
         do {
@@ -25,8 +27,21 @@ func saveRetrying(_ thread: CheckpointThread<Turn>, turn: Int) async throws -> [
             return errors
         } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .conflict {
             errors.append(error)
-            try await Task.sleep(for: .milliseconds(100))
+            onError(error)
+            try await Task.sleep(for: .milliseconds(100))  // a retry's back-off, not a synchronization
         }
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, for at most 30 s.
+func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            throw CheckpointError(.backendFailure, "timed out waiting until \(what)")
+        }
+        await Task.yield()
+        try await Task.sleep(for: .milliseconds(2))  // the polling interval of a condition wait
     }
 }
 
@@ -54,20 +69,27 @@ struct PostgresBackendTests {
 
         // Killed while a writer runs: its calls fail with typed errors, then it goes on.
         let restarted = Atomic<Bool>(false)
+        let turnsDone = Atomic<Int>(0)
+        let failuresSeen = Atomic<Int>(0)
         let writer = Task { () -> (errors: [CheckpointError], lastTurn: Int) in
             var errors: [CheckpointError] = []
             var turn = 9
             var turnsAfterRestart = 0
             while turnsAfterRestart < 20 {
-                errors += try await saveRetrying(thread, turn: turn)
+                errors += try await saveRetrying(thread, turn: turn) { _ in
+                    failuresSeen.add(1, ordering: .releasing)
+                }
+                turnsDone.add(1, ordering: .releasing)
                 if restarted.load(ordering: .acquiring) { turnsAfterRestart += 1 }
                 turn += 1
             }
             return (errors, turn - 1)
         }
-        try await Task.sleep(for: .milliseconds(150))
+        // Kill the server once the writer is under way, start it again once the writer has
+        // met the outage: waits for those conditions, with a deadline, not for fixed times.
+        try await waitUntil("the writer saved a few turns") { turnsDone.load(ordering: .acquiring) >= 3 }
         try server.kill()
-        try await Task.sleep(for: .milliseconds(400))
+        try await waitUntil("the writer met the outage") { failuresSeen.load(ordering: .acquiring) >= 2 }
         try server.start()
         restarted.store(true, ordering: .releasing)
         let (errors, lastTurn) = try await writer.value

@@ -124,8 +124,9 @@ struct RedisCacheTests {
         #expect(cache.statistics.fallbacks > 0)
 
         try redis.start()
-        try await Task.sleep(for: .milliseconds(100))  // past the breaker's cooldown
-        for _ in 0..<5 { try await turn("back") }
+        // Turns go on until the breaker lets a call through again and hits resume.
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat { try await turn("back") } while cache.statistics.hits <= hitsBeforeKill && ContinuousClock.now < deadline
         #expect(cache.statistics.hits > hitsBeforeKill, "hits resume once Redis is back")
         try await cache.close()
     }
@@ -146,13 +147,17 @@ struct RedisCacheTests {
         try await thread.save(Chat(messages: ["one", "two"], turn: 2))
         try await thread.save(Chat(messages: ["one", "two", "three"], turn: 3))
         try redis.thaw()
-        try await Task.sleep(for: .milliseconds(100))
 
-        // Redis answers again and still holds turn 1: it must not be served.
-        for _ in 0..<3 {
+        // Redis answers again and still holds turn 1: it must not be served, neither while the
+        // breaker is open nor once calls reach Redis again (the first one that does runs the
+        // owed invalidation; reads keep coming until one did).
+        let hitsAtThaw = cache.statistics.hits
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
             let head = try await cache.thread("acme:frozen", as: Chat.self).latest()
             #expect(head?.turn == 3)
-        }
+        } while cache.statistics.hits == hitsAtThaw && ContinuousClock.now < deadline
+        #expect(cache.statistics.hits > hitsAtThaw, "reads reached Redis again, and got turn 3 from it")
         // After the next save the cache serves the thread again.
         try await thread.save(Chat(messages: ["one", "two", "three", "four"], turn: 4))
         await cache.flush()

@@ -41,7 +41,11 @@ struct ValueTests {
     @Test func errorDescriptionsCarryCodeAndNativeDetail() {
         let error = CheckpointError(.conflict, "moved", nativeCode: "5")
         #expect(error.description == "CheckpointError.conflict: moved [5]")
-        #expect(error.code == .conflict && error.code != .notFound)
+        #expect(!error.isRetryable, "a conflict is not retryable as is")
+        #expect(CheckpointError(.connectionFailed, "down").isRetryable, "an unreachable store is retryable")
+        #expect(CheckpointError(.busy, "locked").isRetryable, "a busy store is retryable")
+        #expect(!CheckpointError(.corruptData, "damaged").isRetryable, "damaged bytes are not")
+        #expect("\(CheckpointError.Code.notFound)" == "notFound")
     }
 }
 
