@@ -779,47 +779,67 @@ final class PendingInvalidations: Sendable {
 }
 
 /// Threads whose cache update runs in the background: read from the base store meanwhile.
+/// Waiting for them (deleting a thread, `flush()`, `close()`) is signalled when the last one
+/// ends, not polled.
 final class UpdatesInFlight: Sendable {
-    private let counts = Mutex<[ThreadID: Int]>([:])
+    private struct State {
+        var counts: [ThreadID: Int] = [:]
+        var threadWaiters: [ThreadID: [CheckedContinuation<Void, Never>]] = [:]
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
     private let total = Atomic<Int>(0)
 
     func begin(_ thread: ThreadID) {
         total.add(1, ordering: .relaxed)
-        counts.withLock { $0[thread, default: 0] += 1 }
+        state.withLock { $0.counts[thread, default: 0] += 1 }
     }
 
     func end(_ thread: ThreadID) {
-        counts.withLock { counts in
-            let remaining = (counts[thread] ?? 1) - 1
-            counts[thread] = remaining > 0 ? remaining : nil
+        let ready: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            var ready: [CheckedContinuation<Void, Never>] = []
+            let remaining = (state.counts[thread] ?? 1) - 1
+            if remaining > 0 {
+                state.counts[thread] = remaining
+            } else {
+                state.counts[thread] = nil
+                ready += state.threadWaiters.removeValue(forKey: thread) ?? []
+            }
+            if total.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                ready += state.drainWaiters
+                state.drainWaiters = []
+            }
+            return ready
         }
-        total.subtract(1, ordering: .relaxed)
+        for waiter in ready { waiter.resume() }
     }
 
     func contains(_ thread: ThreadID) -> Bool {
         guard total.load(ordering: .relaxed) > 0 else { return false }
-        return counts.withLock { $0[thread] != nil }
+        return state.withLock { $0.counts[thread] != nil }
     }
 
     /// Waits until no update of `thread` runs.
     func wait(for thread: ThreadID) async {
-        while contains(thread) { await Self.pause() }
-    }
-
-    /// Waits until no update runs (for `close()`).
-    func drain() async {
-        while total.load(ordering: .relaxed) > 0 { await Self.pause() }
-    }
-
-    /// A millisecond between two looks, also in a cancelled task (where `Task.sleep` returns
-    /// at once and the loop would spin).
-    private static func pause() async {
-        if !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(1))
-            return
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waits = state.withLock { state in
+                guard state.counts[thread] != nil else { return false }
+                state.threadWaiters[thread, default: []].append(continuation)
+                return true
+            }
+            if !waits { continuation.resume() }
         }
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(1)) { continuation.resume() }
+    }
+
+    /// Waits until no update runs (for `flush()` and `close()`).
+    func drain() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waits = state.withLock { state in
+                guard total.load(ordering: .acquiring) > 0 else { return false }
+                state.drainWaiters.append(continuation)
+                return true
+            }
+            if !waits { continuation.resume() }
         }
     }
 }
