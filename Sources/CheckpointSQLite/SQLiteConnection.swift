@@ -26,8 +26,12 @@ final class SQLiteConnection {
     /// `SQLITE_READONLY` here, not at its first write.
     init(path: String, flags: Int32) throws(SQLiteError) {
         self.path = path
+        // SQLite (built with SQLITE_USE_URI, as Debian's is) reads a filename that starts with
+        // `file:` as a URI with options of its own (`?mode=memory`, `?vfs=`): a configured path
+        // is always a file's path, so such a relative path is given as `./file:...`.
+        let filename = path.hasPrefix("file:") ? "./" + path : path
         var handle: OpaquePointer?
-        let result = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        let result = sqlite3_open_v2(filename, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard result == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             if let handle { sqlite3_close_v2(handle) }
