@@ -504,9 +504,15 @@ struct PostgresBackend: CheckpointerBackend {
 /// A manifest never changes for its checkpoint id, so an entry is never wrong; it may only be
 /// old, and then the put's head check (done by PostgreSQL) fails as it should.
 final class HeadManifests: Sendable {
+    /// By bytes, as the tables are (`COLLATE "C"`): ``ThreadID`` and ``BytewiseString``.
     private struct Key: Hashable {
-        var thread: String
-        var namespace: String
+        var thread: ThreadID
+        var namespace: BytewiseString
+
+        init(thread: ThreadID, namespace: String) {
+            self.thread = thread
+            self.namespace = BytewiseString(namespace)
+        }
     }
     private let entries = Mutex<[Key: (id: CheckpointID, manifest: Manifest)]>([:])
     private let capacity: Int
@@ -517,7 +523,7 @@ final class HeadManifests: Sendable {
 
     func manifest(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Manifest? {
         entries.withLock { entries in
-            guard let entry = entries[Key(thread: thread.rawValue, namespace: namespace)], entry.id == id else {
+            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.id == id else {
                 return nil
             }
             return entry.manifest
@@ -526,7 +532,7 @@ final class HeadManifests: Sendable {
 
     func store(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ manifest: Manifest) {
         entries.withLock { entries in
-            let key = Key(thread: thread.rawValue, namespace: namespace)
+            let key = Key(thread: thread, namespace: namespace)
             if let existing = entries[key], existing.id > id { return }
             if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
             entries[key] = (id, manifest)
@@ -535,7 +541,7 @@ final class HeadManifests: Sendable {
 
     func remove(_ thread: ThreadID) {
         entries.withLock { entries in
-            entries = entries.filter { $0.key.thread != thread.rawValue }
+            entries = entries.filter { $0.key.thread != thread }
         }
     }
 }

@@ -85,7 +85,8 @@ extension PostgresCheckpointer {
         /// user with reserved characters is percent-encoded.
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
-        ///   user or host, or a bad or unknown parameter.
+        ///   user or host, or a bad, unknown or repeated parameter (and for the malformed parts
+        ///   ``CheckpointerURL`` refuses: a port outside 1-65535, bad percent-encoding, a NUL).
         public init(url: CheckpointerURL) throws(CheckpointError) {
             guard url.scheme == "postgres" || url.scheme == "postgresql" else {
                 throw CheckpointError(.invalidConfiguration, "expected a postgres: URL, got '\(url.scheme):'")
@@ -134,6 +135,9 @@ extension PostgresCheckpointer {
 
         /// Checks the settings that do not depend on the server.
         func validate() throws(CheckpointError) {
+            guard (1...65535).contains(port) else {
+                throw CheckpointError(.invalidConfiguration, "the Postgres port must be 1 to 65535, not \(port)")
+            }
             guard poolMax >= 1 else { throw CheckpointError(.invalidConfiguration, "poolMax must be at least 1") }
             guard (0...poolMax).contains(poolMin) else {
                 throw CheckpointError(.invalidConfiguration, "poolMin must be between 0 and poolMax (\(poolMax))")

@@ -63,8 +63,10 @@ extension RedisCachedCheckpointer {
         /// `integrity_key_env` (the name of an environment variable holding the integrity key,
         /// base64). The path is the database index.
         ///
-        /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a bad
-        ///   database index or parameter, or an integrity key variable that is unset or not base64.
+        /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
+        ///   host, a bad database index, a bad, unknown or repeated parameter, an integrity key
+        ///   variable that is unset or not base64 (and for the malformed parts
+        ///   ``CheckpointerURL`` refuses).
         public init(url: CheckpointerURL, environment: [String: String] = ProcessInfo.processInfo.environment)
             throws(CheckpointError)
         {
@@ -77,9 +79,10 @@ extension RedisCachedCheckpointer {
             guard path.isEmpty || Int(path).map({ (0...1_000_000).contains($0) }) == true else {
                 throw CheckpointError(.invalidConfiguration, "a redis URL's path is a database index, not '\(path)'")
             }
-            self.init(
-                host: url.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost", port: url.port ?? 6379,
-                password: url.password, database: Int(path) ?? 0)
+            guard let host = url.host, !host.isEmpty else {
+                throw CheckpointError(.invalidConfiguration, "a redis URL needs a host: redis://:password@host:6379/0")
+            }
+            self.init(host: host, port: url.port ?? 6379, password: url.password, database: Int(path) ?? 0)
             if let seconds = try url.integerParameter("ttl", in: 1...31_536_000) { timeToLive = .seconds(seconds) }
             if let prefix = url.parameters["prefix"] { self.prefix = prefix }
             if let refresh = url.parameters["refresh_on_read"] {
@@ -104,6 +107,12 @@ extension RedisCachedCheckpointer {
         }
 
         func validate() throws(CheckpointError) {
+            guard (1...65535).contains(port) else {
+                throw CheckpointError(.invalidConfiguration, "the Redis port must be 1 to 65535, not \(port)")
+            }
+            guard !host.isEmpty, !host.utf8.contains(0) else {
+                throw CheckpointError(.invalidConfiguration, "the Redis host must be non-empty, without NUL")
+            }
             guard !prefix.isEmpty, !prefix.utf8.contains(0) else {
                 throw CheckpointError(.invalidConfiguration, "the Redis key prefix must be non-empty")
             }

@@ -849,9 +849,15 @@ final class UpdatesInFlight: Sendable {
 /// decoding them (an entry is trusted only when it is byte for byte one this process made or
 /// checked).
 final class LocalHeads: Sendable {
+    /// By bytes, as Redis's keys and the stores are: ``ThreadID`` and ``BytewiseString``.
     private struct Key: Hashable {
         var thread: ThreadID
-        var namespace: String
+        var namespace: BytewiseString
+
+        init(thread: ThreadID, namespace: String) {
+            self.thread = thread
+            self.namespace = BytewiseString(namespace)
+        }
     }
     private struct Entry {
         var checkpoint: Checkpoint

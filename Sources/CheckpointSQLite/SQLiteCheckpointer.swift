@@ -47,9 +47,12 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     /// Opens (creating when missing) and migrates the database file.
     ///
-    /// - Throws: ``CheckpointError/Code/connectionFailed`` when the file cannot be opened or is
-    ///   not a database; ``CheckpointError/Code/migrationFailed`` when the schema cannot be
-    ///   brought up to date; ``CheckpointError/Code/invalidConfiguration`` for bad settings.
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for bad settings and for a path
+    ///   that cannot hold the database (a directory, a file that is not a database, a missing
+    ///   directory, a read-only file); ``CheckpointError/Code/corruptData`` for a damaged
+    ///   database; ``CheckpointError/Code/busy`` when a needed migration waits for another
+    ///   writer past the busy timeout; ``CheckpointError/Code/migrationFailed`` when the schema
+    ///   cannot be brought up to date. The article's "Errors" table lists every case.
     public init(configuration: Configuration, logger: Logger = Logger(label: "checkpointing.sqlite")) async throws {
         guard configuration.path != ":memory:", !configuration.path.isEmpty else {
             throw CheckpointError(
@@ -86,29 +89,18 @@ public final class SQLiteCheckpointer: Checkpointer {
     private static func openBlocking(_ configuration: Configuration, logger: Logger) throws -> OpenedConnections {
         let busyMilliseconds = configuration.busyTimeout.components.seconds * 1000
             + configuration.busyTimeout.components.attoseconds / 1_000_000_000_000_000
-        /// Opens a connection and runs its setup pragmas, mapping failures to `connectionFailed`.
+        /// Opens a connection and runs its setup pragmas; failures say what the path names
+        /// (``CheckpointError/init(sqlite:path:phase:)``, phase `opening`).
         func connect(_ flags: Int32, _ pragmas: [String]) throws -> SQLiteConnection {
-            let connection: SQLiteConnection
             do {
-                connection = try SQLiteConnection(path: configuration.path, flags: flags)
-            } catch {
-                throw CheckpointError(
-                    .connectionFailed, "cannot open SQLite database at '\(configuration.path)'",
-                    nativeCode: "\(error.resultCode)", underlying: error)
-            }
-            do {
+                let connection = try SQLiteConnection(path: configuration.path, flags: flags)
                 for pragma in ["PRAGMA busy_timeout = \(busyMilliseconds)"] + pragmas {
                     try connection.execute(pragma)
                 }
-            } catch where error.isBusy {
-                throw CheckpointError(
-                    busy: error, "cannot configure SQLite database at '\(configuration.path)': another connection holds its lock past the busy timeout")
+                return connection
             } catch {
-                throw CheckpointError(
-                    .connectionFailed, "cannot configure SQLite database at '\(configuration.path)'",
-                    nativeCode: "\(error.resultCode)", underlying: error)
+                throw CheckpointError(sqlite: error, path: configuration.path, phase: .opening)
             }
-            return connection
         }
         let writer = try connect(
             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
@@ -116,7 +108,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 "PRAGMA journal_mode = WAL", "PRAGMA synchronous = \(configuration.synchronous.pragma)",
                 "PRAGMA wal_autocheckpoint = 0",
             ])
-        try migrate(writer, logger: logger)
+        try migrate(writer, path: configuration.path, logger: logger)
         var readers: [SerializedConnection] = []
         for index in 0..<configuration.readerCount {
             let reader = try connect(SQLITE_OPEN_READWRITE, ["PRAGMA query_only = 1"])
@@ -143,7 +135,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     /// up to date opens without the write lock, even while another connection holds it. When a
     /// migration is missing and the lock stays busy past the busy timeout, opening fails with
     /// the retryable ``CheckpointError/Code/busy``.
-    private static func migrate(_ connection: SQLiteConnection, logger: Logger) throws {
+    private static func migrate(_ connection: SQLiteConnection, path: String, logger: Logger) throws {
         do {
             let recorded = try connection.transaction(immediate: false) { () throws -> Set<String> in
                 try recordedMigrations(connection)
@@ -166,14 +158,8 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try? connection.execute("ROLLBACK")
                 throw error
             }
-        } catch let error as SQLiteError where error.isBusy {
-            throw CheckpointError(
-                busy: error,
-                "the SQLite schema needs migrating and another connection holds the write lock past the busy timeout")
         } catch let error as SQLiteError {
-            throw CheckpointError(
-                .migrationFailed, "cannot migrate the SQLite schema", nativeCode: "\(error.resultCode)",
-                underlying: error)
+            throw CheckpointError(sqlite: error, path: path, phase: .migrating)
         }
     }
 

@@ -35,7 +35,8 @@ extension SQLiteCheckpointer {
 
     /// Settings of an ``SQLiteCheckpointer``.
     public struct Configuration: Sendable {
-        /// The database file; created with its directory's permissions when missing.
+        /// The database file; created with its directory's permissions when missing. Always a
+        /// file's path: one that starts with `file:` is not read as an SQLite URI.
         public var path: String
         /// Durability of a commit. Default: ``Synchronous/normal``.
         public var synchronous: Synchronous = .normal
@@ -77,7 +78,8 @@ extension SQLiteCheckpointer {
         /// `content_cache_bytes`.
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
-        ///   path, a host other than `.`/`localhost`, or a bad or unknown parameter.
+        ///   path, a host other than `.`/`localhost`, a user, password or port, or a bad, unknown
+        ///   or repeated parameter (and for the malformed parts ``CheckpointerURL`` refuses).
         public init(url: CheckpointerURL) throws(CheckpointError) {
             guard url.scheme == "sqlite" else {
                 throw CheckpointError(.invalidConfiguration, "expected a sqlite: URL, got '\(url.scheme):'")
@@ -86,6 +88,10 @@ extension SQLiteCheckpointer {
                 "synchronous", "busy_timeout_ms", "readers", "wal_checkpoint_pages", "idle_spin_us",
                 "content_cache_bytes",
             ])
+            guard url.user == nil, url.password == nil, url.port == nil else {
+                throw CheckpointError(
+                    .invalidConfiguration, "a sqlite URL names a local file: it takes no user, password or port")
+            }
             var path = url.path
             switch url.host {
             case nil, "", "localhost": break

@@ -3,35 +3,6 @@ import Checkpointing
 import Foundation
 import Synchronization
 
-/// SQLite's own failure: the result code and the message of the call that failed.
-///
-/// Kept as the ``CheckpointError/underlying`` error; its description holds no SQL values.
-public struct SQLiteError: Error, Sendable, CustomStringConvertible {
-    /// The extended result code (`SQLITE_BUSY` is 5, `SQLITE_CORRUPT` 11, ...).
-    public var resultCode: Int32
-    /// SQLite's message for the failure.
-    public var message: String
-
-    /// The primary result code (the low byte of ``resultCode``).
-    public var primaryResultCode: Int32 { resultCode & 0xff }
-
-    /// Whether another connection held a lock past the busy timeout (`SQLITE_BUSY`,
-    /// `SQLITE_LOCKED` and their extended codes): the statement did nothing.
-    var isBusy: Bool { primaryResultCode == SQLITE_BUSY || primaryResultCode == SQLITE_LOCKED }
-
-    /// The result code's name and number, and SQLite's message.
-    public var description: String {
-        "\(String(cString: sqlite3_errstr(resultCode))) (\(resultCode)): \(message)"
-    }
-}
-
-extension CheckpointError {
-    /// ``CheckpointError/Code/busy`` for SQLite's busy or locked result, keeping its code.
-    init(busy error: SQLiteError, _ message: String = "the database is locked by another connection past the busy timeout; nothing was written") {
-        self.init(.busy, message, nativeCode: "\(error.resultCode)", underlying: error)
-    }
-}
-
 // SQLITE_TRANSIENT tells SQLite to copy a bound value; it is a macro Swift cannot import.
 let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
@@ -47,13 +18,28 @@ final class SQLiteConnection {
     /// Keeps the WAL hook's context alive as long as the handle.
     var walMonitor: AnyObject?
 
+    /// The database file, for the messages of errors (configuration, never state).
+    let path: String
+
+    /// Opens the file. A connection asked to write (`SQLITE_OPEN_READWRITE`) that SQLite could
+    /// only open for reading (the file or its directory is write-protected) fails with
+    /// `SQLITE_READONLY` here, not at its first write.
     init(path: String, flags: Int32) throws(SQLiteError) {
+        self.path = path
+        // SQLite (built with SQLITE_USE_URI, as Debian's is) reads a filename that starts with
+        // `file:` as a URI with options of its own (`?mode=memory`, `?vfs=`): a configured path
+        // is always a file's path, so such a relative path is given as `./file:...`.
+        let filename = path.hasPrefix("file:") ? "./" + path : path
         var handle: OpaquePointer?
-        let result = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        let result = sqlite3_open_v2(filename, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard result == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             if let handle { sqlite3_close_v2(handle) }
             throw SQLiteError(resultCode: result, message: message)
+        }
+        if flags & SQLITE_OPEN_READWRITE != 0, sqlite3_db_readonly(handle, "main") == 1 {
+            sqlite3_close_v2(handle)
+            throw SQLiteError(resultCode: SQLITE_READONLY, message: "the file could be opened for reading only")
         }
         sqlite3_extended_result_codes(handle, 1)
         self.handle = handle
@@ -255,10 +241,13 @@ final class SQLiteStatement {
 final class SerializedConnection: @unchecked Sendable {
     private let thread: JobThread
     private let connection: SQLiteConnection
+    /// The connection's database file, for error messages.
+    private let path: String
 
     init(label: String, connection: SQLiteConnection, idleSpin: Duration = .zero) {
         self.thread = JobThread(name: label, idleSpin: idleSpin)
         self.connection = connection
+        self.path = connection.path
     }
 
     deinit {
@@ -280,7 +269,7 @@ final class SerializedConnection: @unchecked Sendable {
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try throwIfCancelled()
         if thread.isCurrent {
-            return try Self.mapErrors { try body(connection) }
+            return try mapErrors { try body(connection) }
         }
         let cancelled = Atomic<Bool>(false)
         return try await withTaskCancellationHandler {
@@ -290,7 +279,7 @@ final class SerializedConnection: @unchecked Sendable {
                         continuation.resume(throwing: CheckpointError.cancellation)
                         return
                     }
-                    continuation.resume(with: Result { try Self.mapErrors { try body(self.connection) } })
+                    continuation.resume(with: Result { try self.mapErrors { try body(self.connection) } })
                 }
             }
         } onCancel: {
@@ -310,20 +299,13 @@ final class SerializedConnection: @unchecked Sendable {
         }
     }
 
-    /// Turns SQLite's errors into ``CheckpointError``, keeping the result code.
-    static func mapErrors<T>(_ body: () throws -> T) throws -> T {
+    /// Turns SQLite's errors into ``CheckpointError`` with the one mapping,
+    /// ``CheckpointError/init(sqlite:path:phase:)``.
+    private func mapErrors<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as SQLiteError {
-            if error.isBusy { throw CheckpointError(busy: error) }
-            let code: CheckpointError.Code =
-                switch error.primaryResultCode {
-                case SQLITE_CORRUPT, SQLITE_NOTADB: .corruptData
-                case SQLITE_CANTOPEN: .connectionFailed
-                case SQLITE_MISUSE where error.message == SQLiteConnection.closedMessage: .closed
-                default: .backendFailure
-                }
-            throw CheckpointError(code, "an SQLite call failed", nativeCode: "\(error.resultCode)", underlying: error)
+            throw CheckpointError(sqlite: error, path: path, phase: .call)
         }
     }
 

@@ -35,7 +35,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let encodingFailed = Code(.encodingFailed)
         /// Stored channels could not be decoded into the requested state type.
         public static let decodingFailed = Code(.decodingFailed)
-        /// The store could not be opened or reached.
+        /// The store could not be reached (a server down or restarting, no free connection) or
+        /// refused the login. An SQLite file that cannot be opened is
+        /// ``invalidConfiguration`` or ``corruptData`` instead.
         public static let connectionFailed = Code(.connectionFailed)
         /// Another connection or process held the store's lock past the busy timeout (SQLite's
         /// `SQLITE_BUSY` or `SQLITE_LOCKED`); nothing was written. Retryable: the same call may
@@ -113,10 +115,13 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Whether the same call may succeed if simply tried again later: the store could not be
-    /// reached (a server restarting, a full connection pool) or was locked by another writer
-    /// past the busy timeout. A `conflict` is not retryable as is: reload the head first.
+    /// reached (a server restarting, a full connection pool), was locked by another writer
+    /// past the busy timeout, or ran out of disk or memory. A `conflict` is not retryable as
+    /// is: reload the head first; nor is a damaged store or a wrong configuration (a path that
+    /// is a directory, a read-only file), which no retry fixes.
     /// By default, true for ``Code/connectionFailed`` and ``Code/busy``; a backend sets it to
-    /// false when the failure is permanent (refused credentials, a database that does not exist).
+    /// false when the failure is permanent (refused credentials, a database that does not
+    /// exist) and to true for a transient ``Code/backendFailure`` (a full disk).
     public var isRetryable: Bool
 
     /// The code, the message and the native code. Never state, SQL values or keys.

@@ -3,6 +3,13 @@ import Logging
 
 /// A parsed checkpointer URL such as `sqlite:///var/lib/agent/checkpoints.db?synchronous=full`.
 ///
+/// Every part is checked before anything uses it: percent-encoding that is not `%` and two
+/// hex digits, a NUL anywhere (C strings would end there and open a shorter path), a port
+/// outside 1-65535, a fragment (`#...`, which would cut a path short), and a parameter given
+/// twice are all ``CheckpointError/Code/invalidConfiguration``, with a message that names
+/// the part and never the password. Each backend checks the rest (its parameters, their
+/// ranges, a host where it needs one).
+///
 /// Its ``description`` hides any password.
 public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
     /// The scheme, lowercased (`memory`, `sqlite`, ...).
@@ -13,16 +20,17 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
     public var password: String?
     /// The host, when the URL names one (empty for `sqlite:///path`).
     public var host: String?
-    /// The port, when the URL names one.
+    /// The port, when the URL names one: 1 to 65535.
     public var port: Int?
     /// The percent-decoded path.
     public var path: String
-    /// The query parameters; a name given twice keeps its last value.
+    /// The percent-decoded query parameters; each name appears at most once in the URL.
     public var parameters: [String: String]
 
-    /// Parses a URL.
+    /// Parses and checks a URL.
     ///
-    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when the text is not a URL with a scheme.
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when the text is not a URL with
+    ///   a scheme, or when a part is malformed (see ``CheckpointerURL``).
     public init(_ text: String) throws(CheckpointError) {
         guard let components = URLComponents(string: text), let scheme = components.scheme, !scheme.isEmpty else {
             throw CheckpointError(
@@ -30,17 +38,63 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
                 "'\(Self.redact(text))' is not a checkpointer URL (expected e.g. sqlite:///path/to/file.db or memory:)")
         }
         self.scheme = scheme.lowercased()
+        let raw = RawURLParts(text)
+        let name = "the \(self.scheme) URL"
+        func check(_ part: Substring?, _ what: String) throws(CheckpointError) {
+            guard let part else { return }
+            guard RawURLParts.isValidPercentEncoding(part) else {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "the \(what) of \(name) is not valid percent-encoding: '%' must be followed by two hex digits")
+            }
+            guard !part.utf8.contains(0), part.removingPercentEncoding?.utf8.contains(0) != true else {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "the \(what) of \(name) contains a NUL character (%00), which would cut it short")
+            }
+        }
+        try check(raw.user, "user")
+        try check(raw.password, "password")
+        try check(raw.host, "host")
+        try check(raw.path, "path")
+        if raw.fragment != nil {
+            throw CheckpointError(
+                .invalidConfiguration, "\(name) has a fragment ('#...'): write a '#' in a path or value as %23")
+        }
+        if let portText = raw.port, !portText.isEmpty {
+            guard portText.allSatisfy(\.isASCII), portText.allSatisfy(\.isNumber), let port = Int(portText),
+                (1...65535).contains(port)
+            else {
+                throw CheckpointError(
+                    .invalidConfiguration, "the port of \(name) must be a number from 1 to 65535, not '\(portText.prefix(20))'")
+            }
+            self.port = port
+        } else {
+            self.port = nil
+        }
+        var parameters: [String: String] = [:]
+        for item in raw.queryItems {
+            guard RawURLParts.isValidPercentEncoding(item.name), let parameter = item.name.removingPercentEncoding,
+                !parameter.utf8.contains(0)
+            else {
+                throw CheckpointError(
+                    .invalidConfiguration, "a parameter name of \(name) is not valid percent-encoding or contains NUL")
+            }
+            try check(item.value, "URL parameter '\(parameter)'")
+            let value = item.value.map { $0.removingPercentEncoding ?? String($0) } ?? ""
+            guard parameters.updateValue(value, forKey: parameter) == nil else {
+                throw CheckpointError(
+                    .invalidConfiguration, "URL parameter '\(parameter)' is given twice in \(name); give it once")
+            }
+        }
         self.user = components.user
         self.password = components.password
         self.host = components.host
-        self.port = components.port
         self.path = components.path
-        var parameters: [String: String] = [:]
-        for item in components.queryItems ?? [] { parameters[item.name] = item.value ?? "" }
         self.parameters = parameters
     }
 
-    /// The URL with its password replaced by `***`.
+    /// The URL with its password (and any parameter whose name says password) replaced by `***`.
     public var description: String {
         var components = URLComponents()
         components.scheme = scheme
@@ -50,16 +104,25 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
         components.port = port
         components.path = path
         if !parameters.isEmpty {
-            components.queryItems = parameters.keys.sorted().map { URLQueryItem(name: $0, value: parameters[$0]) }
+            components.queryItems = parameters.keys.sorted().map { name in
+                URLQueryItem(name: name, value: name.lowercased().contains("password") ? "***" : parameters[name])
+            }
         }
         return components.string ?? "\(scheme):"
     }
 
+    /// The text with its password and query hidden, for the error about a text that is not a URL.
     private static func redact(_ text: String) -> String {
-        guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://") else { return text }
+        var text = Substring(text)
+        var query = ""
+        if let mark = text.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            text = text[..<mark]
+            query = "?..."
+        }
+        guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://") else { return text + query }
         let authority = text[schemeEnd.upperBound..<at]
-        guard let colon = authority.firstIndex(of: ":") else { return text }
-        return text[..<colon] + ":***" + text[at...]
+        guard let colon = authority.firstIndex(of: ":") else { return text + query }
+        return text[..<colon] + ":***" + text[at...] + query
     }
 
     /// Reads a parameter as an integer in a range.
@@ -83,6 +146,83 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
                 "unknown \(scheme) URL parameter(s): \(unknown.sorted().joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))"
             )
         }
+    }
+}
+
+/// The parts of a URL's text as written, before any decoding, for the checks that
+/// `URLComponents` does not make (it re-encodes a stray `%` and drops a port that overflows).
+struct RawURLParts {
+    var user: Substring?
+    var password: Substring?
+    var host: Substring?
+    var port: Substring?
+    var path: Substring
+    var query: Substring?
+    var fragment: Substring?
+
+    init(_ text: String) {
+        var rest = Substring(text)
+        if let colon = rest.firstIndex(of: ":") { rest = rest[rest.index(after: colon)...] }
+        if let hash = rest.firstIndex(of: "#") {
+            fragment = rest[rest.index(after: hash)...]
+            rest = rest[..<hash]
+        }
+        if let mark = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: mark)...]
+            rest = rest[..<mark]
+        }
+        if rest.hasPrefix("//") {
+            rest = rest.dropFirst(2)
+            let end = rest.firstIndex(of: "/") ?? rest.endIndex
+            var authority = rest[..<end]
+            rest = rest[end...]
+            if let at = authority.lastIndex(of: "@") {
+                let info = authority[..<at]
+                authority = authority[authority.index(after: at)...]
+                if let colon = info.firstIndex(of: ":") {
+                    user = info[..<colon]
+                    password = info[info.index(after: colon)...]
+                } else {
+                    user = info
+                }
+            }
+            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+                host = authority[...close]
+                let after = authority[authority.index(after: close)...]
+                if after.hasPrefix(":") { port = after.dropFirst() }
+            } else if let colon = authority.lastIndex(of: ":") {
+                host = authority[..<colon]
+                port = authority[authority.index(after: colon)...]
+            } else {
+                host = authority
+            }
+        }
+        path = rest
+    }
+
+    /// The query's items as written: `name=value` pairs split on `&`; empty items (`a=1&&b=2`,
+    /// a trailing `&`) are skipped.
+    var queryItems: [(name: Substring, value: Substring?)] {
+        guard let query else { return [] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { item in
+            guard let equals = item.firstIndex(of: "=") else { return (item, nil) }
+            return (item[..<equals], item[item.index(after: equals)...])
+        }
+    }
+
+    /// Whether every `%` is followed by two hex digits.
+    static func isValidPercentEncoding(_ text: Substring) -> Bool {
+        var bytes = text.utf8.makeIterator()
+        while let byte = bytes.next() {
+            guard byte == UInt8(ascii: "%") else { continue }
+            guard let high = bytes.next(), let low = bytes.next(), isHexDigit(high), isHexDigit(low) else { return false }
+        }
+        return true
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }
 }
 
@@ -243,6 +383,10 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
     private func makeStore(backends: [any CheckpointerBackend], logger: Logger) async throws -> any Checkpointer {
         if url.scheme == "memory" {
             try url.rejectUnknownParameters([])
+            guard url.user == nil, url.password == nil, url.host?.isEmpty ?? true, url.port == nil, url.path.isEmpty else {
+                throw CheckpointError(
+                    .invalidConfiguration, "a memory: URL takes nothing after 'memory:' (no user, host, port or path)")
+            }
             return InMemoryCheckpointer()
         }
         guard let backend = backends.first(where: { $0.schemes.contains(url.scheme) }) else {

@@ -29,13 +29,22 @@ public actor InMemoryCheckpointer: Checkpointer {
     }
 
     private struct PayloadKey: Hashable {
-        var namespace: String
+        var namespace: BytewiseString
         var channel: String
         var version: CheckpointID
+
+        init(namespace: String, channel: String, version: CheckpointID) {
+            self.namespace = BytewiseString(namespace)
+            self.channel = channel
+            self.version = version
+        }
     }
 
+    /// Threads and namespaces are keyed by their UTF-8 bytes (``ThreadID`` and
+    /// ``BytewiseString``), as the persistent stores key them: two spellings of "café" are
+    /// two threads here too.
     private struct ThreadStore {
-        var namespaces: [String: NamespaceStore] = [:]
+        var namespaces: [BytewiseString: NamespaceStore] = [:]
         var payloads: [PayloadKey: Data] = [:]
         var segments: [PayloadKey: ListSegment] = [:]
     }
@@ -80,7 +89,7 @@ public actor InMemoryCheckpointer: Checkpointer {
                     PayloadKey(namespace: write.namespace, channel: segment.channel, version: segment.segment.id)] =
                     segment.segment
             }
-            thread.namespaces[write.namespace, default: NamespaceStore()].insert(
+            thread.namespaces[BytewiseString(write.namespace), default: NamespaceStore()].insert(
                 StoredCheckpoint(summary: summary, manifest: resolved.manifest, pause: write.pause))
         }
         metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
@@ -89,7 +98,7 @@ public actor InMemoryCheckpointer: Checkpointer {
     private func precondition(
         for write: CheckpointWrite, expecting: PutExpectation
     ) throws(CheckpointError) -> (head: CheckpointID?, parent: Manifest?) {
-        let space = threads[write.thread]?.namespaces[write.namespace]
+        let space = threads[write.thread]?.namespaces[BytewiseString(write.namespace)]
         if expecting.requiresParentIsHead, space?.head != write.parentID {
             metrics.recordConflict()
             throw CheckpointError(
@@ -109,7 +118,7 @@ public actor InMemoryCheckpointer: Checkpointer {
     /// Reads one checkpoint; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
-        guard let store = threads[thread], let space = store.namespaces[namespace],
+        guard let store = threads[thread], let space = store.namespaces[BytewiseString(namespace)],
             let id = id ?? space.head, let stored = space.checkpoints[id]
         else { return nil }
         let channels = try stored.manifest.materialize(
@@ -134,7 +143,7 @@ public actor InMemoryCheckpointer: Checkpointer {
     ) async throws -> [CheckpointSummary] {
         try checkOpen()
         try validateLimit(limit)
-        guard let space = threads[thread]?.namespaces[namespace] else { return [] }
+        guard let space = threads[thread]?.namespaces[BytewiseString(namespace)] else { return [] }
         var result: [CheckpointSummary] = []
         for id in space.ids.reversed() where before.map({ id < $0 }) ?? true {
             guard let stored = space.checkpoints[id], stored.summary.metadata.matches(filter) else { continue }
@@ -174,18 +183,19 @@ public actor InMemoryCheckpointer: Checkpointer {
                 guard let head = space.head, let stored = space.checkpoints[head], let pause = stored.pause,
                     space.answers[head] == nil
                 else { continue }
-                let item = PausedThread(thread: thread, namespace: namespace, checkpointID: head, pause: pause)
+                let item = PausedThread(thread: thread, namespace: namespace.text, checkpointID: head, pause: pause)
                 if query.matches(item), query.after.map({ $0.precedes(item) }) ?? true { items.append(item) }
             }
         }
-        items.sort { ($0.pause.createdAt, $0.thread.rawValue, $0.namespace) < ($1.pause.createdAt, $1.thread.rawValue, $1.namespace) }
+        items.sort { $0.inboxOrder < $1.inboxOrder }
         return query.page(items)
     }
 
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()
-        guard let space = threads[thread]?.namespaces[namespace], let head = space.head else {
+        let key = BytewiseString(namespace)
+        guard let space = threads[thread]?.namespaces[key], let head = space.head else {
             throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
         }
         guard !space.answeredPauses.contains(pauseID) else {
@@ -197,41 +207,42 @@ public actor InMemoryCheckpointer: Checkpointer {
         guard !pause.isExpired(at: now) else {
             throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
         }
-        threads[thread]?.namespaces[namespace]?.answers[head] = PauseAnswer(
+        threads[thread]?.namespaces[key]?.answers[head] = PauseAnswer(
             pauseID: pauseID, response: response, answeredAt: now)
-        threads[thread]?.namespaces[namespace]?.answeredPauses.insert(pauseID)
+        threads[thread]?.namespaces[key]?.answeredPauses.insert(pauseID)
     }
 
     /// Keeps the newest checkpoints and unanswered pauses; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
     public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
         try checkOpen()
         try validateRetention(count)
-        guard let store = threads[thread], let space = store.namespaces[namespace] else { return 0 }
+        let space = BytewiseString(namespace)
+        guard let store = threads[thread], let stored = store.namespaces[space] else { return 0 }
         var rows: [CheckpointID: RetentionRow] = [:]
-        for (id, stored) in space.checkpoints {
+        for (id, checkpoint) in stored.checkpoints {
             rows[id] = RetentionRow(
-                id: id, manifest: stored.manifest, awaitsAnswer: stored.pause != nil && space.answers[id] == nil,
+                id: id, manifest: checkpoint.manifest, awaitsAnswer: checkpoint.pause != nil && stored.answers[id] == nil,
                 links: [:])
         }
-        for key in store.payloads.keys where key.namespace == namespace && rows[key.version] == nil {
+        for key in store.payloads.keys where key.namespace == space && rows[key.version] == nil {
             rows[key.version] = RetentionRow(id: key.version, manifest: nil, awaitsAnswer: false, links: [:])
         }
-        for (key, segment) in store.segments where key.namespace == namespace {
+        for (key, segment) in store.segments where key.namespace == space {
             rows[key.version, default: RetentionRow(id: key.version, manifest: nil, awaitsAnswer: false, links: [:])]
                 .links[key.channel] = .some(segment.previous)
         }
         let plan = RetentionPlan(rows: Array(rows.values), keepingLatest: count)
         modify(thread) { store in
             for id in plan.delete.union(plan.tombstone.keys) {
-                store.namespaces[namespace]?.checkpoints[id] = nil
+                store.namespaces[space]?.checkpoints[id] = nil
             }
-            store.namespaces[namespace]?.ids.removeAll { !plan.keep.contains($0) }
+            store.namespaces[space]?.ids.removeAll { !plan.keep.contains($0) }
             store.payloads = store.payloads.filter { key, _ in
-                key.namespace != namespace || plan.keep.contains(key.version)
+                key.namespace != space || plan.keep.contains(key.version)
                     || plan.tombstone[key.version]?.values.contains(key.channel) == true
             }
             store.segments = store.segments.filter { key, _ in
-                key.namespace != namespace || plan.keep.contains(key.version)
+                key.namespace != space || plan.keep.contains(key.version)
                     || plan.tombstone[key.version]?.segments.contains(key.channel) == true
             }
         }

@@ -4,6 +4,11 @@ import Foundation
 ///
 /// ``Checkpointer/history(thread:namespace:before:limit:where:)`` filters on it. It is never
 /// encrypted: do not put secrets or personal data in metadata.
+///
+/// Keys and string values are stored with their UTF-8 bytes and filters match them by bytes
+/// on every backend: a key or value written with "é" (U+00E9) does not match one written with
+/// "e" and U+0301. Being a Swift `Dictionary`, one metadata value holds at most one of two
+/// such keys (Swift calls them equal), so normalize keys if your input may spell them both ways.
 public typealias Metadata = [String: MetadataValue]
 
 /// One JSON-like metadata value.
@@ -75,14 +80,16 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
 
 extension MetadataValue {
     /// Whether a stored value matches a filter's value, as every backend compares them:
-    /// numbers by their exact value (`5` matches `5.0`, never `5.5`), every other type only
-    /// itself (`true` is not `1`, the string `"5"` is not the number `5`).
+    /// numbers by their exact value (`5` matches `5.0`, never `5.5`), strings by their UTF-8
+    /// bytes (as the stores compare them), every other type only itself (`true` is not `1`,
+    /// the string `"5"` is not the number `5`).
     package func matchesFilter(_ filter: MetadataValue) -> Bool {
         switch (self, filter) {
         case (.int(let stored), .int(let wanted)): stored == wanted
         case (.double(let stored), .double(let wanted)): stored == wanted
         case (.int(let stored), .double(let wanted)), (.double(let wanted), .int(let stored)):
             Int(exactly: wanted) == stored
+        case (.string(let stored), .string(let wanted)): BytewiseString.equal(stored, wanted)
         default: self == filter
         }
     }
@@ -90,9 +97,14 @@ extension MetadataValue {
 
 extension Dictionary where Key == String, Value == MetadataValue {
     /// Whether every entry of `filter` is present here with a matching value; see
-    /// ``MetadataValue/matchesFilter(_:)``.
+    /// ``MetadataValue/matchesFilter(_:)``. Keys match by their UTF-8 bytes, as the stores
+    /// compare them: a dictionary holds at most one of two canonically equivalent keys, so
+    /// the key it finds is the only candidate.
     package func matches(_ filter: Metadata) -> Bool {
-        filter.allSatisfy { key, value in self[key]?.matchesFilter(value) == true }
+        filter.allSatisfy { key, value in
+            guard let index = index(forKey: key), BytewiseString.equal(self[index].key, key) else { return false }
+            return self[index].value.matchesFilter(value)
+        }
     }
 
     /// The canonical JSON text of this metadata (keys sorted).

@@ -66,8 +66,9 @@ public struct PauseAnswer: Sendable, Hashable {
 
 /// Where a page of the inbox ended; pass it to the next query to continue.
 ///
-/// The inbox is ordered by pause time, then thread and namespace, so a thread that pauses
-/// after a page was read shows on a later page, and no thread shows twice.
+/// The inbox is ordered by pause time, then thread and namespace (by their UTF-8 bytes, as
+/// the stores order them), so a thread that pauses after a page was read shows on a later
+/// page, and no thread shows twice.
 public struct InboxCursor: Sendable, Hashable, Codable {
     /// The pause time of the last thread of the page.
     public var createdAt: Date
@@ -85,15 +86,16 @@ public struct InboxCursor: Sendable, Hashable, Codable {
 
     /// Whether a paused thread comes after this cursor in inbox order.
     package func precedes(_ item: PausedThread) -> Bool {
-        (createdAt, thread, namespace) < (item.pause.createdAt, item.thread.rawValue, item.namespace)
+        (createdAt, BytewiseString(thread), BytewiseString(namespace)) < item.inboxOrder
     }
 }
 
 /// What to list from the inbox.
 public struct InboxQuery: Sendable, Hashable {
-    /// Only pauses with this reason; `nil` for all.
+    /// Only pauses with this reason (the same UTF-8 bytes); `nil` for all.
     public var reason: String?
-    /// Only threads with this tenant (the thread id's part before `:`); `nil` for all.
+    /// Only threads with this tenant (the thread id's part before `:`, the same UTF-8 bytes);
+    /// `nil` for all.
     public var tenant: String?
     /// Only pauses that expired at or before this time; `nil` lists every waiting pause.
     public var expiredAsOf: Date?
@@ -112,6 +114,13 @@ public struct InboxQuery: Sendable, Hashable {
         self.expiredAsOf = expiredAsOf
         self.after = after
         self.limit = limit
+    }
+}
+
+extension PausedThread {
+    /// The inbox order: pause time, then thread and namespace by their UTF-8 bytes.
+    package var inboxOrder: (Date, BytewiseString, BytewiseString) {
+        (pause.createdAt, BytewiseString(thread.rawValue), BytewiseString(namespace))
     }
 }
 
@@ -166,10 +175,11 @@ extension InboxQuery {
         guard limit >= 1 else { throw CheckpointError(.invalidArgument, "an inbox limit must be at least 1") }
     }
 
-    /// Whether a paused thread matches the filters (not the cursor).
+    /// Whether a paused thread matches the filters (not the cursor). Reasons and tenants
+    /// match by their UTF-8 bytes, as the stores compare them.
     package func matches(_ item: PausedThread) -> Bool {
-        if let reason, item.pause.reason != reason { return false }
-        if let tenant, item.thread.tenant.map(String.init) != tenant { return false }
+        if let reason, !BytewiseString.equal(item.pause.reason, reason) { return false }
+        if let tenant, !(item.thread.tenant.map { BytewiseString.equal(String($0), tenant) } ?? false) { return false }
         if let expiredAsOf, !item.pause.isExpired(at: expiredAsOf) { return false }
         return true
     }

@@ -83,7 +83,9 @@ public enum CheckpointerConformance {
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
-    ] + facadeChecks + metadataFilterChecks + pauseChecks + retentionChecks + [cancelledCallsDoNothing, closedCheckpointer]
+    ] + facadeChecks + metadataFilterChecks + pauseChecks + retentionChecks + [
+        canonicallyEquivalentTextIsDistinct, cancelledCallsDoNothing, closedCheckpointer,
+    ]
 }
 
 extension Checkpointer {

@@ -325,7 +325,7 @@ struct SQLiteBackendTests {
         let error = await #expect(throws: CheckpointError.self) {
             try await SQLiteCheckpointer(configuration: .init(path: database.path))
         }
-        #expect(error?.code == .connectionFailed)
+        #expect(error?.code == .invalidConfiguration)
         #expect(error?.nativeCode == "\(SQLITE_NOTADB)")
     }
 
@@ -333,7 +333,8 @@ struct SQLiteBackendTests {
         let error = await #expect(throws: CheckpointError.self) {
             try await SQLiteCheckpointer(configuration: .init(path: "/nonexistent-dir-\(UUID())/x.db"))
         }
-        #expect(error?.code == .connectionFailed)
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.isRetryable == false)
         let memory = await #expect(throws: CheckpointError.self) {
             try await SQLiteCheckpointer(configuration: .init(path: ":memory:"))
         }

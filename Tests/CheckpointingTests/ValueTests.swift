@@ -38,6 +38,20 @@ struct ValueTests {
         }
     }
 
+    @Test func threadIDsCompareHashAndOrderByBytes() throws {
+        let composed = try ThreadID("caf\u{E9}")  // C3 A9
+        let decomposed = try ThreadID("cafe\u{301}")  // 65 CC 81
+        #expect(composed.rawValue == decomposed.rawValue, "Swift's String calls them equal")
+        #expect(composed != decomposed)
+        #expect(Set([composed, decomposed]).count == 2)
+        #expect(decomposed < composed && !(composed < decomposed), "as memcmp: 0x65 sorts before 0xC3")
+        #expect(try ThreadID("ab") < ThreadID("abc") && ThreadID("abc") < ThreadID("b"))
+        #expect(try ThreadID("cafe\u{301}") == decomposed)
+        // The tenant ends at the first ':' byte, even when a combining mark follows it.
+        #expect(try ThreadID("acme:\u{301}x").tenant == "acme")
+        #expect(try ThreadID("cafe\u{301}:x").tenant.map { Array($0.utf8) } == Array("cafe\u{301}".utf8))
+    }
+
     @Test func errorDescriptionsCarryCodeAndNativeDetail() {
         let error = CheckpointError(.conflict, "moved", nativeCode: "5")
         #expect(error.description == "CheckpointError.conflict: moved [5]")

@@ -1,0 +1,54 @@
+import CheckpointSQLite
+import Checkpointing
+import CheckpointingTestKit
+import Foundation
+import Testing
+
+/// A sqlite URL names one local file and its settings; anything else in it is an error.
+@Suite("SQLite URLs")
+struct SQLiteURLTests {
+    @Test(arguments: [
+        "sqlite://u:p@/a.db", "sqlite://u@localhost/a.db", "sqlite://localhost:5/a.db", "sqlite:///a.db?busy_timeout_ms=3600001",
+        "sqlite:///a.db?readers=65", "sqlite:///a.db?content_cache_bytes=-1", "sqlite:///dir/%ZZ.db", "sqlite:///dir/a%00b.db",
+        "sqlite:///a.db?synchronous=full&synchronous=off", "sqlite:///dir/a#b.db",
+    ])
+    func badURLsAreRefused(_ url: String) throws {
+        let error = #expect(throws: CheckpointError.self) {
+            try SQLiteCheckpointer.Configuration(url: CheckpointerURL(url))
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.isRetryable == false)
+    }
+
+    @Test func aPathWithBadPercentEncodingOpensNothing() async throws {
+        let database = try TemporaryDatabase()
+        let error = await #expect(throws: CheckpointError.self) {
+            try await CheckpointerConfiguration(url: "sqlite://\(database.directory.path)/%ZZ.db")
+                .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: database.directory.path).isEmpty)
+    }
+
+    @Test func aNULInThePathOpensNothing() async throws {
+        let database = try TemporaryDatabase()
+        let error = await #expect(throws: CheckpointError.self) {
+            try await CheckpointerConfiguration(url: "sqlite://\(database.directory.path)/a%00b.db")
+                .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: database.directory.path).isEmpty, "no file 'a'")
+    }
+
+    /// SQLite reads a filename that starts with `file:` as a URI of its own (with `?mode=`,
+    /// `?vfs=` and the like); a configured path is always a file's path.
+    @Test func aPathThatStartsWithFileIsAPathNotAnSQLiteURI() async throws {
+        let database = try TemporaryDatabase()
+        let error = await #expect(throws: CheckpointError.self) {
+            try await CheckpointerConfiguration(url: "sqlite:file:\(database.path)")
+                .makeCheckpointer(backends: [SQLiteCheckpointer.backend])
+        }
+        #expect(error?.code == .invalidConfiguration, "a relative path whose first directory, 'file:', does not exist")
+        #expect(!FileManager.default.fileExists(atPath: database.path), "nothing was opened at the URI's path")
+    }
+}
