@@ -85,6 +85,10 @@ let package = Package(
             dependencies: ["Checkpointing"]
         ),
         .executableTarget(
+            name: "CheckpointFaultWriter",
+            dependencies: ["Checkpointing", "CheckpointSQLite"]
+        ),
+        .executableTarget(
             name: "ExampleAgent",
             dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache"],
             path: "Examples/ExampleAgent"
