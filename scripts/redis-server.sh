@@ -31,7 +31,8 @@ case "$command" in
     mkdir -p "$dir"
     auth=()
     [ -n "${4:-}" ] && auth=(--requirepass "$4")
-    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+    # DEBUG (for tests that freeze the server with DEBUG SLEEP) only from loopback clients.
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes --enable-debug-command local \
       --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${auth[@]}" </dev/null >/dev/null
     for _ in $(seq 1 100); do
       if redis-cli -p "$port" ${4:+-a "$4" --no-auth-warning} ping 2>/dev/null | grep -q PONG; then break; fi

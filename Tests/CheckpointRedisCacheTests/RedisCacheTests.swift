@@ -5,6 +5,7 @@ import CheckpointSQLite
 import Checkpointing
 import CheckpointingTestKit
 import Foundation
+import Synchronization
 import Testing
 
 struct Chat: Codable, Sendable, Equatable {
@@ -202,6 +203,58 @@ struct RedisCacheTests {
         }
         try await other.close()
         try await writer.close()
+    }
+
+    /// FLUSHALL (every entry gone) and DEBUG SLEEP (the server stops answering, keeping its
+    /// data) under a writer and a reader: every read is at least the last acknowledged save.
+    @Test func flushAllAndDebugSleepServeNoOlderHead() async throws {
+        let redis = try PrivateRedis()
+        let folder = try TemporaryFolder()
+        let cache = try await cached(
+            SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
+            "timeout_ms=100&breaker_cooldown_ms=1")
+        let id = try ThreadID("acme:flush")
+        let writer = try cache.thread(id, as: Chat.self)
+        let acknowledged = Atomic<Int>(-1)
+        var state = Chat()
+        func save() async throws {
+            state.turn += 1
+            state.messages.append("turn \(state.turn)")
+            try await writer.save(state)
+            acknowledged.store(state.turn - 1, ordering: .releasing)  // the step just saved
+        }
+        func readAll(_ rounds: Int) async throws {
+            for _ in 0..<rounds {
+                let floor = acknowledged.load(ordering: .acquiring)
+                let step = try await cache.head(thread: id)?.step ?? -1
+                #expect(step >= floor, "a read returned step \(step), older than acknowledged \(floor)")
+            }
+        }
+        for _ in 0..<5 { try await save() }
+        try await readAll(5)
+        let raw = try RawRedis(url: redis.url)
+        try raw.command([Data("FLUSHALL".utf8)])
+        try await readAll(3)
+        for _ in 0..<3 { try await save() }
+        try await readAll(3)
+        // Freeze the server for a moment from another connection, while this one reads and writes.
+        let sleeper = Task.detached { try RawRedis(url: redis.url).command([Data("DEBUG".utf8), Data("SLEEP".utf8), Data("0.5".utf8)]) }
+        try await readAll(3)
+        for _ in 0..<3 { try await save() }
+        try await readAll(3)
+        _ = try await sleeper.value
+        // Entries Redis may hold out of date became tombstones newer than any head written
+        // before the invalidation ran (which may be the first save after the freeze): the
+        // saves after it put the thread back in the cache.
+        for _ in 0..<2 {
+            try await save()
+            await cache.flush()
+        }
+        let hits = cache.statistics.hits
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat { try await readAll(1) } while cache.statistics.hits == hits && ContinuousClock.now < deadline
+        #expect(cache.statistics.hits > hits, "the cache serves again after the freeze: \(cache.statistics)")
+        try await cache.close()
     }
 
     /// An older head put back into Redis with the same server (another instance's late
