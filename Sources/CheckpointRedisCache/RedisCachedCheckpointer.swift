@@ -339,6 +339,9 @@ public final class RedisCachedCheckpointer: Checkpointer {
         localHeads.acknowledged(write.thread, write.namespace, write.id)
         let thread = write.thread
         let namespace = write.namespace
+        // Write-behind, but tracked: `updating` counts it (reads of the thread go to the base
+        // store until it ends; `flush()` and `close()` wait for it), and a failure is recorded
+        // as an owed invalidation, so no outcome of it is lost or ignored.
         updating.begin(thread)
         Task.detached { [self] in
             if let value = await setGuarded(headKey, order: order, body: body, thread: thread), derived != nil {

@@ -15,7 +15,8 @@ import Synchronization
 ///
 /// ```swift
 /// let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: "agent.db"))
-/// defer { Task { try await checkpointer.close() } }
+/// // ... use it ...
+/// try await checkpointer.close()   // at shutdown: finishes and closes every connection
 /// ```
 ///
 /// The schema is created and migrated on open; migrations are named and recorded in the

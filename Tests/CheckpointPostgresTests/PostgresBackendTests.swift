@@ -304,8 +304,17 @@ struct PostgresBackendTests {
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
         let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=200")
         // The only connection is held by a slow statement; the next call waits, then fails.
-        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(1.5)") }
-        try await Task.sleep(for: .milliseconds(200))
+        // Wait until the server runs it (seen from another connection), not for a fixed time.
+        let observer = try await TestServer.checkpointer()
+        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(3)") }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await observer.diagnosticQuery(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()"
+        ).first?.first == "0" {
+            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "pg_sleep never started") }
+            await Task.yield()
+        }
+        try await observer.close()
         let error = try await requireError(.connectionFailed) { try await checkpointer.head(thread: ThreadID("acme:x")) }
         #expect(error.message.contains("acquire timeout"))
         _ = try await slow.value
