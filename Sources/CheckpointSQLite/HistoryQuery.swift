@@ -14,7 +14,7 @@ struct HistoryQuery {
 
     init(filter: Metadata) {
         var sql = """
-            SELECT c.id, c.parent_id, c.step, c.created_at, c.metadata
+            SELECT \(Schema.rowColumns)
             FROM threads t JOIN checkpoints c ON c.thread_key = t.key
             WHERE t.thread = ?1 AND t.namespace = ?2 AND (?3 IS NULL OR c.id < ?3) AND length(c.manifest) > 0
             """

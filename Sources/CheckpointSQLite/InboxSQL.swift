@@ -16,7 +16,7 @@ struct InboxSQL {
         let index =
             query.reason != nil ? "waiting_by_reason" : query.tenant != nil ? "waiting_by_tenant" : "waiting_by_time"
         sql = """
-            SELECT w.thread, w.namespace, w.checkpoint_id, c.pause
+            SELECT w.thread, w.namespace, \(Schema.rowColumns)
             FROM waiting_pauses w INDEXED BY \(index)
             JOIN checkpoints c ON c.thread_key = w.thread_key AND c.id = w.checkpoint_id
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))

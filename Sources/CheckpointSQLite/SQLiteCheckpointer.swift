@@ -148,6 +148,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let applied = try recordedMigrations(connection)
                 for migration in Schema.migrations where !applied.contains(migration.name) {
                     try connection.execute(migration.sql)
+                    try migration.after?(connection)
                     let record = try connection.statement(Schema.insertMigration)
                     try record.bind(1, migration.name)
                     try record.bind(2, Date().timeIntervalSince1970)
@@ -211,7 +212,8 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let selectHead = try connection.statement(Schema.selectHeadManifest)
                 try selectHead.bind(1, threadKey)
                 if try selectHead.step() {
-                    head = (try selectHead.checkpointID(0), selectHead.data(1), selectHead.int64(2) != 0)
+                    let row = try selectHead.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace)
+                    head = (row.id, selectHead.data(RowColumn.manifest), !selectHead.isNull(RowColumn.pause))
                 }
                 selectHead.reset()
             }
@@ -243,7 +245,8 @@ public final class SQLiteCheckpointer: Checkpointer {
                         throw CheckpointError(
                             .notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
                     }
-                    parentManifest = try Manifest(decoding: select.data(0), owner: parentID)
+                    _ = try select.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace)
+                    parentManifest = try Manifest(decoding: select.data(RowColumn.manifest), owner: parentID)
                     select.reset()
                 }
             }
@@ -265,24 +268,24 @@ public final class SQLiteCheckpointer: Checkpointer {
             if let parentID = write.parentID { try insert.bind(3, parentID) } else { try insert.bindNull(3) }
             try insert.bind(4, Int64(write.step))
             // A creation time equal to the id's own timestamp is not stored twice.
-            if write.createdAt == write.id.timestamp {
-                try insert.bindNull(5)
-            } else {
-                try insert.bind(5, write.createdAt.timeIntervalSince1970)
-            }
-            if write.metadata.isEmpty {
-                try insert.bindNull(6)
-            } else {
-                try insert.bind(6, String(decoding: try write.metadata.jsonData(), as: UTF8.self))
-            }
-            try insert.bind(7, resolved.manifest.encoded(owner: write.id))
-            if let segments = resolved.encodedSegments(parentID: write.parentID) {
-                try insert.bind(8, segments)
-            } else {
-                try insert.bindNull(8)
-            }
-            if let payloads = resolved.encodedPayloads() { try insert.bind(9, payloads) } else { try insert.bindNull(9) }
-            if let pause = write.pause { try insert.bind(10, pause.encoded()) } else { try insert.bindNull(10) }
+            let createdAt = write.createdAt == write.id.timestamp ? nil : write.createdAt.timeIntervalSince1970
+            if let createdAt { try insert.bind(5, createdAt) } else { try insert.bindNull(5) }
+            let metadata = write.metadata.isEmpty ? nil : try write.metadata.jsonData()
+            if let metadata { try insert.bind(6, String(decoding: metadata, as: UTF8.self)) } else { try insert.bindNull(6) }
+            let manifest = resolved.manifest.encoded(owner: write.id)
+            try insert.bind(7, manifest)
+            let segments = resolved.encodedSegments(parentID: write.parentID)
+            if let segments { try insert.bind(8, segments) } else { try insert.bindNull(8) }
+            let payloads = resolved.encodedPayloads()
+            if let payloads { try insert.bind(9, payloads) } else { try insert.bindNull(9) }
+            let pause = write.pause?.encoded()
+            if let pause { try insert.bind(10, pause) } else { try insert.bindNull(10) }
+            try insert.bind(
+                11,
+                RowChecksum.checkpoint(
+                    thread: write.thread, namespace: write.namespace, id: write.id, parentID: write.parentID,
+                    step: Int64(write.step), createdAt: createdAt, metadata: metadata, manifest: manifest,
+                    segments: segments, payload: payloads, pause: pause))
             try insert.run()
             // The waiting-pause index holds the thread while its head is paused and unanswered.
             if head?.isPaused == true, write.pause == nil {
@@ -323,18 +326,13 @@ public final class SQLiteCheckpointer: Checkpointer {
                 if let id { try select.bind(3, id) }
                 guard try select.step() else { return nil }
                 let threadKey = select.int64(0)
-                let checkpointID = try select.checkpointID(1)
-                let parentID = try select.optionalCheckpointID(2)
-                let step = Int(select.int64(3))
-                let createdAt = select.isNull(4) ? checkpointID.timestamp : Date(timeIntervalSince1970: select.double(4))
-                let metadata = select.isNull(5) ? [:] : try Metadata.decodeJSON(select.data(5))
-                let manifest = try Manifest(decoding: select.data(6), owner: checkpointID)
-                let pause = select.isNull(7) ? nil : try Pause(decoding: select.data(7))
-                let answer = select.isNull(8)
-                    ? nil
-                    : PauseAnswer(
-                        pauseID: try UUID(bytes: select.data(8)), response: select.data(9),
-                        answeredAt: Date(timeIntervalSince1970: select.double(10)))
+                let row = try select.verifiedRow(at: 1, thread: thread, namespace: namespace)
+                let metadata =
+                    select.isNull(1 + RowColumn.metadata) ? [:] : try Metadata.decodeJSON(select.data(1 + RowColumn.metadata))
+                let manifest = try Manifest(decoding: select.data(1 + RowColumn.manifest), owner: row.id)
+                let pause = select.isNull(1 + RowColumn.pause) ? nil : try Pause(decoding: select.data(1 + RowColumn.pause))
+                let answer = try select.verifiedAnswer(
+                    at: 1 + RowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
                 select.reset()
                 let channels = try manifest.materialize(
                     scope: threadKey, cache: contentCache,
@@ -343,7 +341,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                         try payload.bind(1, threadKey)
                         try payload.bind(2, rowID)
                         defer { payload.reset() }
-                        return try payload.step() && !payload.isNull(0) ? payload.data(0) : nil
+                        guard try payload.step() else { return nil }
+                        _ = try payload.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                        return payload.isNull(RowColumn.payload) ? nil : payload.data(RowColumn.payload)
                     },
                     segmentRows: { tip, visit in
                         let rows = try connection.statement(Schema.selectSegments)
@@ -351,12 +351,13 @@ public final class SQLiteCheckpointer: Checkpointer {
                         try rows.bind(2, tip)
                         defer { rows.reset() }
                         while try rows.step() {
-                            if try visit(rows.checkpointID(0), rows.optionalCheckpointID(1), rows.data(2)) { break }
+                            let row = try rows.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                            if try visit(row.id, row.parentID, rows.data(RowColumn.segments)) { break }
                         }
                     })
                 return Checkpoint(
-                    id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,
-                    createdAt: createdAt, metadata: metadata, channels: channels, pause: pause, answer: answer)
+                    id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
+                    createdAt: row.createdAt, metadata: metadata, channels: channels, pause: pause, answer: answer)
             }
         }
     }
@@ -378,13 +379,13 @@ public final class SQLiteCheckpointer: Checkpointer {
             defer { select.reset() }
             var result: [CheckpointSummary] = []
             while try select.step() {
+                let row = try select.verifiedRow(at: 0, thread: thread, namespace: namespace)
                 result.append(
                     CheckpointSummary(
-                        id: try select.checkpointID(0), thread: thread, namespace: namespace,
-                        parentID: try select.optionalCheckpointID(1), step: Int(select.int64(2)),
-                        createdAt: select.isNull(3)
-                            ? try select.checkpointID(0).timestamp : Date(timeIntervalSince1970: select.double(3)),
-                        metadata: select.isNull(4) ? [:] : try Metadata.decodeJSON(select.data(4))))
+                        id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
+                        createdAt: row.createdAt,
+                        metadata: select.isNull(RowColumn.metadata)
+                            ? [:] : try Metadata.decodeJSON(select.data(RowColumn.metadata))))
             }
             return result
         }
@@ -436,10 +437,17 @@ public final class SQLiteCheckpointer: Checkpointer {
             defer { select.reset() }
             var items: [PausedThread] = []
             while try select.step() {
+                let thread = try ThreadID(select.text(0))
+                let namespace = select.text(1)
+                let row = try select.verifiedRow(at: 2, thread: thread, namespace: namespace)
+                guard !select.isNull(2 + RowColumn.pause) else {
+                    throw CheckpointError(
+                        .corruptData, "the inbox index names checkpoint \(row.id) of thread '\(thread)', which has no pause")
+                }
                 items.append(
                     PausedThread(
-                        thread: try ThreadID(select.text(0)), namespace: select.text(1),
-                        checkpointID: try select.checkpointID(2), pause: try Pause(decoding: select.data(3))))
+                        thread: thread, namespace: namespace, checkpointID: row.id,
+                        pause: try Pause(decoding: select.data(2 + RowColumn.pause))))
             }
             return query.page(items)
         }
@@ -468,11 +476,14 @@ public final class SQLiteCheckpointer: Checkpointer {
                 answered.reset()
                 let head = try connection.statement(Schema.selectHeadPause)
                 try head.bind(1, key)
-                guard try head.step(), !head.isNull(1) else {
+                guard try head.step() else {
                     throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
                 }
-                let headID = try head.checkpointID(0)
-                let pause = try Pause(decoding: head.data(1))
+                let headID = try head.verifiedRow(at: 0, thread: thread, namespace: namespace).id
+                guard !head.isNull(RowColumn.pause) else {
+                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+                }
+                let pause = try Pause(decoding: head.data(RowColumn.pause))
                 head.reset()
                 guard pause.id == pauseID else {
                     throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
@@ -486,6 +497,11 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try insert.bind(3, pauseID.bytes)
                 try insert.bind(4, response)
                 try insert.bind(5, now.timeIntervalSince1970)
+                try insert.bind(
+                    6,
+                    RowChecksum.answer(
+                        thread: thread, namespace: namespace, checkpointID: headID, pauseID: pauseID, response: response,
+                        answeredAt: now.timeIntervalSince1970))
                 try insert.run()
                 let delete = try connection.statement(Schema.deleteWaiting)
                 try delete.bind(1, key)
@@ -511,14 +527,14 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try select.bind(1, key)
                 var rows: [RetentionRow] = []
                 while try select.step() {
-                    let id = try select.checkpointID(0)
-                    let manifest = select.data(2)
+                    let row = try select.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                    let manifest = select.data(RowColumn.manifest)
                     rows.append(
                         RetentionRow(
-                            id: id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: id),
-                            awaitsAnswer: select.int64(4) != 0,
-                            links: select.isNull(3)
-                                ? [:] : try RowBlobs.links(in: select.data(3), parentID: try select.optionalCheckpointID(1))))
+                            id: row.id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: row.id),
+                            awaitsAnswer: select.int64(RowColumn.count) != 0,
+                            links: select.isNull(RowColumn.segments)
+                                ? [:] : try RowBlobs.links(in: select.data(RowColumn.segments), parentID: row.parentID)))
                 }
                 select.reset()
                 let plan = RetentionPlan(rows: rows, keepingLatest: count)
@@ -534,14 +550,23 @@ public final class SQLiteCheckpointer: Checkpointer {
                     try content.bind(1, key)
                     try content.bind(2, id)
                     guard try content.step() else { continue }
-                    let segments = content.isNull(0) ? nil : try RowBlobs.keepingSegments(content.data(0), of: kept.segments)
-                    let payload = content.isNull(1) ? nil : try RowBlobs.keepingPayloads(content.data(1), of: kept.values)
+                    let row = try content.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                    let segments = content.isNull(RowColumn.segments)
+                        ? nil : try RowBlobs.keepingSegments(content.data(RowColumn.segments), of: kept.segments)
+                    let payload = content.isNull(RowColumn.payload)
+                        ? nil : try RowBlobs.keepingPayloads(content.data(RowColumn.payload), of: kept.values)
                     content.reset()
                     let tombstone = try connection.statement(Schema.tombstoneCheckpoint)
                     try tombstone.bind(1, key)
                     try tombstone.bind(2, id)
                     if let segments { try tombstone.bind(3, segments) } else { try tombstone.bindNull(3) }
                     if let payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
+                    try tombstone.bind(
+                        5,
+                        RowChecksum.checkpoint(
+                            thread: thread, namespace: namespace, id: row.id, parentID: row.parentID, step: row.step,
+                            createdAt: row.storedCreatedAt, metadata: nil, manifest: Data(), segments: segments,
+                            payload: payload, pause: nil))
                     try tombstone.run()
                 }
                 return plan.removedFromHistory

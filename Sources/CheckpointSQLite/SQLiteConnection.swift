@@ -215,6 +215,17 @@ final class SQLiteStatement {
         return Data(bytes: bytes, count: count)
     }
 
+    /// The column's bytes without a copy, valid until the statement steps or resets; `nil`
+    /// for NULL, an empty buffer for an empty blob or text.
+    func blob(_ column: Int32) -> UnsafeRawBufferPointer? {
+        guard !isNull(column) else { return nil }
+        // `sqlite3_column_blob` first, then `sqlite3_column_bytes`, as SQLite asks.
+        let bytes = sqlite3_column_blob(pointer, column)
+        let count = Int(sqlite3_column_bytes(pointer, column))
+        guard count > 0, let bytes else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: bytes, count: count)
+    }
+
     func text(_ column: Int32) -> String {
         guard let bytes = sqlite3_column_text(pointer, column) else { return "" }
         return String(cString: bytes)

@@ -4,9 +4,12 @@
 /// stored, so a put writes one row (usually one page). The thread's head is its newest
 /// checkpoint: checkpoint ids are time-ordered and a put's id must be newer than the head.
 enum Schema {
-    struct Migration {
+    struct Migration: Sendable {
         var name: String
         var sql: String
+        /// Work in Swift after the SQL, in the same transaction (such as computing checksums
+        /// of the rows that exist).
+        var after: (@Sendable (SQLiteConnection) throws -> Void)? = nil
     }
 
     static let migrations: [Migration] = [
@@ -61,6 +64,15 @@ enum Schema {
                 CREATE INDEX waiting_by_reason ON waiting_pauses (reason, created_at, thread, namespace);
                 CREATE INDEX waiting_by_tenant ON waiting_pauses (tenant, created_at, thread, namespace);
                 """),
+        // Every checkpoint and answer row carries a checksum of its content (``RowChecksum``),
+        // checked on every read; the rows that exist get theirs from their current content.
+        Migration(
+            name: "2026-12-02-row-checksums",
+            sql: """
+                ALTER TABLE checkpoints ADD COLUMN checksum INTEGER;
+                ALTER TABLE answers ADD COLUMN checksum INTEGER;
+                """,
+            after: RowChecksums.computeForExistingRows),
     ]
 
     static let migrationsTable = """
@@ -79,23 +91,30 @@ enum Schema {
     // Writes.
     static let selectThreadKey = SQL(5, "SELECT key FROM threads WHERE thread = ?1 AND namespace = ?2")
     static let insertThread = SQL(6, "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)")
+    /// The columns of a checkpoint row that its checksum covers, then the checksum, in the
+    /// order ``SQLiteStatement/verifiedRow(at:thread:namespace:)`` reads them.
+    static let rowColumns =
+        "c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest, c.segments, c.payload, c.pause, c.checksum"
+    /// The columns of an answer row that its checksum covers, then the checksum.
+    static let answerColumns = "a.pause_id, a.response, a.answered_at, a.checksum"
+
     static let selectHeadManifest = SQL(
-        7, "SELECT id, manifest, pause IS NOT NULL FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
+        7, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 ORDER BY c.id DESC LIMIT 1")
     static let selectManifest = SQL(
-        8, "SELECT manifest FROM checkpoints WHERE thread_key = ?1 AND id = ?2 AND length(manifest) > 0")
+        8, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 AND c.id = ?2 AND length(c.manifest) > 0")
     static let insertCheckpoint = SQL(
         9,
         """
-        INSERT INTO checkpoints (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload, pause)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        INSERT INTO checkpoints
+            (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload, pause, checksum)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
         """)
 
     // Reads.
     static let selectHead = SQL(
         10,
         """
-        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest,
-               c.pause, a.pause_id, a.response, a.answered_at
+        SELECT t.key, \(rowColumns), \(answerColumns)
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
         LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         WHERE t.thread = ?1 AND t.namespace = ?2
@@ -104,20 +123,20 @@ enum Schema {
     static let selectCheckpoint = SQL(
         11,
         """
-        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest,
-               c.pause, a.pause_id, a.response, a.answered_at
+        SELECT t.key, \(rowColumns), \(answerColumns)
         FROM threads t JOIN checkpoints c ON c.thread_key = t.key
         LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         WHERE t.thread = ?1 AND t.namespace = ?2 AND c.id = ?3 AND length(c.manifest) > 0
         """)
-    static let selectPayload = SQL(12, "SELECT payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
+    static let selectPayload = SQL(
+        12, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 AND c.id = ?2")
     /// A list's rows, newest first from its tip; the reader stops once the chain is complete.
     static let selectSegments = SQL(
         13,
         """
-        SELECT id, parent_id, segments FROM checkpoints
-        WHERE thread_key = ?1 AND id <= ?2 AND segments IS NOT NULL
-        ORDER BY id DESC
+        SELECT \(rowColumns) FROM checkpoints c
+        WHERE c.thread_key = ?1 AND c.id <= ?2 AND c.segments IS NOT NULL
+        ORDER BY c.id DESC
         """)
 
     // Deletion and statistics.
@@ -146,12 +165,13 @@ enum Schema {
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
         """)
     static let selectHeadPause = SQL(
-        22, "SELECT id, pause FROM checkpoints WHERE thread_key = ?1 ORDER BY id DESC LIMIT 1")
+        22, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 ORDER BY c.id DESC LIMIT 1")
     static let selectAnswerByPause = SQL(23, "SELECT 1 FROM answers WHERE thread_key = ?1 AND pause_id = ?2")
     static let insertAnswer = SQL(
         24,
         """
-        INSERT INTO answers (thread_key, checkpoint_id, pause_id, response, answered_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        INSERT INTO answers (thread_key, checkpoint_id, pause_id, response, answered_at, checksum)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6)
         """)
     static let deleteAnswers =
         SQL(25, "DELETE FROM answers WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
@@ -159,7 +179,7 @@ enum Schema {
     static let selectRetentionRows = SQL(
         27,
         """
-        SELECT c.id, c.parent_id, c.manifest, c.segments, c.pause IS NOT NULL AND a.checkpoint_id IS NULL
+        SELECT \(rowColumns), c.pause IS NOT NULL AND a.checkpoint_id IS NULL
         FROM checkpoints c LEFT JOIN answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         WHERE c.thread_key = ?1
         """)
@@ -167,10 +187,11 @@ enum Schema {
     static let tombstoneCheckpoint = SQL(
         28,
         """
-        UPDATE checkpoints SET manifest = x'', metadata = NULL, pause = NULL, segments = ?3, payload = ?4
+        UPDATE checkpoints SET manifest = x'', metadata = NULL, pause = NULL, segments = ?3, payload = ?4, checksum = ?5
         WHERE thread_key = ?1 AND id = ?2
         """)
-    static let selectRowContent = SQL(30, "SELECT segments, payload FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
+    static let selectRowContent = SQL(
+        30, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 AND c.id = ?2")
     static let deleteCheckpoint = SQL(29, "DELETE FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
     static let deleteWaitingOfThread =
         SQL(26, "DELETE FROM waiting_pauses WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")

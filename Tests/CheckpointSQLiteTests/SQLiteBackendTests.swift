@@ -53,11 +53,11 @@ struct SQLiteBackendTests {
         #expect(try raw.query("PRAGMA journal_mode") == ["wal"])
         #expect(
             try raw.query("SELECT name FROM checkpoint_migrations ORDER BY name")
-                == ["2026-11-23-initial", "2026-11-23-pauses"])
+                == ["2026-11-23-initial", "2026-11-23-pauses", "2026-12-02-row-checksums"])
         // Opening again applies nothing twice.
         let again = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         try await again.close()
-        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["\(Schema.migrations.count)"])
     }
 
     @Test func anOlderFileIsMigratedForward() async throws {
@@ -71,7 +71,7 @@ struct SQLiteBackendTests {
         }
         try raw.query("INSERT INTO checkpoint_migrations VALUES ('2026-11-23-initial', 0)")
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["\(Schema.migrations.count)"])
         let thread = try checkpointer.thread(uniqueThread("upgraded"), as: TestAgentState.self)
         let pause = try await thread.pause(TestAgentState(turn: 1), reason: "check", prompt: "works?")
         #expect(try await checkpointer.pausedThreads(InboxQuery()).items.map(\.pause.id) == [pause.id])
@@ -91,7 +91,7 @@ struct SQLiteBackendTests {
         }
         #expect(opened.count == 6)
         for checkpointer in opened { try await checkpointer.close() }
-        #expect(try RawDatabase(path).query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+        #expect(try RawDatabase(path).query("SELECT count(*) FROM checkpoint_migrations") == ["\(Schema.migrations.count)"])
     }
 
     @Test func twoConnectionsOnOneFileRaceSafely() async throws {
@@ -281,7 +281,7 @@ struct SQLiteBackendTests {
         // Once the lock is free, the same open migrates the file.
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
         try await checkpointer.close()
-        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["2"])
+        #expect(try raw.query("SELECT count(*) FROM checkpoint_migrations") == ["\(Schema.migrations.count)"])
     }
 
     @Test func damagedManifestGivesCorruptData() async throws {

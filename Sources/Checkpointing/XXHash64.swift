@@ -1,8 +1,7 @@
-/// XXH64 (Yann Collet's xxHash, 64-bit), the fast checksum of cache entries when no integrity
-/// key is configured: it catches any accidental change or truncation at a few tenths of a
-/// nanosecond per byte. It is not a MAC; with ``RedisCachedCheckpointer/Configuration/integrityKey``
-/// set, entries are checked with keyed SipHash instead.
-enum XXHash64 {
+/// XXH64 (Yann Collet's xxHash, 64-bit): the checksum of stored rows and of cache entries.
+/// It catches any accidental change or truncation at a few tenths of a nanosecond per byte.
+/// It is not a MAC: the Redis cache checks entries with keyed SipHash when it has an integrity key.
+package enum XXHash64 {
     private static let prime1: UInt64 = 0x9E37_79B1_85EB_CA87
     private static let prime2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
     private static let prime3: UInt64 = 0x1656_67B1_9E37_79F9
@@ -23,7 +22,7 @@ enum XXHash64 {
     }
 
     /// The XXH64 of `bytes`.
-    static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
+    package static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
         let count = bytes.count
         var offset = 0
         @inline(__always) func load64(_ at: Int) -> UInt64 {
