@@ -104,10 +104,12 @@ public final class PostgresCheckpointer: Checkpointer {
                 if migration.transactional {
                     try connection.transaction {
                         try connection.execute(migration.sql)
+                        try migration.after?(connection)
                         _ = try connection.query(text: record, [.text(migration.name)])
                     }
                 } else {
                     try connection.execute(migration.sql)
+                    try migration.after?(connection)
                     _ = try connection.query(text: record, [.text(migration.name)])
                 }
                 logger.info("applied PostgreSQL migration", metadata: ["migration": "\(migration.name)"])
@@ -164,26 +166,35 @@ public final class PostgresCheckpointer: Checkpointer {
                 try diagnose(write, expecting: expecting, on: connection)
                 throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
             }
-            parentManifest = try Manifest(decoding: result.data(0, 0), owner: parentID)
+            let parent = try result.verifiedRow(0, at: 0, thread: write.thread, namespace: write.namespace)
+            parentManifest = try Manifest(decoding: parent.fields.data(PostgresRowColumn.manifest), owner: parentID)
         }
         let resolved = try ResolvedWrite(write, parent: parentManifest)
         let statement =
             write.parentID != nil
             ? PostgresSchema.putAfter : expecting.requiresParentIsHead ? PostgresSchema.putFirst : PostgresSchema.putRoot
         let pause = write.pause
+        // A creation time equal to the id's own timestamp is not stored twice.
+        let createdAt = write.createdAt == write.id.timestamp ? nil : write.createdAt.timeIntervalSince1970
+        let metadata = write.metadata.isEmpty ? nil : try write.metadata.jsonData()
+        let manifest = resolved.manifest.encoded(owner: write.id)
+        let segments = resolved.encodedSegments(parentID: write.parentID)
+        let payloads = resolved.encodedPayloads()
+        let encodedPause = pause?.encoded()
+        let checksum = RowChecksum.checkpoint(
+            thread: write.thread, namespace: write.namespace, id: write.id, parentID: write.parentID,
+            step: Int64(write.step), createdAt: createdAt, metadata: metadata, manifest: manifest, segments: segments,
+            payload: payloads, pause: encodedPause)
         let result = try connection.query(
             statement,
             [
                 .text(write.thread.rawValue), .text(write.namespace), .optional(write.thread.tenant.map(String.init)),
-                .id(write.id), .id(write.parentID), .int8(Int64(write.step)),
-                write.createdAt == write.id.timestamp ? .null : .float8(write.createdAt.timeIntervalSince1970),
-                write.metadata.isEmpty ? .null : .jsonb(try write.metadata.jsonData()),
-                .bytes(resolved.manifest.encoded(owner: write.id)), .bool(!expecting.requiresParentIsHead),
+                .id(write.id), .id(write.parentID), .int8(Int64(write.step)), createdAt.map { .float8($0) } ?? .null,
+                metadata.map { .jsonb($0) } ?? .null, .bytes(manifest), .bool(!expecting.requiresParentIsHead),
                 .optional(pause?.id.bytes), .optional(pause?.reason),
                 pause.map { .float8($0.createdAt.timeIntervalSince1970) } ?? .null,
                 pause?.expiresAt.map { .float8($0.timeIntervalSince1970) } ?? .null,
-                .optional(resolved.encodedSegments(parentID: write.parentID)), .optional(resolved.encodedPayloads()),
-                .optional(pause?.encoded()),
+                .optional(segments), .optional(payloads), .optional(encodedPause), .int8(checksum),
             ])
         guard result.rowCount == 1 else {
             try diagnose(write, expecting: expecting, on: connection)
@@ -259,36 +270,30 @@ public final class PostgresCheckpointer: Checkpointer {
             }
         guard result.rowCount == 1 else { return nil }
         let threadKey = try result.int64(0, 0)
-        let checkpointID = try result.checkpointID(0, 1)
-        let parentID = try result.optionalCheckpointID(0, 2)
-        let step = Int(try result.int64(0, 3))
-        let createdAt =
-            result.isNull(0, 4) ? checkpointID.timestamp : Date(timeIntervalSince1970: try result.double(0, 4))
-        let metadata = result.isNull(0, 5) ? [:] : try Metadata.decodeJSON(try result.jsonb(0, 5))
-        let manifest = try Manifest(decoding: result.data(0, 6), owner: checkpointID)
-        let pause = result.isNull(0, 7) ? nil : try Pause(decoding: result.data(0, 7))
-        let answer =
-            result.isNull(0, 8)
-            ? nil
-            : PauseAnswer(
-                pauseID: try UUID(bytes: result.data(0, 8)), response: result.data(0, 9),
-                answeredAt: Date(timeIntervalSince1970: try result.double(0, 10)))
+        let (row, fields) = try result.verifiedRow(0, at: 1, thread: thread, namespace: namespace)
+        let manifest = try Manifest(decoding: fields.data(PostgresRowColumn.manifest), owner: row.id)
+        let pause = fields.isNull(PostgresRowColumn.pause) ? nil : try Pause(decoding: fields.data(PostgresRowColumn.pause))
+        let answer = try result.verifiedAnswer(
+            0, at: 1 + PostgresRowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
         let channels = try manifest.materialize(
             scope: threadKey, cache: contentCache,
             payloadBlob: { rowID in
                 let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(rowID)])
-                return rows.rowCount == 1 && !rows.isNull(0, 0) ? rows.data(0, 0) : nil
+                guard rows.rowCount == 1 else { return nil }
+                let fields = try rows.verifiedRow(0, at: 0, thread: thread, namespace: namespace).fields
+                return fields.isNull(PostgresRowColumn.payload) ? nil : fields.data(PostgresRowColumn.payload)
             },
             segmentRows: { tip, visit in
                 let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
-                for row in 0..<rows.rowCount {
-                    if try visit(rows.checkpointID(row, 0), rows.optionalCheckpointID(row, 1), rows.data(row, 2)) { break }
+                for index in 0..<rows.rowCount {
+                    let (row, fields) = try rows.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
+                    if try visit(row.id, row.parentID, fields.data(PostgresRowColumn.segments)) { break }
                 }
             })
         return ReadCheckpoint(
             checkpoint: Checkpoint(
-                id: checkpointID, thread: thread, namespace: namespace, parentID: parentID, step: step,
-                createdAt: createdAt, metadata: metadata, channels: channels, pause: pause, answer: answer),
+                id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
+                createdAt: row.createdAt, metadata: fields.metadata, channels: channels, pause: pause, answer: answer),
             manifest: id == nil ? manifest : nil)
     }
 
@@ -300,7 +305,7 @@ public final class PostgresCheckpointer: Checkpointer {
         try checkOpen()
         try validateLimit(limit)
         var sql = """
-            SELECT c.id, c.parent_id, c.step, c.created_at, c.metadata
+            SELECT \(PostgresSchema.rowColumns)
             FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
             WHERE t.thread = $1 AND t.namespace = $2 AND length(c.manifest) > 0
             """
@@ -321,14 +326,12 @@ public final class PostgresCheckpointer: Checkpointer {
             let result = try connection.query(text: query, bound)
             var summaries: [CheckpointSummary] = []
             summaries.reserveCapacity(result.rowCount)
-            for row in 0..<result.rowCount {
-                let id = try result.checkpointID(row, 0)
+            for index in 0..<result.rowCount {
+                let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
                 summaries.append(
                     CheckpointSummary(
-                        id: id, thread: thread, namespace: namespace, parentID: try result.optionalCheckpointID(row, 1),
-                        step: Int(try result.int64(row, 2)),
-                        createdAt: result.isNull(row, 3) ? id.timestamp : Date(timeIntervalSince1970: try result.double(row, 3)),
-                        metadata: result.isNull(row, 4) ? [:] : try Metadata.decodeJSON(try result.jsonb(row, 4))))
+                        id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
+                        createdAt: row.createdAt, metadata: fields.metadata))
             }
             return summaries
         }
@@ -365,11 +368,18 @@ public final class PostgresCheckpointer: Checkpointer {
         return try await pool.run { connection in
             let result = try connection.query(text: inbox.sql, inbox.parameters)
             var items: [PausedThread] = []
-            for row in 0..<result.rowCount {
+            for index in 0..<result.rowCount {
+                let thread = try ThreadID(result.text(index, 0))
+                let namespace = result.text(index, 1)
+                let (row, fields) = try result.verifiedRow(index, at: 2, thread: thread, namespace: namespace)
+                guard !fields.isNull(PostgresRowColumn.pause) else {
+                    throw CheckpointError(
+                        .corruptData, "the inbox index names checkpoint \(row.id) of thread '\(thread)', which has no pause")
+                }
                 items.append(
                     PausedThread(
-                        thread: try ThreadID(result.text(row, 0)), namespace: result.text(row, 1),
-                        checkpointID: try result.checkpointID(row, 2), pause: try Pause(decoding: result.data(row, 3))))
+                        thread: thread, namespace: namespace, checkpointID: row.id,
+                        pause: try Pause(decoding: fields.data(PostgresRowColumn.pause))))
             }
             return query.page(items)
         }
@@ -391,10 +401,11 @@ public final class PostgresCheckpointer: Checkpointer {
                 if answered.rowCount > 0 {
                     throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
                 }
-                guard !head.isNull(0, 2) else {
+                let (headRow, headFields) = try head.verifiedRow(0, at: 1, thread: thread, namespace: namespace)
+                guard !headFields.isNull(PostgresRowColumn.pause) else {
                     throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
                 }
-                let pause = try Pause(decoding: head.data(0, 2))
+                let pause = try Pause(decoding: headFields.data(PostgresRowColumn.pause))
                 guard pause.id == pauseID else {
                     throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
                 }
@@ -404,8 +415,12 @@ public final class PostgresCheckpointer: Checkpointer {
                 _ = try connection.query(
                     PostgresSchema.insertAnswer,
                     [
-                        .int8(key), .bytes(try head.checkpointID(0, 1).bigEndianBytes), .bytes(pauseID.bytes),
-                        .bytes(response), .float8(now.timeIntervalSince1970), .optional(thread.tenant.map(String.init)),
+                        .int8(key), .id(headRow.id), .bytes(pauseID.bytes), .bytes(response),
+                        .float8(now.timeIntervalSince1970), .optional(thread.tenant.map(String.init)),
+                        .int8(
+                            RowChecksum.answer(
+                                thread: thread, namespace: namespace, checkpointID: headRow.id, pauseID: pauseID,
+                                response: response, answeredAt: now.timeIntervalSince1970)),
                     ])
                 _ = try connection.query(PostgresSchema.clearWaiting, [.int8(key)])
             }
@@ -424,17 +439,16 @@ public final class PostgresCheckpointer: Checkpointer {
                 let key = try locked.int64(0, 0)
                 let result = try connection.query(PostgresSchema.selectRetentionRows, [.int8(key)])
                 var rows: [RetentionRow] = []
-                for row in 0..<result.rowCount {
-                    let id = try result.checkpointID(row, 0)
-                    let manifest = result.data(row, 2)
+                for index in 0..<result.rowCount {
+                    let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
+                    let manifest = fields.data(PostgresRowColumn.manifest)
                     rows.append(
                         RetentionRow(
-                            id: id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: id),
-                            awaitsAnswer: result.bool(row, 4),
-                            links: result.isNull(row, 3)
+                            id: row.id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: row.id),
+                            awaitsAnswer: result.bool(index, PostgresRowColumn.count),
+                            links: fields.isNull(PostgresRowColumn.segments)
                                 ? [:]
-                                : try RowBlobs.links(
-                                    in: result.data(row, 3), parentID: try result.optionalCheckpointID(row, 1))))
+                                : try RowBlobs.links(in: fields.data(PostgresRowColumn.segments), parentID: row.parentID)))
                 }
                 let plan = RetentionPlan(rows: rows, keepingLatest: count)
                 for id in plan.delete {
@@ -444,12 +458,20 @@ public final class PostgresCheckpointer: Checkpointer {
                 for (id, kept) in plan.tombstone {
                     let content = try connection.query(PostgresSchema.selectRowContent, [.int8(key), .id(id)])
                     guard content.rowCount == 1 else { continue }
+                    let (row, fields) = try content.verifiedRow(0, at: 0, thread: thread, namespace: namespace)
                     let segments =
-                        content.isNull(0, 0) ? nil : try RowBlobs.keepingSegments(content.data(0, 0), of: kept.segments)
+                        fields.isNull(PostgresRowColumn.segments)
+                        ? nil : try RowBlobs.keepingSegments(fields.data(PostgresRowColumn.segments), of: kept.segments)
                     let payload =
-                        content.isNull(0, 1) ? nil : try RowBlobs.keepingPayloads(content.data(0, 1), of: kept.values)
+                        fields.isNull(PostgresRowColumn.payload)
+                        ? nil : try RowBlobs.keepingPayloads(fields.data(PostgresRowColumn.payload), of: kept.values)
+                    let checksum = RowChecksum.checkpoint(
+                        thread: thread, namespace: namespace, id: row.id, parentID: row.parentID, step: row.step,
+                        createdAt: row.storedCreatedAt, metadata: nil, manifest: Data(), segments: segments,
+                        payload: payload, pause: nil)
                     _ = try connection.query(
-                        PostgresSchema.tombstoneRow, [.int8(key), .id(id), .optional(segments), .optional(payload)])
+                        PostgresSchema.tombstoneRow,
+                        [.int8(key), .id(id), .optional(segments), .optional(payload), .int8(checksum)])
                     _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
                 }
                 return plan.removedFromHistory
@@ -582,7 +604,7 @@ struct PostgresInbox {
                 ORDER BY t.waiting_created_at, t.thread, t.namespace
                 LIMIT \(limit)
             )
-            SELECT page.thread, page.namespace, page.head_id, c.pause
+            SELECT page.thread, page.namespace, \(PostgresSchema.rowColumns)
             FROM page JOIN checkpoint_rows c ON c.thread_key = page.key AND c.id = page.head_id
             ORDER BY page.waiting_created_at, page.thread, page.namespace
             """

@@ -314,7 +314,7 @@ final class PostgresResult {
 
     func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(pointer, Int32(row), Int32(column)) != 0 }
 
-    private func bytes(_ row: Int, _ column: Int) -> UnsafeRawBufferPointer {
+    func bytes(_ row: Int, _ column: Int) -> UnsafeRawBufferPointer {
         let count = Int(PQgetlength(pointer, Int32(row), Int32(column)))
         guard let value = PQgetvalue(pointer, Int32(row), Int32(column)) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: value, count: count)

@@ -17,6 +17,9 @@ enum PostgresSchema {
         /// Whether the migration runs inside a transaction; one that uses
         /// `CREATE INDEX CONCURRENTLY` cannot, and runs under the session's advisory lock only.
         var transactional = true
+        /// Work in Swift after the SQL, in the same transaction (such as computing checksums
+        /// of the rows that exist).
+        var after: (@Sendable (PostgresConnection) throws -> Void)? = nil
     }
 
     /// The key of the advisory lock every instance takes to migrate (`'ckpt'` as an integer).
@@ -92,8 +95,24 @@ enum PostgresSchema {
                 ALTER TABLE checkpoint_answers ENABLE ROW LEVEL SECURITY;
                 ALTER TABLE checkpoint_answers FORCE ROW LEVEL SECURITY;
                 CREATE POLICY checkpoint_tenant ON checkpoint_answers USING (\(tenantPolicy)) WITH CHECK (\(tenantPolicy));
-                """)
+                """),
+        // Every checkpoint and answer row carries a checksum of its content (``RowChecksum``),
+        // checked on every read; the rows that exist get theirs from their current content.
+        Migration(
+            name: "2026-12-02-row-checksums",
+            sql: """
+                ALTER TABLE checkpoint_rows ADD COLUMN checksum bigint;
+                ALTER TABLE checkpoint_answers ADD COLUMN checksum bigint;
+                """,
+            after: PostgresRowChecksums.computeForExistingRows),
     ]
+
+    /// The columns of a checkpoint row that its checksum covers, then the checksum, in the
+    /// order ``PostgresRowFields`` reads them.
+    static let rowColumns =
+        "c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest, c.segments, c.payload, c.pause, c.checksum"
+    /// The columns of an answer row that its checksum covers, then the checksum.
+    static let answerColumns = "a.pause_id, a.response, a.answered_at, a.checksum"
 
     // MARK: Writes
 
@@ -104,14 +123,22 @@ enum PostgresSchema {
 
     /// The checkpoint row a put inserts, for the thread row the first part returned.
     private static let insertRow = """
-        INSERT INTO checkpoint_rows (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload, pause, tenant)
-        SELECT key, $4, $5, $6, $7, $8, $9, $15, $16, $17, $3 FROM thread
+        INSERT INTO checkpoint_rows
+            (thread_key, id, parent_id, step, created_at, metadata, manifest, segments, payload, pause, tenant, checksum)
+        SELECT key, $4, $5, $6, $7, $8, $9, $15, $16, $17, $3, $18 FROM thread
         RETURNING thread_key
         """
 
+    /// The types of a put's parameters: `$1`-`$17` as the statements use them, `$18` the
+    /// row's checksum.
+    private static let putParameterTypes: [PostgresType] = [
+        .text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8,
+        .bytea, .bytea, .bytea, .int8,
+    ]
+
     /// A put that starts a thread: fails (no row) when the thread exists.
     static let putFirst = PostgresSQL(
-        1, [.text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8, .bytea, .bytea, .bytea],
+        1, putParameterTypes,
         """
         WITH thread AS (
             INSERT INTO checkpoint_threads AS t
@@ -126,7 +153,7 @@ enum PostgresSchema {
     /// A put of a new root in a thread that may exist (a fork from nothing): its id must be
     /// newer than the head.
     static let putRoot = PostgresSQL(
-        2, [.text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8, .bytea, .bytea, .bytea],
+        2, putParameterTypes,
         """
         WITH thread AS (
             INSERT INTO checkpoint_threads AS t
@@ -144,7 +171,7 @@ enum PostgresSchema {
     /// condition on the newest version of the thread's row, so exactly one of two writers
     /// with the same parent moves the head.
     static let putAfter = PostgresSQL(
-        3, [.text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8, .bytea, .bytea, .bytea],
+        3, putParameterTypes,
         """
         WITH thread AS (
             UPDATE checkpoint_threads t SET \(headAssignments)
@@ -170,15 +197,14 @@ enum PostgresSchema {
     static let selectManifest = PostgresSQL(
         5, [.text, .text, .bytea],
         """
-        SELECT c.manifest FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
+        SELECT \(rowColumns) FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
         WHERE t.thread = $1 AND t.namespace = $2 AND c.id = $3 AND length(c.manifest) > 0
         """)
 
     // MARK: Reads
 
     private static let checkpointColumns = """
-        SELECT t.key, c.id, c.parent_id, c.step, c.created_at, c.metadata, c.manifest,
-               c.pause, a.pause_id, a.response, a.answered_at
+        SELECT t.key, \(rowColumns), \(answerColumns)
         FROM checkpoint_threads t JOIN checkpoint_rows c ON c.thread_key = t.key
         LEFT JOIN checkpoint_answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         """
@@ -189,15 +215,16 @@ enum PostgresSchema {
     static let selectCheckpoint = PostgresSQL(
         7, [.text, .text, .bytea], "\(checkpointColumns) WHERE t.thread = $1 AND t.namespace = $2 AND c.id = $3 AND length(c.manifest) > 0")
 
-    static let selectPayload = PostgresSQL(8, [.int8, .bytea], "SELECT payload FROM checkpoint_rows WHERE thread_key = $1 AND id = $2")
+    static let selectPayload = PostgresSQL(
+        8, [.int8, .bytea], "SELECT \(rowColumns) FROM checkpoint_rows c WHERE c.thread_key = $1 AND c.id = $2")
 
     /// A list's rows, newest first from its tip.
     static let selectSegments = PostgresSQL(
         9, [.int8, .bytea],
         """
-        SELECT id, parent_id, segments FROM checkpoint_rows
-        WHERE thread_key = $1 AND id <= $2 AND segments IS NOT NULL
-        ORDER BY id DESC
+        SELECT \(rowColumns) FROM checkpoint_rows c
+        WHERE c.thread_key = $1 AND c.id <= $2 AND c.segments IS NOT NULL
+        ORDER BY c.id DESC
         """)
 
     // MARK: Deletion and statistics
@@ -226,7 +253,7 @@ enum PostgresSchema {
     static let lockHeadPause = PostgresSQL(
         12, [.text, .text],
         """
-        SELECT t.key, t.head_id, c.pause FROM checkpoint_threads t
+        SELECT t.key, \(rowColumns) FROM checkpoint_threads t
         JOIN checkpoint_rows c ON c.thread_key = t.key AND c.id = t.head_id
         WHERE t.thread = $1 AND t.namespace = $2
         FOR UPDATE OF t
@@ -236,10 +263,10 @@ enum PostgresSchema {
         13, [.int8, .bytea], "SELECT 1 FROM checkpoint_answers WHERE thread_key = $1 AND pause_id = $2")
 
     static let insertAnswer = PostgresSQL(
-        14, [.int8, .bytea, .bytea, .bytea, .float8, .text],
+        14, [.int8, .bytea, .bytea, .bytea, .float8, .text, .int8],
         """
-        INSERT INTO checkpoint_answers (thread_key, checkpoint_id, pause_id, response, answered_at, tenant)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO checkpoint_answers (thread_key, checkpoint_id, pause_id, response, answered_at, tenant, checksum)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         """)
 
     static let clearWaiting = PostgresSQL(
@@ -258,7 +285,7 @@ enum PostgresSchema {
     static let selectRetentionRows = PostgresSQL(
         17, [.int8],
         """
-        SELECT c.id, c.parent_id, c.manifest, c.segments, c.pause IS NOT NULL AND a.checkpoint_id IS NULL
+        SELECT \(rowColumns), c.pause IS NOT NULL AND a.checkpoint_id IS NULL
         FROM checkpoint_rows c
         LEFT JOIN checkpoint_answers a ON a.thread_key = c.thread_key AND a.checkpoint_id = c.id
         WHERE c.thread_key = $1
@@ -267,13 +294,14 @@ enum PostgresSchema {
     static let deleteRow = PostgresSQL(18, [.int8, .bytea], "DELETE FROM checkpoint_rows WHERE thread_key = $1 AND id = $2")
 
     static let selectRowContent = PostgresSQL(
-        19, [.int8, .bytea], "SELECT segments, payload FROM checkpoint_rows WHERE thread_key = $1 AND id = $2")
+        19, [.int8, .bytea], "SELECT \(rowColumns) FROM checkpoint_rows c WHERE c.thread_key = $1 AND c.id = $2")
 
     /// A pruned row keeps the content later rows use, but leaves the history: no manifest.
     static let tombstoneRow = PostgresSQL(
-        20, [.int8, .bytea, .bytea, .bytea],
+        20, [.int8, .bytea, .bytea, .bytea, .int8],
         """
-        UPDATE checkpoint_rows SET manifest = ''::bytea, metadata = NULL, pause = NULL, segments = $3, payload = $4
+        UPDATE checkpoint_rows
+        SET manifest = ''::bytea, metadata = NULL, pause = NULL, segments = $3, payload = $4, checksum = $5
         WHERE thread_key = $1 AND id = $2
         """)
 

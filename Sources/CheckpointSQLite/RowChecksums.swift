@@ -17,45 +17,37 @@ enum RowColumn {
     static let count: Int32 = 10
 }
 
-/// The identity and plain columns of a checkpoint row whose checksum matched.
-struct VerifiedRow {
-    var id: CheckpointID
-    var parentID: CheckpointID?
-    var step: Int64
-    /// The stored creation time; `nil` when it is the id's own timestamp.
-    var storedCreatedAt: Double?
+/// The ``Schema/rowColumns`` of a statement's current row, from column `first` on.
+struct SQLiteRowFields: CheckpointRowFields {
+    let statement: SQLiteStatement
+    let first: Int32
 
-    var createdAt: Date { storedCreatedAt.map { Date(timeIntervalSince1970: $0) } ?? id.timestamp }
+    func id() throws(CheckpointError) -> CheckpointID { try statement.checkpointID(first + RowColumn.id) }
+    func parentID() throws(CheckpointError) -> CheckpointID? { try statement.optionalCheckpointID(first + RowColumn.parentID) }
+    func step() -> Int64 { statement.int64(first + RowColumn.step) }
+    func storedCreatedAt() -> Double? {
+        statement.isNull(first + RowColumn.createdAt) ? nil : statement.double(first + RowColumn.createdAt)
+    }
+    func withBytes(_ column: RowChecksum.Column, _ body: (UnsafeRawBufferPointer?) -> Void) {
+        // The metadata column holds the canonical JSON text the put wrote, byte for byte.
+        let index: Int32 =
+            switch column {
+            case .metadata: RowColumn.metadata
+            case .manifest: RowColumn.manifest
+            case .segments: RowColumn.segments
+            case .payload: RowColumn.payload
+            case .pause: RowColumn.pause
+            }
+        body(statement.blob(first + index))
+    }
+    func checksum() -> Int64? { statement.isNull(first + RowColumn.checksum) ? nil : statement.int64(first + RowColumn.checksum) }
 }
 
 extension SQLiteStatement {
-    /// Checks the checksum of the checkpoint row whose ``Schema/rowColumns`` start at column
-    /// `first`, for the thread and namespace the query asked for (a row that moved to another
-    /// thread fails the check too).
-    ///
-    /// - Throws: ``CheckpointError/Code/corruptData``, naming the thread and checkpoint, when
-    ///   the row's bytes do not match its checksum or it has none.
+    /// The checkpoint row whose ``Schema/rowColumns`` start at column `first`, checked
+    /// against its checksum; see ``RowChecksum/verify(_:thread:namespace:)``.
     func verifiedRow(at first: Int32, thread: ThreadID, namespace: String) throws(CheckpointError) -> VerifiedRow {
-        let id = try checkpointID(first + RowColumn.id)
-        let row = VerifiedRow(
-            id: id, parentID: try optionalCheckpointID(first + RowColumn.parentID), step: int64(first + RowColumn.step),
-            storedCreatedAt: isNull(first + RowColumn.createdAt) ? nil : double(first + RowColumn.createdAt))
-        let computed = RowChecksum.checkpoint(
-            thread: thread, namespace: namespace, id: id, parentID: row.parentID, step: row.step,
-            createdAt: row.storedCreatedAt
-        ) { column in
-            switch column {
-            case .metadata: blob(first + RowColumn.metadata)
-            case .manifest: blob(first + RowColumn.manifest)
-            case .segments: blob(first + RowColumn.segments)
-            case .payload: blob(first + RowColumn.payload)
-            case .pause: blob(first + RowColumn.pause)
-            }
-        }
-        guard !isNull(first + RowColumn.checksum), int64(first + RowColumn.checksum) == computed else {
-            throw RowChecksum.mismatch(thread: thread, checkpoint: id)
-        }
-        return row
+        try RowChecksum.verify(SQLiteRowFields(statement: self, first: first), thread: thread, namespace: namespace)
     }
 
     /// The answer whose ``Schema/answerColumns`` start at column `first`, checked against its
@@ -87,20 +79,10 @@ enum RowChecksums {
         )
         while try rows.step() {
             let thread = try ThreadID(rows.text(0))
-            let id = try rows.checkpointID(3 + RowColumn.id)
+            let fields = SQLiteRowFields(statement: rows, first: 3)
             let checksum = RowChecksum.checkpoint(
-                thread: thread, namespace: rows.text(1), id: id,
-                parentID: try rows.optionalCheckpointID(3 + RowColumn.parentID), step: rows.int64(3 + RowColumn.step),
-                createdAt: rows.isNull(3 + RowColumn.createdAt) ? nil : rows.double(3 + RowColumn.createdAt)
-            ) { column in
-                switch column {
-                case .metadata: rows.blob(3 + RowColumn.metadata)
-                case .manifest: rows.blob(3 + RowColumn.manifest)
-                case .segments: rows.blob(3 + RowColumn.segments)
-                case .payload: rows.blob(3 + RowColumn.payload)
-                case .pause: rows.blob(3 + RowColumn.pause)
-                }
-            }
+                thread: thread, namespace: rows.text(1), id: try fields.id(), parentID: try fields.parentID(),
+                step: fields.step(), createdAt: fields.storedCreatedAt(), blob: fields.withBytes)
             checkpoints.append((rows.int64(2), rows.data(3 + RowColumn.id), checksum))
         }
         rows.reset()

@@ -108,11 +108,18 @@ extension Dictionary where Key == String, Value == MetadataValue {
     }
 
     /// The canonical JSON text of this metadata (keys sorted).
+    ///
+    /// A number with no fraction that fits an `Int` is written as an integer (`-0.0` as `0`),
+    /// so that the text is the same after a store that keeps numbers by value (PostgreSQL's
+    /// `jsonb`) gives it back and it is decoded and encoded again: row checksums cover it.
     package func jsonData() throws(CheckpointError) -> Data {
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            return try encoder.encode(self)
+            return try encoder.encode(mapValues { value -> MetadataValue in
+                if case .double(let number) = value, let whole = Int(exactly: number) { return .int(whole) }
+                return value
+            })
         } catch {
             throw CheckpointError(.encodingFailed, "metadata could not be encoded as JSON")
         }

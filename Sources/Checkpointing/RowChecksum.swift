@@ -36,21 +36,23 @@ package struct RowChecksum: Sendable {
         case manifest, segments, payload, pause
     }
 
-    /// The checksum of a checkpoint row, its blobs read through `blob` (a `nil` buffer for a
-    /// NULL column). The buffers only need to live for the call, so a backend can pass its
-    /// driver's column pointers without copying.
+    /// The checksum of a checkpoint row; `blob` hands each blob column's bytes to its second
+    /// argument (`nil` for NULL), so that a backend can pass its driver's column pointers
+    /// without copying.
     ///
     /// - Parameter createdAt: the stored creation time, `nil` when the row stores none.
     package static func checkpoint(
         thread: ThreadID, namespace: String, id: CheckpointID, parentID: CheckpointID?, step: Int64,
-        createdAt: Double?, blob: (Column) -> UnsafeRawBufferPointer?
+        createdAt: Double?, blob: (Column, (UnsafeRawBufferPointer?) -> Void) -> Void
     ) -> Int64 {
         var checksum = RowChecksum(kind: .checkpoint, thread: thread, namespace: namespace)
         checksum.combine(id)
         checksum.combine(parentID)
         checksum.combine(step)
         checksum.combine(createdAt)
-        for column in [Column.metadata, .manifest, .segments, .payload, .pause] { checksum.combine(blob(column)) }
+        for column in [Column.metadata, .manifest, .segments, .payload, .pause] {
+            blob(column) { checksum.combine($0) }
+        }
         return checksum.value
     }
 
@@ -59,26 +61,38 @@ package struct RowChecksum: Sendable {
         thread: ThreadID, namespace: String, id: CheckpointID, parentID: CheckpointID?, step: Int64,
         createdAt: Double?, metadata: Data?, manifest: Data, segments: Data?, payload: Data?, pause: Data?
     ) -> Int64 {
-        withBytes(metadata) { metadata in manifest.withUnsafeBytes { manifest in
-            withBytes(segments) { segments in
-                withBytes(payload) { payload in
-                    withBytes(pause) { pause in
-                        checkpoint(
-                            thread: thread, namespace: namespace, id: id, parentID: parentID, step: step,
-                            createdAt: createdAt
-                        ) { column in
-                            switch column {
-                            case .metadata: metadata
-                            case .manifest: manifest
-                            case .segments: segments
-                            case .payload: payload
-                            case .pause: pause
-                            }
-                        }
-                    }
+        checkpoint(
+            thread: thread, namespace: namespace, id: id, parentID: parentID, step: step, createdAt: createdAt
+        ) { column, body in
+            let data: Data? =
+                switch column {
+                case .metadata: metadata
+                case .manifest: manifest
+                case .segments: segments
+                case .payload: payload
+                case .pause: pause
                 }
-            }
-        } }
+            guard let data else { return body(nil) }
+            data.withUnsafeBytes { body($0) }
+        }
+    }
+
+    /// Checks a stored checkpoint row against its checksum, for the thread and namespace the
+    /// read asked for (so a row that moved to another thread fails too).
+    ///
+    /// - Throws: ``CheckpointError/Code/corruptData``, naming the thread and checkpoint and
+    ///   nothing of the content, when the row does not match its checksum or has none.
+    package static func verify(
+        _ row: some CheckpointRowFields, thread: ThreadID, namespace: String
+    ) throws(CheckpointError) -> VerifiedRow {
+        let verified = VerifiedRow(
+            id: try row.id(), parentID: try row.parentID(), step: try row.step(),
+            storedCreatedAt: try row.storedCreatedAt())
+        let computed = checkpoint(
+            thread: thread, namespace: namespace, id: verified.id, parentID: verified.parentID, step: verified.step,
+            createdAt: verified.storedCreatedAt, blob: row.withBytes)
+        guard try row.checksum() == computed else { throw mismatch(thread: thread, checkpoint: verified.id) }
+        return verified
     }
 
     /// The checksum of an answer row.
@@ -106,11 +120,6 @@ package struct RowChecksum: Sendable {
     }
 
     private var value: Int64 { Int64(bitPattern: state) }
-
-    private static func withBytes<R>(_ data: Data?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
-        guard let data else { return body(nil) }
-        return data.withUnsafeBytes { body($0) }
-    }
 
     private static let nullSeed: UInt64 = 0x6E75_6C6C_6E75_6C6C
 
@@ -146,4 +155,38 @@ package struct RowChecksum: Sendable {
         combine(id.low)
     }
 
+}
+
+/// A stored checkpoint row's fields as a backend's driver returns them, for
+/// ``RowChecksum/verify(_:thread:namespace:)``.
+package protocol CheckpointRowFields {
+    func id() throws(CheckpointError) -> CheckpointID
+    func parentID() throws(CheckpointError) -> CheckpointID?
+    func step() throws(CheckpointError) -> Int64
+    /// The stored creation time; `nil` when the row stores none.
+    func storedCreatedAt() throws(CheckpointError) -> Double?
+    /// Hands a blob column's bytes to `body`, `nil` for NULL; the metadata as the canonical
+    /// JSON text ``Metadata`` encodes to.
+    func withBytes(_ column: RowChecksum.Column, _ body: (UnsafeRawBufferPointer?) -> Void)
+    /// The stored checksum; `nil` when the row has none.
+    func checksum() throws(CheckpointError) -> Int64?
+}
+
+/// The identity and plain columns of a checkpoint row whose checksum matched.
+package struct VerifiedRow: Sendable {
+    package var id: CheckpointID
+    package var parentID: CheckpointID?
+    package var step: Int64
+    /// The stored creation time; `nil` when it is the id's own timestamp.
+    package var storedCreatedAt: Double?
+
+    package init(id: CheckpointID, parentID: CheckpointID?, step: Int64, storedCreatedAt: Double?) {
+        self.id = id
+        self.parentID = parentID
+        self.step = step
+        self.storedCreatedAt = storedCreatedAt
+    }
+
+    /// The creation time: the stored one, or the id's timestamp.
+    package var createdAt: Date { storedCreatedAt.map { Date(timeIntervalSince1970: $0) } ?? id.timestamp }
 }

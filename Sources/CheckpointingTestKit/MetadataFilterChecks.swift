@@ -3,7 +3,36 @@ import Foundation
 
 extension CheckpointerConformance {
     /// The metadata filter checks, part of ``checks``.
-    static let metadataFilterChecks: [ConformanceCheck] = [metadataFilterComparesNumbersByValue, metadataFilterAnyKey]
+    static let metadataFilterChecks: [ConformanceCheck] = [
+        metadataFilterComparesNumbersByValue, metadataFilterAnyKey, metadataReadsBackAsWritten,
+    ]
+
+    static let metadataReadsBackAsWritten = ConformanceCheck(
+        "metadata reads back as written: signs, exponents, extremes, escapes, any script"
+    ) { checkpointer in
+        let thread = uniqueThread("metadata-values")
+        let metadata: Metadata = [
+            "negative zero": .double(-0.0), "a tenth": .double(0.1), "huge": .double(1e300), "tiny": .double(5e-324),
+            "whole": .double(3.0), "beyond Int": .double(1e20), "max": .int(Int.max), "min": .int(Int.min),
+            "negative": .double(-2.5), "quotes \" and \\": .string("line\nbreak\ttab \"quoted\" \\ \u{1}"),
+            "ключ": .string("значение"), "🧵": .string("emoji 👍🏽"), "empty": .string(""), "flag": .bool(false),
+            "nothing": .null, "z-last": .int(-1), "A-first": .int(0),
+        ]
+        let write = CheckpointWrite(thread: thread, parentID: nil, step: 0, metadata: metadata, channels: ["v": .value(Data("1".utf8))])
+        try await checkpointer.put(write)
+        let read = try await checkpointer.checkpoint(thread: thread, namespace: "", id: write.id)
+        let summary = try await checkpointer.history(thread: thread, limit: 10).first
+        for (name, found) in [("checkpoint", read?.metadata), ("history", summary?.metadata)] {
+            let found = found ?? [:]
+            let wrong = metadata.keys.sorted().filter { key in
+                guard let value = found[key], let written = metadata[key] else { return true }
+                return !value.matchesFilter(written)
+            }
+            try await require(
+                wrong.isEmpty && found.count == metadata.count,
+                "\(name) read other metadata for \(wrong): \(found.filter { wrong.contains($0.key) })")
+        }
+    }
 
     static let metadataFilterComparesNumbersByValue = ConformanceCheck(
         "history filter: numbers compare by value, other types never match numbers"
