@@ -27,43 +27,25 @@ struct PostgresChecksumTests {
     @Test(arguments: damages.map(\.name))
     func damagedValuesAreCorruptDataNeverOtherState(_ name: String) async throws {
         let url = try TestServer.isolatedURL()
-        let thread = uniqueThread("damaged")
-        let other = uniqueThread("other")
-        let secret = "a secret only the state holds"
+        let probe = StoredContentProbe(label: "damaged")
+        let thread = probe.thread
         do {
             let checkpointer = try await PostgresCheckpointer(url: url)
-            let agent = try checkpointer.thread(thread, as: TestAgentState.self)
-            var state = TestAgentState(document: sampleText(400, seed: 1) + secret)
-            for turn in 1...4 {
-                state.messages.append(sampleMessage(turn))
-                state.turn = turn
-                try await agent.save(state, metadata: ["source": "plan"])
-            }
-            let pause = try await agent.pause(state, reason: "approve", prompt: "go on?")
-            try await agent.resume(pause.id, with: "yes")
-            try await checkpointer.thread(other, as: TestAgentState.self).save(TestAgentState(turn: 1))
+            try await probe.write(to: checkpointer)
             try await checkpointer.close()
         }
-
-        /// Every read of both threads, from a fresh process's view (no content in memory).
+        /// Every read, from a fresh process's view (no content in memory).
         func readEverything() async throws {
             let checkpointer = try await PostgresCheckpointer(url: url)
             do {
-                for id in try await checkpointer.history(thread: thread, limit: 100).map(\.id) {
-                    _ = try await checkpointer.checkpoint(thread: thread, namespace: "", id: id)
-                }
-                _ = try await checkpointer.head(thread: thread)
-                _ = try await checkpointer.head(thread: other)
-                _ = try await checkpointer.history(thread: other, limit: 100)
-                _ = try await checkpointer.pausedThreads(InboxQuery())
-                _ = try await checkpointer.prune(thread: thread, namespace: "", keepingLatest: 100)
+                try await probe.readEverything(from: checkpointer)
                 try await checkpointer.close()
             } catch {
                 try await checkpointer.close()
                 throw error
             }
         }
-        try await readEverything()  // positive control
+        try await readEverything()  // positive control: the undamaged store reads without an error
 
         let admin = try await PostgresCheckpointer(url: url)
         let key = try #require(
@@ -82,7 +64,7 @@ struct PostgresChecksumTests {
         } catch let error as CheckpointError {
             #expect(error.code == .corruptData, "\(error)")
             #expect(!error.isRetryable)
-            #expect(!error.message.contains(secret))
+            #expect(!error.message.contains(StoredContentProbe.secret))
         }
     }
 

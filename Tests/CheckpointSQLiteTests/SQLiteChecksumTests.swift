@@ -58,44 +58,25 @@ struct SQLiteChecksumTests {
     @Test(arguments: damages)
     func damagedBytesAreCorruptDataNeverOtherState(_ damage: Damage) async throws {
         let database = try TemporaryDatabase()
-        let thread = uniqueThread("damaged")
-        let other = uniqueThread("other")
-        let secret = "a secret only the state holds"
+        let probe = StoredContentProbe(label: "damaged")
+        let thread = probe.thread
         do {
             let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-            let agent = try checkpointer.thread(thread, as: TestAgentState.self)
-            var state = TestAgentState(document: sampleText(400, seed: 1) + secret)
-            for turn in 1...4 {
-                state.messages.append(sampleMessage(turn))
-                state.turn = turn
-                try await agent.save(state, metadata: ["source": "plan"])
-            }
-            let pause = try await agent.pause(state, reason: "approve", prompt: "go on?")
-            try await agent.resume(pause.id, with: "yes")
-            try await checkpointer.thread(other, as: TestAgentState.self).save(TestAgentState(turn: 1))
+            try await probe.write(to: checkpointer)
             try await checkpointer.close()
         }
-
-        /// Every read of the thread, from a fresh process's view (no content in memory).
+        /// Every read, from a fresh process's view (no content in memory).
         func readEverything() async throws {
             let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
             do {
-                for id in try await checkpointer.history(thread: thread, limit: 100).map(\.id) {
-                    _ = try await checkpointer.checkpoint(thread: thread, namespace: "", id: id)
-                }
-                _ = try await checkpointer.checkpoint(thread: thread, namespace: "", id: nil)
-                _ = try await checkpointer.checkpoint(thread: other, namespace: "", id: nil)
-                _ = try await checkpointer.history(thread: other, limit: 100)
-                _ = try await checkpointer.pausedThreads(InboxQuery())
-                _ = try await checkpointer.prune(thread: thread, namespace: "", keepingLatest: 100)
+                try await probe.readEverything(from: checkpointer)
                 try await checkpointer.close()
             } catch {
                 try await checkpointer.close()
                 throw error
             }
         }
-        // Positive control: the undamaged file reads without an error.
-        try await readEverything()
+        try await readEverything()  // positive control: the undamaged store reads without an error
 
         let raw = try RawDatabase(database.path)
         let threadKey = try raw.query("SELECT key FROM threads WHERE thread = '\(thread.rawValue)'")[0]
@@ -113,7 +94,7 @@ struct SQLiteChecksumTests {
         } catch let error as CheckpointError {
             #expect(error.code == .corruptData, "\(error)")
             #expect(!error.isRetryable)
-            #expect(!error.message.contains(secret))
+            #expect(!error.message.contains(StoredContentProbe.secret))
         }
     }
 
