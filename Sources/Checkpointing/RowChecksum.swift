@@ -50,9 +50,11 @@ package struct RowChecksum: Sendable {
         checksum.combine(parentID)
         checksum.combine(step)
         checksum.combine(createdAt)
-        for column in [Column.metadata, .manifest, .segments, .payload, .pause] {
-            blob(column) { checksum.combine($0) }
-        }
+        blob(.metadata) { checksum.combine($0) }
+        blob(.manifest) { checksum.combine($0) }
+        blob(.segments) { checksum.combine($0) }
+        blob(.payload) { checksum.combine($0) }
+        blob(.pause) { checksum.combine($0) }
         return checksum.value
     }
 
