@@ -174,27 +174,17 @@ public final class PostgresCheckpointer: Checkpointer {
             write.parentID != nil
             ? PostgresSchema.putAfter : expecting.requiresParentIsHead ? PostgresSchema.putFirst : PostgresSchema.putRoot
         let pause = write.pause
-        // A creation time equal to the id's own timestamp is not stored twice.
-        let createdAt = write.createdAt == write.id.timestamp ? nil : write.createdAt.timeIntervalSince1970
-        let metadata = write.metadata.isEmpty ? nil : try write.metadata.jsonData()
-        let manifest = resolved.manifest.encoded(owner: write.id)
-        let segments = resolved.encodedSegments(parentID: write.parentID)
-        let payloads = resolved.encodedPayloads()
-        let encodedPause = pause?.encoded()
-        let checksum = RowChecksum.checkpoint(
-            thread: write.thread, namespace: write.namespace, id: write.id, parentID: write.parentID,
-            step: Int64(write.step), createdAt: createdAt, metadata: metadata, manifest: manifest, segments: segments,
-            payload: payloads, pause: encodedPause)
+        let row = try NewCheckpointRow(write, resolved: resolved)
         let result = try connection.query(
             statement,
             [
                 .text(write.thread.rawValue), .text(write.namespace), .optional(write.thread.tenant.map(String.init)),
-                .id(write.id), .id(write.parentID), .int8(Int64(write.step)), createdAt.map { .float8($0) } ?? .null,
-                metadata.map { .jsonb($0) } ?? .null, .bytes(manifest), .bool(!expecting.requiresParentIsHead),
+                .id(write.id), .id(write.parentID), .int8(Int64(write.step)), row.createdAt.map { .float8($0) } ?? .null,
+                row.metadata.map { .jsonb($0) } ?? .null, .bytes(row.manifest), .bool(!expecting.requiresParentIsHead),
                 .optional(pause?.id.bytes), .optional(pause?.reason),
                 pause.map { .float8($0.createdAt.timeIntervalSince1970) } ?? .null,
                 pause?.expiresAt.map { .float8($0.timeIntervalSince1970) } ?? .null,
-                .optional(segments), .optional(payloads), .optional(encodedPause), .int8(checksum),
+                .optional(row.segments), .optional(row.payload), .optional(row.pause), .int8(row.checksum),
             ])
         guard result.rowCount == 1 else {
             try diagnose(write, expecting: expecting, on: connection)
@@ -212,22 +202,7 @@ public final class PostgresCheckpointer: Checkpointer {
             PostgresSchema.diagnosePut,
             [.text(write.thread.rawValue), .text(write.namespace), .bytes(write.parentID?.bigEndianBytes ?? Data())])
         let head = result.rowCount == 1 ? try result.checkpointID(0, 0) : nil
-        let parentExists = result.rowCount == 1 && result.bool(0, 1)
-        if expecting.requiresParentIsHead, head != write.parentID {
-            throw CheckpointError(
-                .conflict,
-                write.parentID == nil
-                    ? "thread '\(write.thread)' already has checkpoints; read its head before writing"
-                    : "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
-        }
-        if let head, write.id <= head {
-            throw CheckpointError(
-                .invalidArgument,
-                "checkpoint \(write.id) is not newer than the thread's head \(head); make ids with CheckpointID.make(after:)")
-        }
-        if let parentID = write.parentID, !parentExists {
-            throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
-        }
+        try PutRules.check(write, expecting: expecting, head: head) { result.rowCount == 1 && result.bool(0, 1) }
     }
 
     /// Reads one checkpoint; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
@@ -271,30 +246,27 @@ public final class PostgresCheckpointer: Checkpointer {
         guard result.rowCount == 1 else { return nil }
         let threadKey = try result.int64(0, 0)
         let (row, fields) = try result.verifiedRow(0, at: 1, thread: thread, namespace: namespace)
-        let manifest = try Manifest(decoding: fields.data(PostgresRowColumn.manifest), owner: row.id)
-        let pause = fields.isNull(PostgresRowColumn.pause) ? nil : try Pause(decoding: fields.data(PostgresRowColumn.pause))
         let answer = try result.verifiedAnswer(
             0, at: 1 + PostgresRowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
-        let channels = try manifest.materialize(
-            scope: threadKey, cache: contentCache,
-            payloadBlob: { rowID in
-                let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(rowID)])
-                guard rows.rowCount == 1 else { return nil }
-                let fields = try rows.verifiedRow(0, at: 0, thread: thread, namespace: namespace).fields
-                return fields.isNull(PostgresRowColumn.payload) ? nil : fields.data(PostgresRowColumn.payload)
-            },
-            segmentRows: { tip, visit in
-                let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
-                for index in 0..<rows.rowCount {
-                    let (row, fields) = try rows.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
-                    if try visit(row.id, row.parentID, fields.data(PostgresRowColumn.segments)) { break }
-                }
-            })
-        return ReadCheckpoint(
-            checkpoint: Checkpoint(
-                id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
-                createdAt: row.createdAt, metadata: fields.metadata, channels: channels, pause: pause, answer: answer),
-            manifest: id == nil ? manifest : nil)
+        let (checkpoint, manifest) = try fields.checkpoint(row, thread: thread, namespace: namespace, answer: answer) {
+            manifest in
+            try manifest.materialize(
+                scope: threadKey, cache: contentCache,
+                payloadBlob: { rowID in
+                    let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(rowID)])
+                    guard rows.rowCount == 1 else { return nil }
+                    let fields = try rows.verifiedRow(0, at: 0, thread: thread, namespace: namespace).fields
+                    return fields.isNull(PostgresRowColumn.payload) ? nil : fields.data(PostgresRowColumn.payload)
+                },
+                segmentRows: { tip, visit in
+                    let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
+                    for index in 0..<rows.rowCount {
+                        let (row, fields) = try rows.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
+                        if try visit(row.id, row.parentID, fields.data(PostgresRowColumn.segments)) { break }
+                    }
+                })
+        }
+        return ReadCheckpoint(checkpoint: checkpoint, manifest: id == nil ? manifest : nil)
     }
 
     /// Lists checkpoints newest first, filtering metadata with `jsonb @>` (GIN-indexed); see
@@ -328,10 +300,7 @@ public final class PostgresCheckpointer: Checkpointer {
             summaries.reserveCapacity(result.rowCount)
             for index in 0..<result.rowCount {
                 let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
-                summaries.append(
-                    CheckpointSummary(
-                        id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
-                        createdAt: row.createdAt, metadata: fields.metadata))
+                summaries.append(try fields.summary(row, thread: thread, namespace: namespace))
             }
             return summaries
         }
@@ -393,33 +362,24 @@ public final class PostgresCheckpointer: Checkpointer {
             try connection.transaction {
                 let head = try connection.query(
                     PostgresSchema.lockHeadPause, [.text(thread.rawValue), .text(namespace)])
-                guard head.rowCount == 1 else {
-                    throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
-                }
-                let key = try head.int64(0, 0)
-                let answered = try connection.query(PostgresSchema.selectAnswerByPause, [.int8(key), .bytes(pauseID.bytes)])
-                if answered.rowCount > 0 {
-                    throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
-                }
-                let (headRow, headFields) = try head.verifiedRow(0, at: 1, thread: thread, namespace: namespace)
-                guard !headFields.isNull(PostgresRowColumn.pause) else {
-                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
-                }
-                let pause = try Pause(decoding: headFields.data(PostgresRowColumn.pause))
-                guard pause.id == pauseID else {
-                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
-                }
-                guard !pause.isExpired(at: now) else {
-                    throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
+                let key = head.rowCount == 1 ? try head.int64(0, 0) : 0
+                let headRow = try head.rowCount == 1
+                    ? head.verifiedRow(0, at: 1, thread: thread, namespace: namespace) : nil
+                let headID = try ResumeRules.check(
+                    thread: thread, pauseID: pauseID, head: try headRow.map { ($0.row.id, try $0.fields.pause()) },
+                    at: now
+                ) {
+                    try connection.query(PostgresSchema.selectAnswerByPause, [.int8(key), .bytes(pauseID.bytes)])
+                        .rowCount > 0
                 }
                 _ = try connection.query(
                     PostgresSchema.insertAnswer,
                     [
-                        .int8(key), .id(headRow.id), .bytes(pauseID.bytes), .bytes(response),
+                        .int8(key), .id(headID), .bytes(pauseID.bytes), .bytes(response),
                         .float8(now.timeIntervalSince1970), .optional(thread.tenant.map(String.init)),
                         .int8(
                             RowChecksum.answer(
-                                thread: thread, namespace: namespace, checkpointID: headRow.id, pauseID: pauseID,
+                                thread: thread, namespace: namespace, checkpointID: headID, pauseID: pauseID,
                                 response: response, answeredAt: now.timeIntervalSince1970)),
                     ])
                 _ = try connection.query(PostgresSchema.clearWaiting, [.int8(key)])
@@ -441,14 +401,7 @@ public final class PostgresCheckpointer: Checkpointer {
                 var rows: [RetentionRow] = []
                 for index in 0..<result.rowCount {
                     let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
-                    let manifest = fields.data(PostgresRowColumn.manifest)
-                    rows.append(
-                        RetentionRow(
-                            id: row.id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: row.id),
-                            awaitsAnswer: result.bool(index, PostgresRowColumn.count),
-                            links: fields.isNull(PostgresRowColumn.segments)
-                                ? [:]
-                                : try RowBlobs.links(in: fields.data(PostgresRowColumn.segments), parentID: row.parentID)))
+                    rows.append(try fields.retentionRow(row, awaitsAnswer: result.bool(index, PostgresRowColumn.count)))
                 }
                 let plan = RetentionPlan(rows: rows, keepingLatest: count)
                 for id in plan.delete {
@@ -459,19 +412,10 @@ public final class PostgresCheckpointer: Checkpointer {
                     let content = try connection.query(PostgresSchema.selectRowContent, [.int8(key), .id(id)])
                     guard content.rowCount == 1 else { continue }
                     let (row, fields) = try content.verifiedRow(0, at: 0, thread: thread, namespace: namespace)
-                    let segments =
-                        fields.isNull(PostgresRowColumn.segments)
-                        ? nil : try RowBlobs.keepingSegments(fields.data(PostgresRowColumn.segments), of: kept.segments)
-                    let payload =
-                        fields.isNull(PostgresRowColumn.payload)
-                        ? nil : try RowBlobs.keepingPayloads(fields.data(PostgresRowColumn.payload), of: kept.values)
-                    let checksum = RowChecksum.checkpoint(
-                        thread: thread, namespace: namespace, id: row.id, parentID: row.parentID, step: row.step,
-                        createdAt: row.storedCreatedAt, metadata: nil, manifest: Data(), segments: segments,
-                        payload: payload, pause: nil)
+                    let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
                     _ = try connection.query(
                         PostgresSchema.tombstoneRow,
-                        [.int8(key), .id(id), .optional(segments), .optional(payload), .int8(checksum)])
+                        [.int8(key), .id(id), .optional(kept.segments), .optional(kept.payload), .int8(kept.checksum)])
                     _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
                 }
                 return plan.removedFromHistory

@@ -26,7 +26,7 @@ struct PostgresRowFields: CheckpointRowFields {
     let row: Int
     let first: Int
     /// The decoded metadata, empty when the row has none.
-    let metadata: Metadata
+    private let decodedMetadata: Metadata
     private let canonicalMetadata: Data?
 
     init(_ result: PostgresResult, row: Int, first: Int) throws(CheckpointError) {
@@ -34,13 +34,15 @@ struct PostgresRowFields: CheckpointRowFields {
         self.row = row
         self.first = first
         if result.isNull(row, first + PostgresRowColumn.metadata) {
-            metadata = [:]
+            decodedMetadata = [:]
             canonicalMetadata = nil
         } else {
-            metadata = try Metadata.decodeJSON(try result.jsonb(row, first + PostgresRowColumn.metadata))
-            canonicalMetadata = try metadata.jsonData()
+            decodedMetadata = try Metadata.decodeJSON(try result.jsonb(row, first + PostgresRowColumn.metadata))
+            canonicalMetadata = try decodedMetadata.jsonData()
         }
     }
+
+    func metadata() -> Metadata { decodedMetadata }
 
     func id() throws(CheckpointError) -> CheckpointID { try result.checkpointID(row, first + PostgresRowColumn.id) }
     func parentID() throws(CheckpointError) -> CheckpointID? {

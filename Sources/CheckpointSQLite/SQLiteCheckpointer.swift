@@ -217,40 +217,23 @@ public final class SQLiteCheckpointer: Checkpointer {
                 }
                 selectHead.reset()
             }
-            if expecting.requiresParentIsHead, head?.id != write.parentID {
-                throw CheckpointError(
-                    .conflict,
-                    write.parentID == nil
-                        ? "thread '\(write.thread)' already has checkpoints; read its head before writing"
-                        : "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+            var parentManifest = head.flatMap { $0.id == write.parentID ? $0.manifest : nil }
+            try PutRules.check(write, expecting: expecting, head: head?.id) {
+                guard let threadKey, let parentID = write.parentID else { return false }
+                let select = try connection.statement(Schema.selectManifest)
+                try select.bind(1, threadKey)
+                try select.bind(2, parentID)
+                defer { select.reset() }
+                guard try select.step() else { return false }
+                _ = try select.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace)
+                parentManifest = select.data(RowColumn.manifest)
+                return true
             }
-            if let head, write.id <= head.id {
-                throw CheckpointError(
-                    .invalidArgument,
-                    "checkpoint \(write.id) is not newer than the thread's head \(head.id); make ids with CheckpointID.make(after:)"
-                )
-            }
-            var parentManifest: Manifest?
-            if let parentID = write.parentID {
-                guard let threadKey else {
-                    throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
-                }
-                if let head, head.id == parentID {
-                    parentManifest = try Manifest(decoding: head.manifest, owner: parentID)
-                } else {
-                    let select = try connection.statement(Schema.selectManifest)
-                    try select.bind(1, threadKey)
-                    try select.bind(2, parentID)
-                    guard try select.step() else {
-                        throw CheckpointError(
-                            .notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
-                    }
-                    _ = try select.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace)
-                    parentManifest = try Manifest(decoding: select.data(RowColumn.manifest), owner: parentID)
-                    select.reset()
-                }
-            }
-            let resolved = try ResolvedWrite(write, parent: parentManifest)
+            let resolved = try ResolvedWrite(
+                write,
+                parent: try write.parentID.flatMap { parentID in
+                    try parentManifest.map { try Manifest(decoding: $0, owner: parentID) }
+                })
 
             let key: Int64
             if let threadKey {
@@ -267,25 +250,18 @@ public final class SQLiteCheckpointer: Checkpointer {
             try insert.bind(2, write.id)
             if let parentID = write.parentID { try insert.bind(3, parentID) } else { try insert.bindNull(3) }
             try insert.bind(4, Int64(write.step))
-            // A creation time equal to the id's own timestamp is not stored twice.
-            let createdAt = write.createdAt == write.id.timestamp ? nil : write.createdAt.timeIntervalSince1970
-            if let createdAt { try insert.bind(5, createdAt) } else { try insert.bindNull(5) }
-            let metadata = write.metadata.isEmpty ? nil : try write.metadata.jsonData()
-            if let metadata { try insert.bind(6, String(decoding: metadata, as: UTF8.self)) } else { try insert.bindNull(6) }
-            let manifest = resolved.manifest.encoded(owner: write.id)
-            try insert.bind(7, manifest)
-            let segments = resolved.encodedSegments(parentID: write.parentID)
-            if let segments { try insert.bind(8, segments) } else { try insert.bindNull(8) }
-            let payloads = resolved.encodedPayloads()
-            if let payloads { try insert.bind(9, payloads) } else { try insert.bindNull(9) }
-            let pause = write.pause?.encoded()
-            if let pause { try insert.bind(10, pause) } else { try insert.bindNull(10) }
-            try insert.bind(
-                11,
-                RowChecksum.checkpoint(
-                    thread: write.thread, namespace: write.namespace, id: write.id, parentID: write.parentID,
-                    step: Int64(write.step), createdAt: createdAt, metadata: metadata, manifest: manifest,
-                    segments: segments, payload: payloads, pause: pause))
+            let row = try NewCheckpointRow(write, resolved: resolved)
+            if let createdAt = row.createdAt { try insert.bind(5, createdAt) } else { try insert.bindNull(5) }
+            if let metadata = row.metadata {
+                try insert.bind(6, String(decoding: metadata, as: UTF8.self))
+            } else {
+                try insert.bindNull(6)
+            }
+            try insert.bind(7, row.manifest)
+            if let segments = row.segments { try insert.bind(8, segments) } else { try insert.bindNull(8) }
+            if let payload = row.payload { try insert.bind(9, payload) } else { try insert.bindNull(9) }
+            if let pause = row.pause { try insert.bind(10, pause) } else { try insert.bindNull(10) }
+            try insert.bind(11, row.checksum)
             try insert.run()
             // The waiting-pause index holds the thread while its head is paused and unanswered.
             if head?.isPaused == true, write.pause == nil {
@@ -326,38 +302,34 @@ public final class SQLiteCheckpointer: Checkpointer {
                 if let id { try select.bind(3, id) }
                 guard try select.step() else { return nil }
                 let threadKey = select.int64(0)
-                let row = try select.verifiedRow(at: 1, thread: thread, namespace: namespace)
-                let metadata =
-                    select.isNull(1 + RowColumn.metadata) ? [:] : try Metadata.decodeJSON(select.data(1 + RowColumn.metadata))
-                let manifest = try Manifest(decoding: select.data(1 + RowColumn.manifest), owner: row.id)
-                let pause = select.isNull(1 + RowColumn.pause) ? nil : try Pause(decoding: select.data(1 + RowColumn.pause))
+                let fields = SQLiteRowFields(statement: select, first: 1)
+                let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
                 let answer = try select.verifiedAnswer(
                     at: 1 + RowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
-                select.reset()
-                let channels = try manifest.materialize(
-                    scope: threadKey, cache: contentCache,
-                    payloadBlob: { rowID in
-                        let payload = try connection.statement(Schema.selectPayload)
-                        try payload.bind(1, threadKey)
-                        try payload.bind(2, rowID)
-                        defer { payload.reset() }
-                        guard try payload.step() else { return nil }
-                        _ = try payload.verifiedRow(at: 0, thread: thread, namespace: namespace)
-                        return payload.isNull(RowColumn.payload) ? nil : payload.data(RowColumn.payload)
-                    },
-                    segmentRows: { tip, visit in
-                        let rows = try connection.statement(Schema.selectSegments)
-                        try rows.bind(1, threadKey)
-                        try rows.bind(2, tip)
-                        defer { rows.reset() }
-                        while try rows.step() {
-                            let row = try rows.verifiedRow(at: 0, thread: thread, namespace: namespace)
-                            if try visit(row.id, row.parentID, rows.data(RowColumn.segments)) { break }
-                        }
-                    })
-                return Checkpoint(
-                    id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
-                    createdAt: row.createdAt, metadata: metadata, channels: channels, pause: pause, answer: answer)
+                defer { select.reset() }
+                return try fields.checkpoint(row, thread: thread, namespace: namespace, answer: answer) { manifest in
+                    try manifest.materialize(
+                        scope: threadKey, cache: contentCache,
+                        payloadBlob: { rowID in
+                            let payload = try connection.statement(Schema.selectPayload)
+                            try payload.bind(1, threadKey)
+                            try payload.bind(2, rowID)
+                            defer { payload.reset() }
+                            guard try payload.step() else { return nil }
+                            _ = try payload.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                            return payload.isNull(RowColumn.payload) ? nil : payload.data(RowColumn.payload)
+                        },
+                        segmentRows: { tip, visit in
+                            let rows = try connection.statement(Schema.selectSegments)
+                            try rows.bind(1, threadKey)
+                            try rows.bind(2, tip)
+                            defer { rows.reset() }
+                            while try rows.step() {
+                                let row = try rows.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                                if try visit(row.id, row.parentID, rows.data(RowColumn.segments)) { break }
+                            }
+                        })
+                }.checkpoint
             }
         }
     }
@@ -379,13 +351,9 @@ public final class SQLiteCheckpointer: Checkpointer {
             defer { select.reset() }
             var result: [CheckpointSummary] = []
             while try select.step() {
-                let row = try select.verifiedRow(at: 0, thread: thread, namespace: namespace)
-                result.append(
-                    CheckpointSummary(
-                        id: row.id, thread: thread, namespace: namespace, parentID: row.parentID, step: Int(row.step),
-                        createdAt: row.createdAt,
-                        metadata: select.isNull(RowColumn.metadata)
-                            ? [:] : try Metadata.decodeJSON(select.data(RowColumn.metadata))))
+                let fields = SQLiteRowFields(statement: select, first: 0)
+                let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+                result.append(try fields.summary(row, thread: thread, namespace: namespace))
             }
             return result
         }
@@ -462,35 +430,26 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let selectKey = try connection.statement(Schema.selectThreadKey)
                 try selectKey.bind(1, thread.rawValue)
                 try selectKey.bind(2, namespace)
-                guard try selectKey.step() else {
-                    throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
-                }
-                let key = selectKey.int64(0)
+                let key = try selectKey.step() ? selectKey.int64(0) : nil
                 selectKey.reset()
-                let answered = try connection.statement(Schema.selectAnswerByPause)
-                try answered.bind(1, key)
-                try answered.bind(2, pauseID.bytes)
-                if try answered.step() {
-                    throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
+                var head: (id: CheckpointID, pause: Pause?)?
+                if let key {
+                    let select = try connection.statement(Schema.selectHeadPause)
+                    try select.bind(1, key)
+                    if try select.step() {
+                        let fields = SQLiteRowFields(statement: select, first: 0)
+                        head = (try RowChecksum.verify(fields, thread: thread, namespace: namespace).id, try fields.pause())
+                    }
+                    select.reset()
                 }
-                answered.reset()
-                let head = try connection.statement(Schema.selectHeadPause)
-                try head.bind(1, key)
-                guard try head.step() else {
-                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
+                let headID = try ResumeRules.check(thread: thread, pauseID: pauseID, head: head, at: now) {
+                    let answered = try connection.statement(Schema.selectAnswerByPause)
+                    try answered.bind(1, key ?? 0)
+                    try answered.bind(2, pauseID.bytes)
+                    defer { answered.reset() }
+                    return try answered.step()
                 }
-                let headID = try head.verifiedRow(at: 0, thread: thread, namespace: namespace).id
-                guard !head.isNull(RowColumn.pause) else {
-                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
-                }
-                let pause = try Pause(decoding: head.data(RowColumn.pause))
-                head.reset()
-                guard pause.id == pauseID else {
-                    throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
-                }
-                guard !pause.isExpired(at: now) else {
-                    throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
-                }
+                guard let key else { return }
                 let insert = try connection.statement(Schema.insertAnswer)
                 try insert.bind(1, key)
                 try insert.bind(2, headID)
@@ -527,14 +486,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try select.bind(1, key)
                 var rows: [RetentionRow] = []
                 while try select.step() {
-                    let row = try select.verifiedRow(at: 0, thread: thread, namespace: namespace)
-                    let manifest = select.data(RowColumn.manifest)
-                    rows.append(
-                        RetentionRow(
-                            id: row.id, manifest: manifest.isEmpty ? nil : try Manifest(decoding: manifest, owner: row.id),
-                            awaitsAnswer: select.int64(RowColumn.count) != 0,
-                            links: select.isNull(RowColumn.segments)
-                                ? [:] : try RowBlobs.links(in: select.data(RowColumn.segments), parentID: row.parentID)))
+                    let fields = SQLiteRowFields(statement: select, first: 0)
+                    let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+                    rows.append(try fields.retentionRow(row, awaitsAnswer: select.int64(RowColumn.count) != 0))
                 }
                 select.reset()
                 let plan = RetentionPlan(rows: rows, keepingLatest: count)
@@ -550,23 +504,16 @@ public final class SQLiteCheckpointer: Checkpointer {
                     try content.bind(1, key)
                     try content.bind(2, id)
                     guard try content.step() else { continue }
-                    let row = try content.verifiedRow(at: 0, thread: thread, namespace: namespace)
-                    let segments = content.isNull(RowColumn.segments)
-                        ? nil : try RowBlobs.keepingSegments(content.data(RowColumn.segments), of: kept.segments)
-                    let payload = content.isNull(RowColumn.payload)
-                        ? nil : try RowBlobs.keepingPayloads(content.data(RowColumn.payload), of: kept.values)
+                    let fields = SQLiteRowFields(statement: content, first: 0)
+                    let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+                    let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
                     content.reset()
                     let tombstone = try connection.statement(Schema.tombstoneCheckpoint)
                     try tombstone.bind(1, key)
                     try tombstone.bind(2, id)
-                    if let segments { try tombstone.bind(3, segments) } else { try tombstone.bindNull(3) }
-                    if let payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
-                    try tombstone.bind(
-                        5,
-                        RowChecksum.checkpoint(
-                            thread: thread, namespace: namespace, id: row.id, parentID: row.parentID, step: row.step,
-                            createdAt: row.storedCreatedAt, metadata: nil, manifest: Data(), segments: segments,
-                            payload: payload, pause: nil))
+                    if let segments = kept.segments { try tombstone.bind(3, segments) } else { try tombstone.bindNull(3) }
+                    if let payload = kept.payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
+                    try tombstone.bind(5, kept.checksum)
                     try tombstone.run()
                 }
                 return plan.removedFromHistory

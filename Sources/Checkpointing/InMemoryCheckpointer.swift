@@ -68,13 +68,7 @@ public actor InMemoryCheckpointer: Checkpointer {
         try NamespaceValidation.validate(write.namespace)
         // Read what the checks need first, so that the store is then mutated in place
         // (holding a copy would make every put copy the thread's dictionaries).
-        let (head, parentManifest) = try precondition(for: write, expecting: expecting)
-        if let head, write.id <= head {
-            throw CheckpointError(
-                .invalidArgument,
-                "checkpoint \(write.id) is not newer than the thread's head \(head); make ids with CheckpointID.make(after:)"
-            )
-        }
+        let parentManifest = try checkedParent(of: write, expecting: expecting)
         let resolved = try ResolvedWrite(write, parent: parentManifest)
         let summary = CheckpointSummary(
             id: write.id, thread: write.thread, namespace: write.namespace, parentID: write.parentID,
@@ -95,20 +89,19 @@ public actor InMemoryCheckpointer: Checkpointer {
         metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
     }
 
-    private func precondition(
-        for write: CheckpointWrite, expecting: PutExpectation
-    ) throws(CheckpointError) -> (head: CheckpointID?, parent: Manifest?) {
+    /// Applies the head check and returns the parent's manifest. (A function of its own, so that
+    /// no copy of the thread's store outlives it: the put then mutates the store in place.)
+    private func checkedParent(of write: CheckpointWrite, expecting: PutExpectation) throws -> Manifest? {
         let space = threads[write.thread]?.namespaces[BytewiseString(write.namespace)]
-        if expecting.requiresParentIsHead, space?.head != write.parentID {
-            metrics.recordConflict()
-            throw CheckpointError(
-                .conflict, "thread '\(write.thread)' has a new head since this writer read it; nothing was written")
+        do {
+            try PutRules.check(write, expecting: expecting, head: space?.head) {
+                write.parentID.flatMap { space?.checkpoints[$0] } != nil
+            }
+        } catch let error as CheckpointError {
+            if error.code == .conflict { metrics.recordConflict() }
+            throw error
         }
-        guard let parentID = write.parentID else { return (space?.head, nil) }
-        guard let parent = space?.checkpoints[parentID] else {
-            throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
-        }
-        return (space?.head, parent.manifest)
+        return write.parentID.flatMap { space?.checkpoints[$0]?.manifest }
     }
 
     private func modify(_ thread: ThreadID, _ body: (inout ThreadStore) -> Void) {
@@ -195,18 +188,10 @@ public actor InMemoryCheckpointer: Checkpointer {
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()
         let key = BytewiseString(namespace)
-        guard let space = threads[thread]?.namespaces[key], let head = space.head else {
-            throw CheckpointError(.notFound, "thread '\(thread)' has no checkpoint")
-        }
-        guard !space.answeredPauses.contains(pauseID) else {
-            throw CheckpointError(.alreadyResumed, "pause \(pauseID) was answered already")
-        }
-        guard let pause = space.checkpoints[head]?.pause, pause.id == pauseID else {
-            throw CheckpointError(.stalePause, "pause \(pauseID) is not the head of thread '\(thread)'")
-        }
-        guard !pause.isExpired(at: now) else {
-            throw CheckpointError(.pauseExpired, "pause \(pauseID) expired before it was answered")
-        }
+        let space = threads[thread]?.namespaces[key]
+        let head = try ResumeRules.check(
+            thread: thread, pauseID: pauseID, head: space?.head.map { ($0, space?.checkpoints[$0]?.pause) }, at: now
+        ) { space?.answeredPauses.contains(pauseID) == true }
         threads[thread]?.namespaces[key]?.answers[head] = PauseAnswer(
             pauseID: pauseID, response: response, answeredAt: now)
         threads[thread]?.namespaces[key]?.answeredPauses.insert(pauseID)

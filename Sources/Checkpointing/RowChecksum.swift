@@ -174,6 +174,9 @@ package protocol CheckpointRowFields {
     func withBytes(_ column: RowChecksum.Column, _ body: (UnsafeRawBufferPointer?) -> Void)
     /// The stored checksum; `nil` when the row has none.
     func checksum() throws(CheckpointError) -> Int64?
+    /// The decoded metadata, empty when the row has none. The default decodes the
+    /// ``RowChecksum/Column/metadata`` bytes.
+    func metadata() throws(CheckpointError) -> Metadata
 }
 
 /// The identity and plain columns of a checkpoint row whose checksum matched.
