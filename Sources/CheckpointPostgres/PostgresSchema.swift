@@ -96,8 +96,8 @@ enum PostgresSchema {
                 ALTER TABLE checkpoint_answers FORCE ROW LEVEL SECURITY;
                 CREATE POLICY checkpoint_tenant ON checkpoint_answers USING (\(tenantPolicy)) WITH CHECK (\(tenantPolicy));
                 """),
-        // Every checkpoint and answer row carries a checksum of its content (``RowChecksum``),
-        // checked on every read; the rows that exist get theirs from their current content.
+        // A checksum column for checkpoint and answer rows (``RowChecksum``), filled for the
+        // rows already stored by `computeForExistingRows`, in the migration's transaction.
         Migration(
             name: "2026-12-02-row-checksums",
             sql: """
