@@ -100,10 +100,7 @@ enum PostgresSchema {
         // rows already stored by `computeForExistingRows`, in the migration's transaction.
         Migration(
             name: "2026-12-02-row-checksums",
-            sql: """
-                ALTER TABLE checkpoint_rows ADD COLUMN checksum bigint;
-                ALTER TABLE checkpoint_answers ADD COLUMN checksum bigint;
-                """,
+            sql: "ALTER TABLE checkpoint_rows ADD COLUMN checksum bigint; ALTER TABLE checkpoint_answers ADD COLUMN checksum bigint",
             after: PostgresRowChecksums.computeForExistingRows),
     ]
 

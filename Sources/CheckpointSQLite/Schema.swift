@@ -68,10 +68,7 @@ enum Schema {
         // checked on every read; the rows that exist get theirs from their current content.
         Migration(
             name: "2026-12-02-row-checksums",
-            sql: """
-                ALTER TABLE checkpoints ADD COLUMN checksum INTEGER;
-                ALTER TABLE answers ADD COLUMN checksum INTEGER;
-                """,
+            sql: "ALTER TABLE checkpoints ADD COLUMN checksum INTEGER; ALTER TABLE answers ADD COLUMN checksum INTEGER",
             after: RowChecksums.computeForExistingRows),
     ]
 
