@@ -103,9 +103,11 @@ struct RedisCacheTests {
     @Test func redisKilledMidRunFailsNoCallAndServesNoStaleHead() async throws {
         let redis = try PrivateRedis()
         let folder = try TemporaryFolder()
+        // A killed Redis refuses connections at once, so a long timeout costs nothing here and
+        // keeps a loaded machine's slow call from opening the breaker before the kill.
         let cache = try await cached(
             SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
-            "timeout_ms=100&breaker_cooldown_ms=50")
+            "timeout_ms=2000&breaker_cooldown_ms=50")
         let thread = try cache.thread("acme:faults", as: Chat.self)
         var expected = Chat()
         func turn(_ label: String) async throws {
