@@ -10,6 +10,10 @@
 //                                                         # an error that is not retryable
 //   checkpoint-fault-writer check URL ACK-LOG [--all]    # exit 0 when nothing was lost or damaged;
 //                                                         # --all reads every checkpoint, not only heads
+//   checkpoint-fault-writer redis-cache SQLITE-PATH REDIS-URL
+//                                                         # a writer task and two reader tasks on one
+//                                                         # RedisCachedCheckpointer over SQLite, until
+//                                                         # SIGTERM; counts stale reads (see RedisCacheMode)
 //
 // URLs are sqlite: or postgres: (see CheckpointerConfiguration).
 
@@ -43,7 +47,7 @@ func openCheckpointer(_ url: String) async throws -> any Checkpointer {
 LoggingSystem.bootstrap(StreamLogHandler.standardError)
 
 let arguments = CommandLine.arguments
-let usage = "usage: write URL THREADS | write-retrying URL THREADS | check URL ACK-LOG [--all]"
+let usage = "usage: write URL THREADS | write-retrying URL THREADS | check URL ACK-LOG [--all] | redis-cache SQLITE-PATH REDIS-URL"
 guard arguments.count >= 4 else { fail(usage) }
 
 do {
@@ -54,6 +58,8 @@ do {
         try await writeRetrying(url: arguments[2], threads: Int(arguments[3]) ?? 2)
     case "check":
         try await check(url: arguments[2], log: arguments[3], all: arguments.contains("--all"))
+    case "redis-cache":
+        try await runRedisCache(sqlitePath: arguments[2], redisURL: arguments[3])
     default:
         fail("unknown command \(arguments[1]); \(usage)")
     }
