@@ -14,6 +14,8 @@
 //                                                         # a writer task and two reader tasks on one
 //                                                         # RedisCachedCheckpointer over SQLite, until
 //                                                         # SIGTERM; counts stale reads (see RedisCacheMode)
+//   checkpoint-fault-writer damage DIR FILES SEED [FIRST] # random byte damage of copies of a reference
+//                                                         # SQLite file, every read classified (see DamageMode)
 //
 // URLs are sqlite: or postgres: (see CheckpointerConfiguration).
 
@@ -47,7 +49,7 @@ func openCheckpointer(_ url: String) async throws -> any Checkpointer {
 LoggingSystem.bootstrap(StreamLogHandler.standardError)
 
 let arguments = CommandLine.arguments
-let usage = "usage: write URL THREADS | write-retrying URL THREADS | check URL ACK-LOG [--all] | redis-cache SQLITE-PATH REDIS-URL"
+let usage = "usage: write URL THREADS | write-retrying URL THREADS | check URL ACK-LOG [--all] | redis-cache SQLITE-PATH REDIS-URL | damage DIR FILES SEED [FIRST]"
 guard arguments.count >= 4 else { fail(usage) }
 
 do {
@@ -60,6 +62,10 @@ do {
         try await check(url: arguments[2], log: arguments[3], all: arguments.contains("--all"))
     case "redis-cache":
         try await runRedisCache(sqlitePath: arguments[2], redisURL: arguments[3])
+    case "damage":
+        guard arguments.count >= 5, let files = Int(arguments[3]), let seed = UInt64(arguments[4]) else { fail(usage) }
+        let first = arguments.count >= 6 ? Int(arguments[5]) ?? 0 : 0
+        try await runDamage(directory: arguments[2], files: files, seed: seed, first: first)
     default:
         fail("unknown command \(arguments[1]); \(usage)")
     }
