@@ -20,7 +20,7 @@
 // (Opening the file counts as a read too; a file that does not open has no other reads.)
 //
 // Prints "start K" before a file and "file K reads R exact E missing M wrong W errors
-// CODE=N,..." after it (so that a crash names its file), "wrong K ..." with the offsets for
+// CODE=N,... wrong-kinds WHAT=N,..." after it (so that a crash names its file), "wrong K ..." with the offsets for
 // each wrong read (the first 20), and exits with status 3 ("hang K") when one file takes
 // more than a minute.
 
@@ -190,31 +190,35 @@ private func perform(_ read: DamageRead, on store: any Checkpointer) async throw
     }
 }
 
-/// What differs between two checkpoints, or `nil` when nothing does.
-private func difference(_ got: Checkpoint, _ expected: Checkpoint) -> String? {
-    if got.id != expected.id { return "another checkpoint id" }
-    if got.thread != expected.thread || got.namespace != expected.namespace { return "another thread or namespace" }
-    if got.parentID != expected.parentID { return "another parent" }
-    if got.step != expected.step { return "another step" }
-    if got.createdAt != expected.createdAt { return "another creation time" }
-    if got.metadata != expected.metadata { return "other metadata" }
-    if got.pause != expected.pause { return "another pause" }
-    if got.answer != expected.answer { return "another answer" }
-    if Set(got.channels.keys) != Set(expected.channels.keys) { return "other channels" }
+/// What differs between two checkpoints (the first thing found), or `nil` when nothing does.
+private func difference(_ got: Checkpoint, _ expected: Checkpoint) -> Outcome? {
+    func wrong(_ kind: String, _ detail: String? = nil) -> Outcome { .wrong(kind: kind, detail: detail ?? kind) }
+    if got.id != expected.id { return wrong("checkpoint id") }
+    if got.thread != expected.thread || got.namespace != expected.namespace { return wrong("thread or namespace") }
+    if got.parentID != expected.parentID { return wrong("parent") }
+    if got.step != expected.step { return wrong("step") }
+    if got.createdAt != expected.createdAt { return wrong("creation time") }
+    if got.metadata != expected.metadata { return wrong("metadata") }
+    if got.pause != expected.pause { return wrong("pause") }
+    if got.answer != expected.answer { return wrong("answer") }
+    if Set(got.channels.keys) != Set(expected.channels.keys) { return wrong("channel names") }
     for (name, value) in expected.channels.sorted(by: { $0.key < $1.key }) where got.channels[name] != value {
         switch (got.channels[name], value) {
         case (.list(let a)?, .list(let b)):
-            if a.count != b.count { return "channel \(name): \(a.count) elements, not \(b.count)" }
+            if a.count != b.count {
+                return wrong("channel \(name) length", "channel \(name): \(a.count) elements, not \(b.count)")
+            }
             let index = a.indices.first { a[$0] != b[$0] } ?? 0
-            return "channel \(name): element \(index) differs"
-        default: return "channel \(name) differs"
+            return wrong("channel \(name) element", "channel \(name): element \(index) differs")
+        default: return wrong("channel \(name) value", "channel \(name) differs")
         }
     }
     return nil
 }
 
 enum Outcome {
-    case exact, missing, wrong(String), error(String)
+    /// `kind` names what differed (`metadata`, `channel messages element`, `history page`...).
+    case exact, missing, wrong(kind: String, detail: String), error(String)
 }
 
 /// Whether `got` is `expected` with some entries left out (in order, none added or changed).
@@ -234,19 +238,22 @@ private func classify(_ got: DamageAnswer, _ expected: DamageAnswer) -> Outcome 
         switch (got, expected) {
         case (nil, nil): return .exact
         case (nil, _?): return .missing
-        case (_?, nil): return .wrong("a checkpoint where there is none")
-        case (let got?, let expected?): return difference(got, expected).map { .wrong($0) } ?? .exact
+        case (_?, nil): return .wrong(kind: "checkpoint that does not exist", detail: "a checkpoint where there is none")
+        case (let got?, let expected?): return difference(got, expected) ?? .exact
         }
     case (.page(let got), .page(let expected)):
         if got == expected { return .exact }
         if omits(got, expected) { return .missing }
-        return .wrong("a history page of \(got.count) entries that differ from the \(expected.count) written")
+        return .wrong(
+            kind: "history page", detail: "a history page of \(got.count) entries that differ from the \(expected.count) written")
     case (.inbox(let got), .inbox(let expected)):
         if got == expected { return .exact }
         if got.next == expected.next || got.next == nil, omits(got.items, expected.items) { return .missing }
-        return .wrong("an inbox page of \(got.items.count) items that differ from the \(expected.items.count) written")
+        return .wrong(
+            kind: "inbox page",
+            detail: "an inbox page of \(got.items.count) items that differ from the \(expected.items.count) written")
     default:
-        return .wrong("an answer of another kind")
+        return .wrong(kind: "answer of another kind", detail: "an answer of another kind")
     }
 }
 
@@ -256,6 +263,8 @@ struct Tally {
     var missing = 0
     var wrong = 0
     var errors: [String: Int] = [:]
+    /// Wrong reads by what differed.
+    var wrongKinds: [String: Int] = [:]
     /// One description per error code other than corruptData.
     var unusual: [String: String] = [:]
 
@@ -264,13 +273,22 @@ struct Tally {
         switch outcome {
         case .exact: exact += 1
         case .missing: missing += 1
-        case .wrong: wrong += 1
+        case .wrong(let kind, _):
+            wrong += 1
+            wrongKinds[kind, default: 0] += 1
         case .error(let code): errors[code, default: 0] += 1
         }
     }
 
-    var errorList: String {
-        errors.isEmpty ? "-" : errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    var errorList: String { Self.list(errors) }
+    var wrongList: String { Self.list(wrongKinds) }
+
+    /// `key=count,...` (spaces in keys become `_`), or `-` for none.
+    static func list(_ counts: [String: Int]) -> String {
+        counts.isEmpty
+            ? "-"
+            : counts.sorted { $0.key < $1.key }.map { "\($0.key.replacingOccurrences(of: " ", with: "_"))=\($0.value)" }
+                .joined(separator: ",")
     }
 }
 
@@ -387,7 +405,7 @@ func runDamage(directory: String, files: Int, seed: UInt64, first: Int) async th
         let tally = await readAll(copy, expected, file: file, damaged: changes)
         removeDatabase(copy)
         emit(
-            "file \(file) changed \(changes.count) reads \(tally.reads) exact \(tally.exact) missing \(tally.missing) wrong \(tally.wrong) errors \(tally.errorList)"
+            "file \(file) changed \(changes.count) reads \(tally.reads) exact \(tally.exact) missing \(tally.missing) wrong \(tally.wrong) errors \(tally.errorList) wrong-kinds \(tally.wrongList)"
         )
     }
 }
@@ -421,7 +439,7 @@ private func readAll(
             }
         }
         tally.count(outcome)
-        if case .wrong(let what) = outcome, wrongTold.add(1, ordering: .relaxed).newValue <= 20 {
+        if case .wrong(_, let what) = outcome, wrongTold.add(1, ordering: .relaxed).newValue <= 20 {
             let offsets = damaged.map { "\($0.offset):\(String($0.from, radix: 16))>\(String($0.to, radix: 16))" }
             emit("wrong \(file) \(read.label): \(what); bytes changed at \(offsets.joined(separator: " "))")
         }
