@@ -425,6 +425,9 @@ private func readAll(
         tally.count(.exact)
     } catch {
         tally.count(.error("open:" + errorCode(error)))
+        if (error as? CheckpointError)?.code != .corruptData, unusualTold.add(1, ordering: .relaxed).newValue <= 20 {
+            emit("error \(file) open:\(errorCode(error)): \(error)")
+        }
         return tally
     }
     for (read, answer) in expected {
