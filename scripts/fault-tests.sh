@@ -201,12 +201,13 @@ postgres_restarts() {
   acks=$(count_acks "$out")
   retries=$(grep -c '^retry ' "$out" || true)
   landed=$(grep -c '^landed ' "$out" || true)
-  if check="$("$binary" check "$url" "$out" --all 2>&1)"; then :; else
-    lost=1
+  if ! check="$("$binary" check "$url" "$out" --all 2>&1)"; then
+    lost="$(sed -n 's/.*lost \([0-9][0-9]*\) acknowledged saves.*/\1/p' <<<"$check")"
+    lost="${lost:-0}"
     problem "Postgres: check: $check"
   fi
   [ "$nonretryable" -eq 0 ] || problem "Postgres: the writer stopped on a non-retryable error: $(tail -n 1 "$err")"
-  report "Postgres: $restarted immediate restarts, $acks acknowledged saves, lost $([ $lost -eq 0 ] && echo 0 || echo "SOME (check failed)"), non-retryable errors $nonretryable; $retries retried errors ($(grep '^retry ' "$out" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $3; sep = ", "}')), $landed saves that failed but had committed; check: $check"
+  report "Postgres: $restarted immediate restarts, $acks acknowledged saves, lost $lost, non-retryable errors $nonretryable; $retries retried errors ($(grep '^retry ' "$out" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $3; sep = ", "}')), $landed saves that failed but had committed; check: $check"
   scripts/postgres-server.sh destroy "$pg_dir" >/dev/null 2>&1 || true
   pg_dir=""
   echo "fault-tests: Postgres restarts took $((SECONDS - started)) s"
