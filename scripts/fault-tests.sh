@@ -207,7 +207,7 @@ postgres_restarts() {
     problem "Postgres: check: $check"
   fi
   [ "$nonretryable" -eq 0 ] || problem "Postgres: the writer stopped on a non-retryable error: $(tail -n 1 "$err")"
-  report "Postgres: $restarted immediate restarts, $acks acknowledged saves, lost $lost, non-retryable errors $nonretryable; $retries retried errors ($(grep '^retry ' "$out" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $3; sep = ", "}')), $landed saves that failed but had committed; check: $check"
+  report "Postgres: $restarted immediate restarts, $acks acknowledged saves, lost $lost, non-retryable errors $nonretryable; $retries retried errors ($(grep '^retry ' "$out" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $3; sep = ", "}')), failed saves found committed $landed; check: $check"
   scripts/postgres-server.sh destroy "$pg_dir" >/dev/null 2>&1 || true
   pg_dir=""
   echo "fault-tests: Postgres restarts took $((SECONDS - started)) s"
