@@ -86,7 +86,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "CheckpointFaultWriter",
-            dependencies: ["Checkpointing", "CheckpointSQLite"]
+            dependencies: [
+                "Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "ExampleAgent",

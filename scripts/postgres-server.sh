@@ -4,6 +4,8 @@
 #   scripts/postgres-server.sh start DIR PORT   # initdb in DIR (when empty), start, print the URL
 #   scripts/postgres-server.sh stop DIR         # stop the cluster (fast), keep DIR
 #   scripts/postgres-server.sh kill DIR         # stop it abruptly (immediate mode), keep DIR
+#   scripts/postgres-server.sh restart DIR      # restart it abruptly (immediate mode: no shutdown
+#                                               # checkpoint, crash recovery on start)
 #   scripts/postgres-server.sh destroy DIR      # stop it and remove DIR
 #
 # The cluster runs as the `postgres` user (PostgreSQL refuses root), listens on 127.0.0.1 only,
@@ -36,8 +38,8 @@ start_server() {
   return 1
 }
 
-command="${1:?usage: $0 start|stop|kill|destroy DIR [PORT]}"
-dir="${2:?usage: $0 start|stop|kill|destroy DIR [PORT]}"
+command="${1:?usage: $0 start|stop|kill|restart|destroy DIR [PORT]}"
+dir="${2:?usage: $0 start|stop|kill|restart|destroy DIR [PORT]}"
 
 case "$command" in
   start)
@@ -74,12 +76,16 @@ EOF
   kill)
     as_postgres "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null
     ;;
+  restart)
+    # A failed start after the stop (the old postmaster still letting go) is retried.
+    as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -m immediate -w -t 60 restart >/dev/null 2>&1 || start_server
+    ;;
   destroy)
     as_postgres "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir" "$dir.initdb.log"
     ;;
   *)
-    echo "usage: $0 start|stop|kill|destroy DIR [PORT]" >&2
+    echo "usage: $0 start|stop|kill|restart|destroy DIR [PORT]" >&2
     exit 2
     ;;
 esac

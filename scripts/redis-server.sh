@@ -2,6 +2,9 @@
 # Starts or stops a throwaway redis-server on loopback, for the tests and benchmarks.
 #
 #   scripts/redis-server.sh start DIR PORT [PASSWORD]   # start (no persistence), print the URL
+#   scripts/redis-server.sh start-aof DIR PORT          # start with an append-only file in DIR
+#                                                       # (fsync every second): after a kill, the
+#                                                       # same command brings it back with its data
 #   scripts/redis-server.sh stop DIR                    # stop it (SIGTERM), keep DIR
 #   scripts/redis-server.sh kill DIR                    # stop it abruptly (SIGKILL), keep DIR
 #   scripts/redis-server.sh destroy DIR                 # stop it and remove DIR
@@ -13,8 +16,8 @@ for fd in /proc/$$/fd/*; do
   if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
 done
 command -v redis-server >/dev/null || { echo "redis-server not found; run scripts/bootstrap.sh --test" >&2; exit 1; }
-command="${1:?usage: $0 start|stop|kill|destroy DIR [PORT] [PASSWORD]}"
-dir="${2:?usage: $0 start|stop|kill|destroy DIR [PORT] [PASSWORD]}"
+command="${1:?usage: $0 start|start-aof|stop|kill|destroy DIR [PORT] [PASSWORD]}"
+dir="${2:?usage: $0 start|start-aof|stop|kill|destroy DIR [PORT] [PASSWORD]}"
 
 signal_server() {
   [ -f "$dir/redis.pid" ] || return 0
@@ -26,13 +29,15 @@ signal_server() {
 }
 
 case "$command" in
-  start)
-    port="${3:?usage: $0 start DIR PORT [PASSWORD]}"
+  start | start-aof)
+    port="${3:?usage: $0 $command DIR PORT [PASSWORD]}"
     mkdir -p "$dir"
     auth=()
     [ -n "${4:-}" ] && auth=(--requirepass "$4")
+    persistence=(--appendonly no)
+    [ "$command" = start-aof ] && persistence=(--appendonly yes --appendfsync everysec)
     # DEBUG (for tests that freeze the server with DEBUG SLEEP) only from loopback clients.
-    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes --enable-debug-command local \
+    redis-server --bind 127.0.0.1 --port "$port" --save '' "${persistence[@]}" --daemonize yes --enable-debug-command local \
       --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${auth[@]}" </dev/null >/dev/null
     for _ in $(seq 1 100); do
       if redis-cli -p "$port" ${4:+-a "$4" --no-auth-warning} ping 2>/dev/null | grep -q PONG; then break; fi
@@ -47,7 +52,7 @@ case "$command" in
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: $0 start|stop|kill|destroy DIR [PORT] [PASSWORD]" >&2
+    echo "usage: $0 start|start-aof|stop|kill|destroy DIR [PORT] [PASSWORD]" >&2
     exit 2
     ;;
 esac

@@ -1,102 +1,74 @@
-// A writer for scripts/fault-tests.sh: saves turns of a few threads until it is killed,
-// printing each acknowledged save; and a checker that verifies, after the kill, that no
-// acknowledged save was lost and that every stored checkpoint reads back exactly as written.
+// The processes scripts/fault-tests.sh kills, restarts servers under and damages files for.
+// Each mode prints what it did to stdout, one line per event, so that the script can check it
+// even after a SIGKILL; errors go to stderr.
 //
-//   checkpoint-fault-writer write URL THREADS        # prints "ack THREAD TURN" per save
-//   checkpoint-fault-writer check URL ACK-LOG [--all] # exit 0 when nothing was lost or damaged;
-//                                                     # --all reads every checkpoint, not only heads
+//   checkpoint-fault-writer write URL THREADS            # saves until killed; "ack THREAD TURN" per save
+//   checkpoint-fault-writer write-retrying URL THREADS   # the same, retrying errors whose isRetryable is
+//                                                         # true; "ack THREAD TURN ID" per save, "retry CODE"
+//                                                         # per retried error, "landed THREAD TURN" for a
+//                                                         # save that failed but had committed; exits 1 on
+//                                                         # an error that is not retryable
+//   checkpoint-fault-writer check URL ACK-LOG [--all]    # exit 0 when nothing was lost or damaged;
+//                                                         # --all reads every checkpoint, not only heads
+//   checkpoint-fault-writer redis-cache SQLITE-PATH REDIS-URL
+//                                                         # a writer task and two reader tasks on one
+//                                                         # RedisCachedCheckpointer over SQLite, until
+//                                                         # SIGTERM; counts stale reads (see RedisCacheMode)
+//   checkpoint-fault-writer damage DIR FILES SEED [FIRST] # random byte damage of copies of a reference
+//                                                         # SQLite file, every read classified (see DamageMode)
+//
+// URLs are sqlite: or postgres: (see CheckpointerConfiguration).
 
+import CheckpointPostgres
 import CheckpointSQLite
 import Checkpointing
 import Foundation
-
-struct FaultState: Codable, Sendable {
-    var messages: [String] = []
-    var turn = 0
-}
+import Logging
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("checkpoint-fault-writer: \(message)\n".utf8))
     exit(1)
 }
 
-func text(turn: Int, thread: Int) -> String { "thread \(thread) turn \(turn): " + String(repeating: "x", count: turn % 40) }
+/// One line to stdout, written at once (not buffered: the process may be killed next).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// One line to stderr.
+func warn(_ line: String) {
+    FileHandle.standardError.write(Data("checkpoint-fault-writer: \(line)\n".utf8))
+}
+
+func openCheckpointer(_ url: String) async throws -> any Checkpointer {
+    try await CheckpointerConfiguration(url: url).makeCheckpointer(
+        backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend])
+}
+
+// The library's logs go to stderr: stdout is the record the script reads.
+LoggingSystem.bootstrap(StreamLogHandler.standardError)
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 4 else { fail("usage: write URL THREADS | check URL ACK-LOG") }
-let configuration = try CheckpointerConfiguration(url: arguments[2])
+let usage = "usage: write URL THREADS | write-retrying URL THREADS | check URL ACK-LOG [--all] | redis-cache SQLITE-PATH REDIS-URL | damage DIR FILES SEED [FIRST]"
+guard arguments.count >= 4 else { fail(usage) }
 
 do {
-    let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend])
     switch arguments[1] {
     case "write":
-        let count = Int(arguments[3]) ?? 2
-        let threads = try (0..<count).map { try checkpointer.thread("fault:\($0)", as: FaultState.self) }
-        var states = try await threads.asyncMap { try await $0.latest() ?? FaultState() }
-        while true {
-            for (index, thread) in threads.enumerated() {
-                states[index].turn += 1
-                states[index].messages.append(text(turn: states[index].turn, thread: index))
-                try await thread.save(states[index], metadata: ["turn": .int(states[index].turn)])
-                FileHandle.standardOutput.write(Data("ack \(index) \(states[index].turn)\n".utf8))
-            }
-        }
+        try await write(url: arguments[2], threads: Int(arguments[3]) ?? 2)
+    case "write-retrying":
+        try await writeRetrying(url: arguments[2], threads: Int(arguments[3]) ?? 2)
     case "check":
-        var acknowledged: [Int: Int] = [:]
-        let log = (try? String(contentsOfFile: arguments[3], encoding: .utf8)) ?? ""
-        for line in log.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            guard parts.count == 3, parts[0] == "ack", let thread = Int(parts[1]), let turn = Int(parts[2]) else { continue }
-            acknowledged[thread] = max(acknowledged[thread] ?? 0, turn)
-        }
-        var checked = 0
-        for (index, acked) in acknowledged.sorted(by: { $0.key < $1.key }) {
-            let thread = try checkpointer.thread("fault:\(index)", as: FaultState.self)
-            guard let head = try await thread.latest() else { fail("thread \(index): no head, \(acked) turns acknowledged") }
-            guard head.turn >= acked else { fail("thread \(index): head at turn \(head.turn), \(acked) acknowledged: lost") }
-            let expectedHead = (1...head.turn).map { text(turn: $0, thread: index) }
-            guard head.messages == expectedHead else { fail("thread \(index): the head does not read back as written") }
-            checked += 1
-            var before: CheckpointID?
-            // --all: the history lists every turn once, newest first, and the checkpoints'
-            // states read back as written (every one of the newest 50, and every 25th before).
-            var nextTurn = head.turn
-            while arguments.contains("--all") {
-                let page = try await thread.history(before: before, limit: 100)
-                for summary in page {
-                    guard summary.metadata["turn"] == .int(nextTurn) else {
-                        fail("thread \(index): history lists turn \(summary.metadata["turn"].map { "\($0)" } ?? "none") where turn \(nextTurn) belongs")
-                    }
-                    if head.turn - nextTurn < 50 || nextTurn % 25 == 0 {
-                        let state = try await thread.state(at: summary.id)
-                        let expected = (1...nextTurn).map { text(turn: $0, thread: index) }
-                        guard state.turn == nextTurn, state.messages == expected else {
-                            fail("thread \(index): checkpoint \(summary.id) does not read back as written")
-                        }
-                    }
-                    nextTurn -= 1
-                    checked += 1
-                }
-                guard let last = page.last, page.count == 100 else { break }
-                before = last.id
-            }
-            if arguments.contains("--all"), nextTurn != 0 {
-                fail("thread \(index): the history ends at turn \(nextTurn + 1), not at turn 1")
-            }
-        }
-        try await checkpointer.close()
-        FileHandle.standardOutput.write(Data("ok: \(acknowledged.count) threads, \(checked) checkpoints read back as written\n".utf8))
+        try await check(url: arguments[2], log: arguments[3], all: arguments.contains("--all"))
+    case "redis-cache":
+        try await runRedisCache(sqlitePath: arguments[2], redisURL: arguments[3])
+    case "damage":
+        guard arguments.count >= 5, let files = Int(arguments[3]), let seed = UInt64(arguments[4]) else { fail(usage) }
+        let first = arguments.count >= 6 ? Int(arguments[5]) ?? 0 : 0
+        try await runDamage(directory: arguments[2], files: files, seed: seed, first: first)
     default:
-        fail("unknown command \(arguments[1])")
+        fail("unknown command \(arguments[1]); \(usage)")
     }
 } catch {
     fail("\(error)")
-}
-
-extension Array {
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var result: [T] = []
-        for element in self { result.append(try await transform(element)) }
-        return result
-    }
 }
