@@ -241,9 +241,10 @@ private func classify(_ got: DamageAnswer, _ expected: DamageAnswer) -> Outcome 
         case (_?, nil): return .wrong(kind: "checkpoint that does not exist", detail: "a checkpoint where there is none")
         case (let got?, let expected?): return difference(got, expected) ?? .exact
         }
-    case (.page(let got), .page(let expected)):
+    case (.page(let got), .page(let tail)):
+        let expected = Array(tail.prefix(10))
         if got == expected { return .exact }
-        if omits(got, expected) { return .missing }
+        if omits(got, tail) { return .missing }
         return .wrong(
             kind: "history page", detail: "a history page of \(got.count) entries that differ from the \(expected.count) written")
     case (.inbox(let got), .inbox(let expected)):
@@ -317,7 +318,17 @@ private func expectations(of path: String) async throws -> [(DamageRead, DamageA
     reads.append(.inbox(InboxQuery(reason: "deploy-approval", limit: 100)))
     reads.append(.inbox(InboxQuery(tenant: "acme", limit: 1)))
     var answers: [(DamageRead, DamageAnswer)] = []
-    for read in reads { answers.append((read, try await perform(read, on: store))) }
+    for read in reads {
+        // A history page is compared with the whole written history before it: a page that
+        // lists only written entries, in order, but skips some (rows lost from the file's
+        // b-tree, which no checksum of a row can vouch for) is missing data, not wrong data.
+        if case .history(let thread, let namespace, let before) = read {
+            let tail = try await store.history(thread: thread, namespace: namespace, before: before, limit: 10_000)
+            answers.append((read, .page(tail)))
+        } else {
+            answers.append((read, try await perform(read, on: store)))
+        }
+    }
     try await store.close()
     let checkpoints = answers.filter { if case .checkpoint(_, _, _) = $0.0 { true } else { false } }.count
     guard checkpoints == 118 else { fail("the reference holds \(checkpoints) checkpoints, not 118") }

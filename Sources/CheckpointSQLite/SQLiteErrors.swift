@@ -96,6 +96,11 @@ extension CheckpointError {
             code = .backendFailure
             message = "another connection changed the schema of \(file) during a call; nothing was written"
             retryable = true
+        case SQLITE_ERROR where phase == .call && Self.isMissingSchema(error.message):
+            // The migrations recorded in the file made these objects: they are gone because the
+            // file was damaged (or changed by hand), not because of the call.
+            code = .corruptData
+            message = "the schema of \(file) no longer holds what its recorded migrations made: the file is damaged"
         case SQLITE_MISUSE where error.message == SQLiteConnection.closedMessage:
             code = .closed
             message = "the SQLite connection was closed"
@@ -105,6 +110,11 @@ extension CheckpointError {
         }
         self.init(code, message, nativeCode: "\(error.resultCode)", underlying: error)
         if let retryable { isRetryable = retryable }
+    }
+
+    /// Whether an `SQLITE_ERROR` message says a table, column or index of the schema is missing.
+    private static func isMissingSchema(_ message: String) -> Bool {
+        ["no such table", "no such column", "no such index", "malformed"].contains { message.hasPrefix($0) }
     }
 
     /// Whether the file at `path` begins with SQLite's header string (`SQLite format 3\0`):

@@ -176,6 +176,19 @@ struct SQLiteErrorTests {
         }
     }
 
+    @Test func aTableMissingFromAMigratedFileIsCorruptData() async throws {
+        let database = try TemporaryDatabase()
+        let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await first.thread("acme:schema", as: TestAgentState.self).save(TestAgentState(turn: 1))
+        try await first.close()
+        try RawDatabase(database.path).query("ALTER TABLE answers RENAME TO answers_elsewhere")
+        let reopened = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let error = try await requireError(.corruptData) { try await reopened.head(thread: ThreadID("acme:schema")) }
+        #expect(!error.isRetryable)
+        #expect(error.message.contains("schema"), "\(error)")
+        try await reopened.close()
+    }
+
     @Test func aClosedConnectionIsClosed() {
         let error = CheckpointError(
             sqlite: SQLiteError(resultCode: SQLITE_MISUSE, message: SQLiteConnection.closedMessage), path: "a.db",
