@@ -260,8 +260,10 @@ public final class PostgresCheckpointer: Checkpointer {
                 },
                 segmentRows: { tip, visit in
                     let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
+                    var order = DescendingRows(thread: thread, through: tip)
                     for index in 0..<rows.rowCount {
                         let (row, fields) = try rows.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
+                        try order.accept(row.id)
                         if try visit(row.id, row.parentID, fields.data(PostgresRowColumn.segments)) { break }
                     }
                 })
@@ -298,8 +300,10 @@ public final class PostgresCheckpointer: Checkpointer {
             let result = try connection.query(text: query, bound)
             var summaries: [CheckpointSummary] = []
             summaries.reserveCapacity(result.rowCount)
+            var order = DescendingRows(thread: thread, before: before)
             for index in 0..<result.rowCount {
                 let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
+                try order.accept(row.id)
                 summaries.append(try fields.summary(row, thread: thread, namespace: namespace))
             }
             return summaries

@@ -324,8 +324,10 @@ public final class SQLiteCheckpointer: Checkpointer {
                             try rows.bind(1, threadKey)
                             try rows.bind(2, tip)
                             defer { rows.reset() }
+                            var order = DescendingRows(thread: thread, through: tip)
                             while try rows.step() {
                                 let row = try rows.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                                try order.accept(row.id)
                                 if try visit(row.id, row.parentID, rows.data(RowColumn.segments)) { break }
                             }
                         })
@@ -350,9 +352,11 @@ public final class SQLiteCheckpointer: Checkpointer {
             try query.bindFilter(select)
             defer { select.reset() }
             var result: [CheckpointSummary] = []
+            var order = DescendingRows(thread: thread, before: before)
             while try select.step() {
                 let fields = SQLiteRowFields(statement: select, first: 0)
                 let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+                try order.accept(row.id)
                 result.append(try fields.summary(row, thread: thread, namespace: namespace))
             }
             return result

@@ -147,6 +147,44 @@ extension CheckpointRowFields {
     }
 }
 
+/// Checks that the rows a range read returns are the range asked for, newest first: a store
+/// whose index is damaged can return a row (with a valid checksum) from outside the range or
+/// out of order, which would be another history than the one written.
+package struct DescendingRows {
+    private let bound: CheckpointID?
+    private let includesBound: Bool
+    private let thread: ThreadID
+    private var last: CheckpointID?
+
+    /// - Parameters:
+    ///   - before: the read's upper bound, excluded; `nil` for none.
+    package init(thread: ThreadID, before: CheckpointID?) {
+        self.thread = thread
+        bound = before
+        includesBound = false
+    }
+
+    /// - Parameters:
+    ///   - through: the read's upper bound, included.
+    package init(thread: ThreadID, through: CheckpointID) {
+        self.thread = thread
+        bound = through
+        includesBound = true
+    }
+
+    /// Accepts the next row's id, or throws ``CheckpointError/Code/corruptData``.
+    package mutating func accept(_ id: CheckpointID) throws(CheckpointError) {
+        let outOfRange =
+            if let last { id >= last } else if let bound { includesBound ? id > bound : id >= bound } else { false }
+        if outOfRange {
+            throw CheckpointError(
+                .corruptData,
+                "a range of thread '\(thread)' came back out of order (checkpoint \(id)): the store's index is damaged")
+        }
+        last = id
+    }
+}
+
 /// A checkpoint row about to be written, computed once for every backend from a put: its
 /// stored creation time, metadata text, manifest and blobs, and its checksum.
 package struct NewCheckpointRow: Sendable {
