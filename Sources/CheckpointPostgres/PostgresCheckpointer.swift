@@ -166,7 +166,7 @@ public final class PostgresCheckpointer: Checkpointer {
                 try diagnose(write, expecting: expecting, on: connection)
                 throw CheckpointError(.notFound, "thread '\(write.thread)' has no checkpoint \(parentID) to follow")
             }
-            let parent = try result.verifiedRow(0, at: 0, thread: write.thread, namespace: write.namespace)
+            let parent = try result.verifiedRow(0, at: 0, thread: write.thread, namespace: write.namespace, id: parentID)
             parentManifest = try Manifest(decoding: parent.fields.data(PostgresRowColumn.manifest), owner: parentID)
         }
         let resolved = try ResolvedWrite(write, parent: parentManifest)
@@ -245,7 +245,7 @@ public final class PostgresCheckpointer: Checkpointer {
             }
         guard result.rowCount == 1 else { return nil }
         let threadKey = try result.int64(0, 0)
-        let (row, fields) = try result.verifiedRow(0, at: 1, thread: thread, namespace: namespace)
+        let (row, fields) = try result.verifiedRow(0, at: 1, thread: thread, namespace: namespace, id: id)
         let answer = try result.verifiedAnswer(
             0, at: 1 + PostgresRowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
         let (checkpoint, manifest) = try fields.checkpoint(row, thread: thread, namespace: namespace, answer: answer) {
@@ -255,7 +255,7 @@ public final class PostgresCheckpointer: Checkpointer {
                 payloadBlob: { rowID in
                     let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(rowID)])
                     guard rows.rowCount == 1 else { return nil }
-                    let fields = try rows.verifiedRow(0, at: 0, thread: thread, namespace: namespace).fields
+                    let fields = try rows.verifiedRow(0, at: 0, thread: thread, namespace: namespace, id: rowID).fields
                     return fields.isNull(PostgresRowColumn.payload) ? nil : fields.data(PostgresRowColumn.payload)
                 },
                 segmentRows: { tip, visit in
@@ -415,7 +415,7 @@ public final class PostgresCheckpointer: Checkpointer {
                 for (id, kept) in plan.tombstone {
                     let content = try connection.query(PostgresSchema.selectRowContent, [.int8(key), .id(id)])
                     guard content.rowCount == 1 else { continue }
-                    let (row, fields) = try content.verifiedRow(0, at: 0, thread: thread, namespace: namespace)
+                    let (row, fields) = try content.verifiedRow(0, at: 0, thread: thread, namespace: namespace, id: id)
                     let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
                     _ = try connection.query(
                         PostgresSchema.tombstoneRow,

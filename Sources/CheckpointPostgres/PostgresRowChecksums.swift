@@ -76,8 +76,8 @@ struct PostgresRowFields: CheckpointRowFields {
     func isNull(_ column: Int) -> Bool { result.isNull(row, first + column) }
 
     /// Checks the row against its checksum; see ``RowChecksum/verify(_:thread:namespace:)``.
-    func verified(thread: ThreadID, namespace: String) throws(CheckpointError) -> VerifiedRow {
-        try RowChecksum.verify(self, thread: thread, namespace: namespace)
+    func verified(thread: ThreadID, namespace: String, id: CheckpointID? = nil) throws(CheckpointError) -> VerifiedRow {
+        try RowChecksum.verify(self, thread: thread, namespace: namespace, id: id)
     }
 }
 
@@ -85,10 +85,10 @@ extension PostgresResult {
     /// The checkpoint row whose ``PostgresSchema/rowColumns`` start at column `first` of
     /// `row`, checked against its checksum.
     func verifiedRow(
-        _ row: Int, at first: Int, thread: ThreadID, namespace: String
+        _ row: Int, at first: Int, thread: ThreadID, namespace: String, id: CheckpointID? = nil
     ) throws(CheckpointError) -> (row: VerifiedRow, fields: PostgresRowFields) {
         let fields = try PostgresRowFields(self, row: row, first: first)
-        return (try fields.verified(thread: thread, namespace: namespace), fields)
+        return (try fields.verified(thread: thread, namespace: namespace, id: id), fields)
     }
 
     /// The answer whose ``PostgresSchema/answerColumns`` start at column `first` of `row`,

@@ -46,8 +46,11 @@ struct SQLiteRowFields: CheckpointRowFields {
 extension SQLiteStatement {
     /// The checkpoint row whose ``Schema/rowColumns`` start at column `first`, checked
     /// against its checksum; see ``RowChecksum/verify(_:thread:namespace:)``.
-    func verifiedRow(at first: Int32, thread: ThreadID, namespace: String) throws(CheckpointError) -> VerifiedRow {
-        try RowChecksum.verify(SQLiteRowFields(statement: self, first: first), thread: thread, namespace: namespace)
+    func verifiedRow(
+        at first: Int32, thread: ThreadID, namespace: String, id: CheckpointID? = nil
+    ) throws(CheckpointError) -> VerifiedRow {
+        try RowChecksum.verify(
+            SQLiteRowFields(statement: self, first: first), thread: thread, namespace: namespace, id: id)
     }
 
     /// The answer whose ``Schema/answerColumns`` start at column `first`, checked against its

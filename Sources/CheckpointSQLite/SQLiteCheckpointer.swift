@@ -225,7 +225,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try select.bind(2, parentID)
                 defer { select.reset() }
                 guard try select.step() else { return false }
-                _ = try select.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace)
+                _ = try select.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace, id: parentID)
                 parentManifest = select.data(RowColumn.manifest)
                 return true
             }
@@ -303,7 +303,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 guard try select.step() else { return nil }
                 let threadKey = select.int64(0)
                 let fields = SQLiteRowFields(statement: select, first: 1)
-                let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+                let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace, id: id)
                 let answer = try select.verifiedAnswer(
                     at: 1 + RowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
                 defer { select.reset() }
@@ -316,7 +316,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                             try payload.bind(2, rowID)
                             defer { payload.reset() }
                             guard try payload.step() else { return nil }
-                            _ = try payload.verifiedRow(at: 0, thread: thread, namespace: namespace)
+                            _ = try payload.verifiedRow(at: 0, thread: thread, namespace: namespace, id: rowID)
                             return payload.isNull(RowColumn.payload) ? nil : payload.data(RowColumn.payload)
                         },
                         segmentRows: { tip, visit in
@@ -509,7 +509,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                     try content.bind(2, id)
                     guard try content.step() else { continue }
                     let fields = SQLiteRowFields(statement: content, first: 0)
-                    let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+                    let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace, id: id)
                     let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
                     content.reset()
                     let tombstone = try connection.statement(Schema.tombstoneCheckpoint)

@@ -84,8 +84,10 @@ package struct RowChecksum: Sendable {
     ///
     /// - Throws: ``CheckpointError/Code/corruptData``, naming the thread and checkpoint and
     ///   nothing of the content, when the row does not match its checksum or has none.
+    /// - Parameter id: the checkpoint a lookup by id asked for: a damaged index can return
+    ///   another row (with a valid checksum), which is `corruptData` too.
     package static func verify(
-        _ row: some CheckpointRowFields, thread: ThreadID, namespace: String
+        _ row: some CheckpointRowFields, thread: ThreadID, namespace: String, id requested: CheckpointID? = nil
     ) throws(CheckpointError) -> VerifiedRow {
         let verified = VerifiedRow(
             id: try row.id(), parentID: try row.parentID(), step: try row.step(),
@@ -94,6 +96,12 @@ package struct RowChecksum: Sendable {
             thread: thread, namespace: namespace, id: verified.id, parentID: verified.parentID, step: verified.step,
             createdAt: verified.storedCreatedAt, blob: row.withBytes)
         guard try row.checksum() == computed else { throw mismatch(thread: thread, checkpoint: verified.id) }
+        if let requested, verified.id != requested {
+            throw CheckpointError(
+                .corruptData,
+                "a lookup of checkpoint \(requested) of thread '\(thread)' returned checkpoint \(verified.id): the store's index is damaged"
+            )
+        }
         return verified
     }
 

@@ -2,10 +2,44 @@
 import Foundation
 import Testing
 
-/// A range read from a store whose index is damaged can return valid rows from outside the
-/// range or out of order: that is corruptData, never another history.
-@Suite("Range reads come back in range and in order")
+/// A store whose index is damaged can return valid rows (their checksums match) from outside
+/// a range, out of order, or for a lookup of another id: that is corruptData, never other state.
+@Suite("Reads return the rows asked for")
 struct RowOrderTests {
+    /// A row as a store returns it, with the checksum it was written with.
+    struct Row: CheckpointRowFields {
+        var thread: ThreadID
+        var rowID: CheckpointID
+        var manifest = Data([1, 0])
+        func id() -> CheckpointID { rowID }
+        func parentID() -> CheckpointID? { nil }
+        func step() -> Int64 { 0 }
+        func storedCreatedAt() -> Double? { nil }
+        func withBytes(_ column: RowChecksum.Column, _ body: (UnsafeRawBufferPointer?) -> Void) {
+            guard column == .manifest else { return body(nil) }
+            manifest.withUnsafeBytes { body($0) }
+        }
+        func checksum() -> Int64? {
+            RowChecksum.checkpoint(
+                thread: thread, namespace: "", id: rowID, parentID: nil, step: 0, createdAt: nil, metadata: nil,
+                manifest: manifest, segments: nil, payload: nil, pause: nil)
+        }
+    }
+
+    @Test func aLookupThatReturnsAnotherValidRowIsCorruptData() throws {
+        let row = Row(thread: thread, rowID: ids[1])
+        #expect(try RowChecksum.verify(row, thread: thread, namespace: "", id: ids[1]).id == ids[1])
+        let error = try #require(throws: CheckpointError.self) {
+            try RowChecksum.verify(row, thread: thread, namespace: "", id: ids[2])
+        }
+        #expect(error.code == .corruptData)
+        #expect(error.message.contains("index"), "\(error)")
+        // The same row read for another thread fails its checksum.
+        #expect(throws: CheckpointError.self) {
+            try RowChecksum.verify(row, thread: try ThreadID("acme:other"), namespace: "", id: ids[1])
+        }
+    }
+
     let thread = try! ThreadID("acme:order")
     let ids: [CheckpointID] = {
         var ids: [CheckpointID] = []
