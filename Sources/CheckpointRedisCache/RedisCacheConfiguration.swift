@@ -50,7 +50,7 @@ extension RedisCachedCheckpointer {
             self.database = database
         }
 
-        /// The URL parameters ``init(url:)`` reads.
+        /// The URL parameters ``init(url:environment:)`` reads.
         public static let urlParameters: Set<String> = [
             "ttl", "prefix", "refresh_on_read", "timeout_ms", "breaker_cooldown_ms", "pool_max", "integrity_key_env",
             "local_heads",
