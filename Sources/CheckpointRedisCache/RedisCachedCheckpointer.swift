@@ -48,8 +48,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
     private let counters = Counters()
     private let metrics: CacheMetrics
     private let logger: Logger
-    /// The 16-byte SipHash key of the entries' integrity check, when keyed.
-    private let integrityKey: [UInt8]?
+    /// How entries are framed and checked (keyed with ``Configuration/integrityKey``, when set).
+    private let entries: CacheEntryFormat
 
     /// Lets ``CheckpointerConfiguration`` layer a `redis:` cache URL on any backend.
     public static let cacheLayer: any CheckpointerCacheLayer = RedisCacheLayer()
@@ -63,25 +63,13 @@ public final class RedisCachedCheckpointer: Checkpointer {
         logger: Logger = Logger(label: "checkpointing.redis-cache")
     ) async throws {
         try configuration.validate()
-        guard sodium_init() >= 0 else { throw CheckpointError(.backendFailure, "libsodium failed to initialize") }
+        self.entries = try CacheEntryFormat(integrityKey: configuration.integrityKey)
         self.base = base
         self.configuration = configuration
         self.logger = logger
         self.breaker = CircuitBreaker(cooldown: configuration.breakerCooldown)
         self.localHeads = LocalHeads(capacity: configuration.localHeads)
         self.metrics = CacheMetrics(factory: configuration.metricsFactory)
-        if let secret = configuration.integrityKey {
-            var derived = [UInt8](repeating: 0, count: Int(crypto_shorthash_siphashx24_KEYBYTES))
-            let context = Array("checkpointing-cache-integrity".utf8)
-            secret.withUnsafeBytes { secret in
-                _ = crypto_generichash(
-                    &derived, derived.count, context, UInt64(context.count), secret.bindMemory(to: UInt8.self).baseAddress,
-                    secret.count)
-            }
-            integrityKey = derived
-        } else {
-            integrityKey = nil
-        }
         let host = configuration.host
         let port = configuration.port
         let password = configuration.password
@@ -138,100 +126,11 @@ public final class RedisCachedCheckpointer: Checkpointer {
         return key
     }
 
-    /// An entry's order: the checkpoint id in hex and a state digit. `0`: content unknown (a
-    /// put whose parent this process did not hold, or a tombstone); `1`: content; `2`: content
-    /// with its pause answered.
-    private static func order(_ id: CheckpointID, _ state: Character) -> Data {
-        var bytes = id.hexBytes
-        bytes.append(state.asciiValue ?? UInt8(ascii: "0"))
-        return Data(bytes)
-    }
-    private static let orderLength = 33
-
-    /// The run id an entry carries (empty when it is too short to carry one).
-    private static func runID(of value: Data) -> Data {
-        let start = value.startIndex + orderLength + digestLength
-        guard value.count >= orderLength + digestLength + RedisConnection.runIDLength else { return Data() }
-        return value[start..<start + RedisConnection.runIDLength]
-    }
     private static let get = Data("GET".utf8)
-    private static let digestLength = 16
-
-    /// The entry's check over its key, order and content. With ``Configuration/integrityKey``:
-    /// SipHash-2-4 with a 128-bit output, keyed with a key derived from it (nobody without it
-    /// can make an entry that passes). Without: XXH64 and the length (a checksum that catches
-    /// any change or truncation not made with intent, at a tenth of SipHash's cost; without a
-    /// secret no check could stop a deliberate forgery).
-    private func digest(key: Data, order: Data, body: Data) -> Data {
-        var message = Data(capacity: key.count + order.count + body.count)
-        message.append(key)
-        message.append(order)
-        message.append(body)
-        var out = [UInt8](repeating: 0, count: Self.digestLength)
-        if let integrityKey {
-            message.withUnsafeBytes { bytes in
-                _ = crypto_shorthash_siphashx24(
-                    &out, bytes.bindMemory(to: UInt8.self).baseAddress, UInt64(bytes.count), integrityKey)
-            }
-        } else {
-            let hash = message.withUnsafeBytes { XXHash64.hash($0) }
-            withUnsafeBytes(of: hash.littleEndian) { out.replaceSubrange(0..<8, with: $0) }
-            withUnsafeBytes(of: UInt64(message.count).littleEndian) { out.replaceSubrange(8..<16, with: $0) }
-        }
-        return Data(out)
-    }
-
-    /// order ‖ digest(key ‖ order ‖ run id ‖ body) ‖ run id ‖ body: the run id is the Redis
-    /// server's that the entry was written to (see ``RedisConnection/runID``).
-    private func entry(key: Data, order: Data, runID: Data, body: Data) -> Data {
-        var value = order
-        value.reserveCapacity(order.count + Self.digestLength + runID.count + body.count)
-        var signed = runID
-        signed.append(body)
-        value.append(digest(key: key, order: order, body: signed))
-        value.append(runID)
-        value.append(body)
-        return value
-    }
 
     /// A checkpoint's order and encoded content, to make its entry on a connection.
     private func content(of checkpoint: Checkpoint) throws -> (order: Data, body: Data) {
-        (Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2"), try CheckpointCodec.encode(checkpoint))
-    }
-
-    /// An entry written to another run of the Redis server than the one answering now: the
-    /// server restarted (or another took its place) and may have come back without later writes.
-    private struct EntryOfAnotherRun: Error {}
-
-    /// The checkpoint in an entry, `nil` for an entry without content; throws when the
-    /// entry is damaged.
-    private func open(
-        _ value: Data, key: Data, thread: ThreadID, namespace: String, id: CheckpointID?, runID: Data
-    ) throws -> Checkpoint? {
-        guard value.count >= Self.orderLength + Self.digestLength else {
-            throw CheckpointError(.corruptData, "a cached entry is truncated")
-        }
-        let start = value.startIndex
-        let order = value[start..<start + Self.orderLength]
-        // An entry without content (a tombstone, a head whose content this process did not
-        // have) only holds its place in the order: it is a miss, whatever else it holds.
-        guard order.last != UInt8(ascii: "0") else { return nil }
-        let headerLength = Self.orderLength + Self.digestLength + RedisConnection.runIDLength
-        guard value.count >= headerLength else {
-            throw CheckpointError(.corruptData, "a cached entry is truncated")
-        }
-        let stored = value[start + Self.orderLength..<start + Self.orderLength + Self.digestLength]
-        let signed = value[(start + Self.orderLength + Self.digestLength)...]
-        let body = value[(start + headerLength)...]
-        guard digest(key: key, order: Data(order), body: signed) == stored else {
-            throw CheckpointError(.corruptData, "a cached entry fails its integrity check")
-        }
-        guard signed.prefix(RedisConnection.runIDLength).elementsEqual(runID) else { throw EntryOfAnotherRun() }
-        let checkpoint = try CheckpointCodec.decode(body, thread: thread, namespace: namespace, id: id)
-        guard Self.order(checkpoint.id, checkpoint.answer == nil ? "1" : "2") == order else {
-            throw CheckpointError(.corruptData, "a cached entry's order does not match its content")
-        }
-        return checkpoint
+        (CacheEntryFormat.order(of: checkpoint), try CheckpointCodec.encode(checkpoint))
     }
 
     // MARK: Talking to Redis
@@ -295,7 +194,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
                 cursor = next
             } while cursor != Data("0".utf8)
         }
-        let tombstone = order(.make(), "0")
+        let tombstone = CacheEntryFormat.order(.make(), "0")
         for thread in owed.threads.keys {
             _ = try check(
                 connection.command([
@@ -333,7 +232,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         if let derived {
             (order, body) = try content(of: derived)
         } else {
-            (order, body) = (Self.order(write.id, "0"), Data())
+            (order, body) = (CacheEntryFormat.order(write.id, "0"), Data())
         }
         localHeads.store(write.thread, write.namespace, derived)
         localHeads.acknowledged(write.thread, write.namespace, write.id)
@@ -362,7 +261,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let index = threadIndexKey(thread)
         let written: Data? = await withRedis { connection in
-            let value = self.entry(key: key, order: order, runID: connection.runID, body: body)
+            let value = self.entries.entry(key: key, order: order, runID: connection.runID, body: body)
             _ = try Self.check(
                 connection.command([
                     Data("EVAL".utf8), Data(Scripts.setIfNewer.utf8), Data("2".utf8), key, index, order, value, ttl,
@@ -413,20 +312,20 @@ public final class RedisCachedCheckpointer: Checkpointer {
                 // The very bytes of an entry this process made or checked before, on this run
                 // of the server: its checkpoint is known, nothing needs checking or decoding again.
                 if id == nil, let known = localHeads.checkpoint(thread, namespace, matching: value),
-                    Self.runID(of: value).elementsEqual(runID)
+                    CacheEntryFormat.runID(of: value).elementsEqual(runID)
                 {
                     counters.hit()
                     metrics.hits.increment()
                     return known
                 }
                 do {
-                    if let checkpoint = try open(
+                    if let checkpoint = try entries.open(
                         value, key: entryKey, thread: thread, namespace: namespace, id: id, runID: runID)
                     {
                         // Heads only move forward: a cached head older than one this process
                         // saved or read from the store is stale (a late write-back, a restore).
                         if id == nil, let floor = localHeads.newestKnown(thread, namespace), checkpoint.id < floor {
-                            throw EntryOfAnotherRun()
+                            throw CacheEntryOfAnotherRun()
                         }
                         counters.hit()
                         metrics.hits.increment()
@@ -435,7 +334,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
                     }
                     counters.miss()
                     metrics.misses.increment()
-                } catch is EntryOfAnotherRun {
+                } catch is CacheEntryOfAnotherRun {
                     counters.miss()
                     metrics.misses.increment()
                     metrics.stale.increment()
@@ -493,7 +392,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         localHeads.remove(thread)
         // A put's cache update still under way would add an entry the tombstones miss.
         await updating.wait(for: thread)
-        let tombstone = Self.order(.make(), "0")
+        let tombstone = CacheEntryFormat.order(.make(), "0")
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let prefix = Data(configuration.prefix.utf8)
         let index = threadIndexKey(thread)

@@ -380,13 +380,21 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Checks a `memory:` URL, which takes nothing after its scheme.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for a parameter, user, password,
+    ///   host, port or path.
+    package static func validateMemoryURL(_ url: CheckpointerURL) throws(CheckpointError) {
+        try url.rejectUnknownParameters([])
+        guard url.user == nil, url.password == nil, url.host?.isEmpty ?? true, url.port == nil, url.path.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration, "a memory: URL takes nothing after 'memory:' (no user, host, port or path)")
+        }
+    }
+
     private func makeStore(backends: [any CheckpointerBackend], logger: Logger) async throws -> any Checkpointer {
         if url.scheme == "memory" {
-            try url.rejectUnknownParameters([])
-            guard url.user == nil, url.password == nil, url.host?.isEmpty ?? true, url.port == nil, url.path.isEmpty else {
-                throw CheckpointError(
-                    .invalidConfiguration, "a memory: URL takes nothing after 'memory:' (no user, host, port or path)")
-            }
+            try Self.validateMemoryURL(url)
             return InMemoryCheckpointer()
         }
         guard let backend = backends.first(where: { $0.schemes.contains(url.scheme) }) else {
