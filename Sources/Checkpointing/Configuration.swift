@@ -120,6 +120,8 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
             query = "?..."
         }
         guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://") else { return text + query }
+        // An '@' before the '://' ends no authority: hide all that comes before it.
+        guard schemeEnd.upperBound <= at else { return "***" + text[at...] + query }
         let authority = text[schemeEnd.upperBound..<at]
         guard let colon = authority.firstIndex(of: ":") else { return text + query }
         return text[..<colon] + ":***" + text[at...] + query

@@ -81,6 +81,15 @@ struct URLValidationTests {
         #expect(!url.description.contains("k3y"), "a TLS key's password is a password too: \(url)")
     }
 
+    /// Found by scripts/fuzz.sh (url-sqlite): the error message of a text that is not a URL
+    /// trapped on a range from the '://' back to an '@' written before it.
+    @Test(arguments: ["a@b://[", "u \(password)@h://x", "é:\(password)@h://x?y", "@://"])
+    func anAtBeforeTheSchemeSeparatorIsRefusedWithoutCrashing(_ text: String) {
+        let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.description.contains(Self.password) == false, "\(String(describing: error))")
+    }
+
     @Test func anUnparsableURLNeverEchoesItsPassword() {
         for text in ["postgres://agent:\(Self.password)@[oops", "postgres://u:p@h:5432x/db?sslpassword=\(Self.password)", "postgres://u:\(Self.password)@h:x/db"] {
             let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }
