@@ -162,18 +162,23 @@ struct RawURLParts {
     var query: Substring?
     var fragment: Substring?
 
+    /// Splits the text on its Unicode scalars, as URLComponents reads it, never on Characters:
+    /// a ':', '/', '?', '#', '@', '&' or '=' followed by a combining mark is one Character
+    /// with it, and a split by Characters would check other parts than those the URL has.
     init(_ text: String) {
-        var rest = Substring(text)
+        typealias Scalars = Substring.UnicodeScalarView
+        var rest = Substring(text).unicodeScalars
+        func starts(_ scalars: Scalars, with prefix: String) -> Bool { scalars.starts(with: prefix.unicodeScalars) }
         if let colon = rest.firstIndex(of: ":") { rest = rest[rest.index(after: colon)...] }
         if let hash = rest.firstIndex(of: "#") {
-            fragment = rest[rest.index(after: hash)...]
+            fragment = Substring(rest[rest.index(after: hash)...])
             rest = rest[..<hash]
         }
         if let mark = rest.firstIndex(of: "?") {
-            query = rest[rest.index(after: mark)...]
+            query = Substring(rest[rest.index(after: mark)...])
             rest = rest[..<mark]
         }
-        if rest.hasPrefix("//") {
+        if starts(rest, with: "//") {
             rest = rest.dropFirst(2)
             let end = rest.firstIndex(of: "/") ?? rest.endIndex
             var authority = rest[..<end]
@@ -182,33 +187,33 @@ struct RawURLParts {
                 let info = authority[..<at]
                 authority = authority[authority.index(after: at)...]
                 if let colon = info.firstIndex(of: ":") {
-                    user = info[..<colon]
-                    password = info[info.index(after: colon)...]
+                    user = Substring(info[..<colon])
+                    password = Substring(info[info.index(after: colon)...])
                 } else {
-                    user = info
+                    user = Substring(info)
                 }
             }
-            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-                host = authority[...close]
+            if starts(authority, with: "["), let close = authority.firstIndex(of: "]") {
+                host = Substring(authority[...close])
                 let after = authority[authority.index(after: close)...]
-                if after.hasPrefix(":") { port = after.dropFirst() }
+                if starts(after, with: ":") { port = Substring(after.dropFirst()) }
             } else if let colon = authority.lastIndex(of: ":") {
-                host = authority[..<colon]
-                port = authority[authority.index(after: colon)...]
+                host = Substring(authority[..<colon])
+                port = Substring(authority[authority.index(after: colon)...])
             } else {
-                host = authority
+                host = Substring(authority)
             }
         }
-        path = rest
+        path = Substring(rest)
     }
 
-    /// The query's items as written: `name=value` pairs split on `&`; empty items (`a=1&&b=2`,
-    /// a trailing `&`) are skipped.
+    /// The query's items as written: `name=value` pairs split on `&` (by Unicode scalars);
+    /// empty items (`a=1&&b=2`, a trailing `&`) are skipped.
     var queryItems: [(name: Substring, value: Substring?)] {
         guard let query else { return [] }
-        return query.split(separator: "&", omittingEmptySubsequences: true).map { item in
-            guard let equals = item.firstIndex(of: "=") else { return (item, nil) }
-            return (item[..<equals], item[item.index(after: equals)...])
+        return query.unicodeScalars.split(separator: "&", omittingEmptySubsequences: true).map { item in
+            guard let equals = item.firstIndex(of: "=") else { return (Substring(item), nil) }
+            return (Substring(item[..<equals]), Substring(item[item.index(after: equals)...]))
         }
     }
 

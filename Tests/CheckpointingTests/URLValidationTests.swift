@@ -90,6 +90,22 @@ struct URLValidationTests {
         #expect(error?.description.contains(Self.password) == false, "\(String(describing: error))")
     }
 
+    /// Found by scripts/fuzz.sh --libfuzzer (url-sqlite, url-memory): the parts were checked
+    /// after a split by Characters, and a ':' followed by a combining mark is one Character, so
+    /// the check looked at other parts than URLComponents read and let a NUL through.
+    @Test(arguments: [
+        BadURL("sqlite:\u{301}/tmp/a\u{0}b.db:x", "path", "NUL"),
+        BadURL("sqlite:\u{746}\u{0}\u{0}:?5h@x", "path", "NUL"),
+        BadURL("sqlite:///a.db?readers=2&\u{301}x=%00", "NUL"),
+    ])
+    func partsAreSplitByScalarsNotCharacters(_ bad: BadURL) throws {
+        let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(bad.text) }
+        let found = try #require(error)
+        #expect(found.code == .invalidConfiguration, "\(found)")
+        for name in bad.names { #expect(found.message.contains(name), "\(found)") }
+        #expect(!found.description.contains(Self.password), "\(found)")
+    }
+
     @Test func anUnparsableURLNeverEchoesItsPassword() {
         for text in ["postgres://agent:\(Self.password)@[oops", "postgres://u:p@h:5432x/db?sslpassword=\(Self.password)", "postgres://u:\(Self.password)@h:x/db"] {
             let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }
