@@ -4,11 +4,11 @@ import Logging
 /// A parsed checkpointer URL such as `sqlite:///var/lib/agent/checkpoints.db?synchronous=full`.
 ///
 /// Every part is checked before anything uses it: percent-encoding that is not `%` and two
-/// hex digits, a NUL anywhere (C strings would end there and open a shorter path), a port
-/// outside 1-65535, a fragment (`#...`, which would cut a path short), and a parameter given
-/// twice are all ``CheckpointError/Code/invalidConfiguration``, with a message that names
-/// the part and never the password. Each backend checks the rest (its parameters, their
-/// ranges, a host where it needs one).
+/// hex digits or does not decode to UTF-8, a NUL anywhere (C strings would end there and open
+/// a shorter path), a port outside 1-65535, a fragment (`#...`, which would cut a path short),
+/// and a parameter given twice are all ``CheckpointError/Code/invalidConfiguration``, with a
+/// message that names the part and never the password. Each backend checks the rest (its
+/// parameters, their ranges, a host where it needs one).
 ///
 /// Its ``description`` hides any password.
 public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
@@ -47,7 +47,12 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
                     .invalidConfiguration,
                     "the \(what) of \(name) is not valid percent-encoding: '%' must be followed by two hex digits")
             }
-            guard !part.utf8.contains(0), part.removingPercentEncoding?.utf8.contains(0) != true else {
+            // URLComponents reads a part whose bytes are not UTF-8 once decoded (%FF) as missing.
+            guard let decoded = part.removingPercentEncoding else {
+                throw CheckpointError(
+                    .invalidConfiguration, "the \(what) of \(name) is not UTF-8 once percent-decoded")
+            }
+            guard !part.utf8.contains(0), !decoded.utf8.contains(0) else {
                 throw CheckpointError(
                     .invalidConfiguration,
                     "the \(what) of \(name) contains a NUL character (%00), which would cut it short")

@@ -106,6 +106,22 @@ struct URLValidationTests {
         #expect(!found.description.contains(Self.password), "\(found)")
     }
 
+    /// Found by scripts/fuzz.sh --libfuzzer (url-postgres): percent-encoding that is not UTF-8
+    /// once decoded read as no user (or an empty path) at all.
+    @Test(arguments: [
+        BadURL("postgres://agent%8Aadmin:\(password)@h/db", "user", "UTF-8"),
+        BadURL("sqlite:///a%FF.db", "path", "UTF-8"),
+        BadURL("postgres://u:\(password)%C3@h/db", "password", "UTF-8"),
+        BadURL("redis://h/0?prefix=%E2%82", "prefix", "UTF-8"),
+    ])
+    func percentEncodingMustDecodeToUTF8(_ bad: BadURL) throws {
+        let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(bad.text) }
+        let found = try #require(error)
+        #expect(found.code == .invalidConfiguration, "\(found)")
+        for name in bad.names { #expect(found.message.contains(name), "\(found)") }
+        #expect(!found.description.contains(Self.password), "\(found)")
+    }
+
     @Test func anUnparsableURLNeverEchoesItsPassword() {
         for text in ["postgres://agent:\(Self.password)@[oops", "postgres://u:p@h:5432x/db?sslpassword=\(Self.password)", "postgres://u:\(Self.password)@h:x/db"] {
             let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }
