@@ -104,6 +104,9 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
         var components = URLComponents()
         components.scheme = scheme
         components.user = user
+        // URLComponents leaves a ':' in a user as it is, where it would read as the start of
+        // the password: written %3A, the description reads back with the same user.
+        components.percentEncodedUser = components.percentEncodedUser?.replacingOccurrences(of: ":", with: "%3A")
         components.password = password == nil ? nil : "***"
         components.host = host
         components.port = port

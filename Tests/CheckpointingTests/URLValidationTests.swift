@@ -122,6 +122,17 @@ struct URLValidationTests {
         #expect(!found.description.contains(Self.password), "\(found)")
     }
 
+    /// Found by scripts/fuzz.sh (url-postgres): URLComponents leaves a ':' in the user as it is,
+    /// so the description read as another user with a password.
+    @Test func aUserWithAColonIsDescribedAsItIs() throws {
+        let url = try CheckpointerURL("postgres://agent%3Aadmin:\(Self.password)@h/db")
+        #expect(url.user == "agent:admin")
+        let described = try CheckpointerURL(url.description)
+        #expect(described.user == "agent:admin", "\(url)")
+        #expect(described.password == "***", "\(url)")
+        #expect(!url.description.contains(Self.password))
+    }
+
     @Test func anUnparsableURLNeverEchoesItsPassword() {
         for text in ["postgres://agent:\(Self.password)@[oops", "postgres://u:p@h:5432x/db?sslpassword=\(Self.password)", "postgres://u:\(Self.password)@h:x/db"] {
             let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }
