@@ -60,7 +60,10 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
         switch self {
         case .string(let value): try container.encode(value)
         case .int(let value): try container.encode(value)
-        case .double(let value): try container.encode(value)
+        case .double(let value):
+            // A value with no fraction is written as the integer it is: `JSONEncoder` writes
+            // 2^60 as 1.152921504606847e+18, which reads back as another integer.
+            if let integer = Int(exactly: value) { try container.encode(integer) } else { try container.encode(value) }
         case .bool(let value): try container.encode(value)
         case .null: try container.encodeNil()
         }

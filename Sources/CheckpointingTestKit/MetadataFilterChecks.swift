@@ -20,6 +20,8 @@ extension CheckpointerConformance {
             ("false", ["n": .bool(false)]),
             ("int 2^53+1", ["n": .int(9_007_199_254_740_993)]),
             ("null", ["n": .null]),
+            // JSONEncoder writes it as 1.152921504606847e+18, whose exact value is another integer.
+            ("double 2^60", ["n": .double(1_152_921_504_606_846_976)]),
         ]
         var names: [CheckpointID: String] = [:]
         var parent: CheckpointID?
@@ -45,8 +47,18 @@ extension CheckpointerConformance {
             (.double(9_007_199_254_740_992), []),
             (.int(9_007_199_254_740_993), ["int 2^53+1"]),
             (.null, ["null"]),
+            (.double(1_152_921_504_606_846_976), ["double 2^60"]),
+            (.int(1_152_921_504_606_846_976), ["double 2^60"]),
+            (.int(1_152_921_504_606_847_000), []),
         ]
         var failures: [String] = []
+        for summary in try await checkpointer.history(thread: thread, limit: 100) {
+            guard let name = names[summary.id], let value = stored.first(where: { $0.0 == name })?.1["n"] else { continue }
+            let read = summary.metadata["n"]
+            if !(read.map { $0.matchesFilter(value) && value.matchesFilter($0) } ?? false) {
+                failures.append("\(name) reads back as \(read.map(String.init(describing:)) ?? "nothing")")
+            }
+        }
         for (value, expected) in cases {
             let found = try await checkpointer.history(thread: thread, limit: 100, where: ["n": value])
             let matched = Set(found.map { names[$0.id] ?? "?" })
