@@ -8,7 +8,7 @@ extension CheckpointerConformance {
     static let metadataFilterComparesNumbersByValue = ConformanceCheck(
         "history filter: numbers compare by value, other types never match numbers"
     ) { checkpointer in
-        let thread = uniqueThread("filter-numbers")
+        let thread = try uniqueThread("filter-numbers")
         let stored: [(String, Metadata)] = [
             ("int 5", ["n": .int(5)]),
             ("double 5.0", ["n": .double(5.0)]),
@@ -70,7 +70,7 @@ extension CheckpointerConformance {
     }
 
     static let metadataFilterAnyKey = ConformanceCheck("history filter: any key can be filtered on") { checkpointer in
-        let thread = uniqueThread("filter-keys")
+        let thread = try uniqueThread("filter-keys")
         let keys = [
             "a\"b", "\"", "a.b", "$", "$.a", "a[0]", "[", "it's", "back\\slash", "with space", "a/b", "", "a", "ünï ☕️",
             "tab\there", "line\nbreak", "*", "a\"]'.$ \\",
