@@ -91,6 +91,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Fuzzing of every decoder of stored bytes and parser of configuration text (not a
+        // product: scripts/fuzz.sh runs it; see the README's "Fuzzing").
+        .systemLibrary(
+            name: "CCheckpointFuzzer",
+            path: "Sources/CCheckpointFuzzer"
+        ),
+        .executableTarget(
+            name: "CheckpointFuzz",
+            dependencies: [
+                "Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache", "CheckpointEncryption",
+                "CCheckpointFuzzer",
+            ]
+        ),
         .executableTarget(
             name: "ExampleAgent",
             dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache"],

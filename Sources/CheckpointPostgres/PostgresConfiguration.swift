@@ -134,7 +134,9 @@ extension PostgresCheckpointer {
         }
 
         /// Checks the settings that do not depend on the server.
-        func validate() throws(CheckpointError) {
+        ///
+        /// - Throws: ``CheckpointError/Code/invalidConfiguration`` naming the setting.
+        package func validate() throws(CheckpointError) {
             guard (1...65535).contains(port) else {
                 throw CheckpointError(.invalidConfiguration, "the Postgres port must be 1 to 65535, not \(port)")
             }

@@ -106,7 +106,10 @@ extension RedisCachedCheckpointer {
             }
         }
 
-        func validate() throws(CheckpointError) {
+        /// Checks the settings before the cache connects.
+        ///
+        /// - Throws: ``CheckpointError/Code/invalidConfiguration`` naming the setting.
+        package func validate() throws(CheckpointError) {
             guard (1...65535).contains(port) else {
                 throw CheckpointError(.invalidConfiguration, "the Redis port must be 1 to 65535, not \(port)")
             }

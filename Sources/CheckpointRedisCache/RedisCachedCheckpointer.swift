@@ -48,8 +48,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
     private let counters = Counters()
     private let metrics: CacheMetrics
     private let logger: Logger
-    /// The 16-byte SipHash key of the entries' integrity check, when keyed.
-    let integrityKey: [UInt8]?
+    /// How entries are framed and checked (keyed with ``Configuration/integrityKey``, when set).
+    private let entries: CacheEntryFormat
 
     /// Lets ``CheckpointerConfiguration`` layer a `redis:` cache URL on any backend.
     public static let cacheLayer: any CheckpointerCacheLayer = RedisCacheLayer()
@@ -63,25 +63,13 @@ public final class RedisCachedCheckpointer: Checkpointer {
         logger: Logger = Logger(label: "checkpointing.redis-cache")
     ) async throws {
         try configuration.validate()
-        guard sodium_init() >= 0 else { throw CheckpointError(.backendFailure, "libsodium failed to initialize") }
+        self.entries = try CacheEntryFormat(integrityKey: configuration.integrityKey)
         self.base = base
         self.configuration = configuration
         self.logger = logger
         self.breaker = CircuitBreaker(cooldown: configuration.breakerCooldown)
         self.localHeads = LocalHeads(capacity: configuration.localHeads)
         self.metrics = CacheMetrics(factory: configuration.metricsFactory)
-        if let secret = configuration.integrityKey {
-            var derived = [UInt8](repeating: 0, count: Int(crypto_shorthash_siphashx24_KEYBYTES))
-            let context = Array("checkpointing-cache-integrity".utf8)
-            secret.withUnsafeBytes { secret in
-                _ = crypto_generichash(
-                    &derived, derived.count, context, UInt64(context.count), secret.bindMemory(to: UInt8.self).baseAddress,
-                    secret.count)
-            }
-            integrityKey = derived
-        } else {
-            integrityKey = nil
-        }
         let host = configuration.host
         let port = configuration.port
         let password = configuration.password
@@ -175,7 +163,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
                 cursor = next
             } while cursor != Data("0".utf8)
         }
-        let tombstone = order(.make(), "0")
+        let tombstone = CacheEntryFormat.order(.make(), "0")
         for thread in owed.threads.keys {
             _ = try check(
                 connection.command([
@@ -213,7 +201,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         if let derived {
             (order, body) = try content(of: derived)
         } else {
-            (order, body) = (Self.order(write.id, "0"), Data())
+            (order, body) = (CacheEntryFormat.order(write.id, "0"), Data())
         }
         localHeads.store(write.thread, write.namespace, derived)
         localHeads.acknowledged(write.thread, write.namespace, write.id)
@@ -242,7 +230,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let index = threadIndexKey(thread)
         let written: Data? = await withRedis { connection in
-            let value = self.entry(key: key, order: order, runID: connection.runID, body: body)
+            let value = self.entries.entry(key: key, order: order, runID: connection.runID, body: body)
             _ = try Self.check(
                 connection.command([
                     Data("EVAL".utf8), Data(Scripts.setIfNewer.utf8), Data("2".utf8), key, index, order, value, ttl,
@@ -293,20 +281,20 @@ public final class RedisCachedCheckpointer: Checkpointer {
                 // The very bytes of an entry this process made or checked before, on this run
                 // of the server: its checkpoint is known, nothing needs checking or decoding again.
                 if id == nil, let known = localHeads.checkpoint(thread, namespace, matching: value),
-                    Self.runID(of: value).elementsEqual(runID)
+                    CacheEntryFormat.runID(of: value).elementsEqual(runID)
                 {
                     counters.hit()
                     metrics.hits.increment()
                     return known
                 }
                 do {
-                    if let checkpoint = try open(
+                    if let checkpoint = try entries.open(
                         value, key: entryKey, thread: thread, namespace: namespace, id: id, runID: runID)
                     {
                         // Heads only move forward: a cached head older than one this process
                         // saved or read from the store is stale (a late write-back, a restore).
                         if id == nil, let floor = localHeads.newestKnown(thread, namespace), checkpoint.id < floor {
-                            throw EntryOfAnotherRun()
+                            throw CacheEntryOfAnotherRun()
                         }
                         counters.hit()
                         metrics.hits.increment()
@@ -315,7 +303,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
                     }
                     counters.miss()
                     metrics.misses.increment()
-                } catch is EntryOfAnotherRun {
+                } catch is CacheEntryOfAnotherRun {
                     counters.miss()
                     metrics.misses.increment()
                     metrics.stale.increment()
@@ -373,7 +361,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         localHeads.remove(thread)
         // A put's cache update still under way would add an entry the tombstones miss.
         await updating.wait(for: thread)
-        let tombstone = Self.order(.make(), "0")
+        let tombstone = CacheEntryFormat.order(.make(), "0")
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let prefix = Data(configuration.prefix.utf8)
         let index = threadIndexKey(thread)

@@ -4,11 +4,11 @@ import Logging
 /// A parsed checkpointer URL such as `sqlite:///var/lib/agent/checkpoints.db?synchronous=full`.
 ///
 /// Every part is checked before anything uses it: percent-encoding that is not `%` and two
-/// hex digits, a NUL anywhere (C strings would end there and open a shorter path), a port
-/// outside 1-65535, a fragment (`#...`, which would cut a path short), and a parameter given
-/// twice are all ``CheckpointError/Code/invalidConfiguration``, with a message that names
-/// the part and never the password. Each backend checks the rest (its parameters, their
-/// ranges, a host where it needs one).
+/// hex digits or does not decode to UTF-8, a NUL anywhere (C strings would end there and open
+/// a shorter path), a port outside 1-65535, a fragment (`#...`, which would cut a path short),
+/// and a parameter given twice are all ``CheckpointError/Code/invalidConfiguration``, with a
+/// message that names the part and never the password. Each backend checks the rest (its
+/// parameters, their ranges, a host where it needs one).
 ///
 /// Its ``description`` hides any password.
 public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
@@ -47,7 +47,12 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
                     .invalidConfiguration,
                     "the \(what) of \(name) is not valid percent-encoding: '%' must be followed by two hex digits")
             }
-            guard !part.utf8.contains(0), part.removingPercentEncoding?.utf8.contains(0) != true else {
+            // URLComponents reads a part whose bytes are not UTF-8 once decoded (%FF) as missing.
+            guard let decoded = part.removingPercentEncoding else {
+                throw CheckpointError(
+                    .invalidConfiguration, "the \(what) of \(name) is not UTF-8 once percent-decoded")
+            }
+            guard !part.utf8.contains(0), !decoded.utf8.contains(0) else {
                 throw CheckpointError(
                     .invalidConfiguration,
                     "the \(what) of \(name) contains a NUL character (%00), which would cut it short")
@@ -99,6 +104,9 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
         var components = URLComponents()
         components.scheme = scheme
         components.user = user
+        // URLComponents leaves a ':' in a user as it is, where it would read as the start of
+        // the password: written %3A, the description reads back with the same user.
+        components.percentEncodedUser = components.percentEncodedUser?.replacingOccurrences(of: ":", with: "%3A")
         components.password = password == nil ? nil : "***"
         components.host = host
         components.port = port
@@ -120,6 +128,8 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
             query = "?..."
         }
         guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://") else { return text + query }
+        // An '@' before the '://' ends no authority: hide all that comes before it.
+        guard schemeEnd.upperBound <= at else { return "***" + text[at...] + query }
         let authority = text[schemeEnd.upperBound..<at]
         guard let colon = authority.firstIndex(of: ":") else { return text + query }
         return text[..<colon] + ":***" + text[at...] + query
@@ -160,18 +170,23 @@ struct RawURLParts {
     var query: Substring?
     var fragment: Substring?
 
+    /// Splits the text on its Unicode scalars, as URLComponents reads it, never on Characters:
+    /// a ':', '/', '?', '#', '@', '&' or '=' followed by a combining mark is one Character
+    /// with it, and a split by Characters would check other parts than those the URL has.
     init(_ text: String) {
-        var rest = Substring(text)
+        typealias Scalars = Substring.UnicodeScalarView
+        var rest = Substring(text).unicodeScalars
+        func starts(_ scalars: Scalars, with prefix: String) -> Bool { scalars.starts(with: prefix.unicodeScalars) }
         if let colon = rest.firstIndex(of: ":") { rest = rest[rest.index(after: colon)...] }
         if let hash = rest.firstIndex(of: "#") {
-            fragment = rest[rest.index(after: hash)...]
+            fragment = Substring(rest[rest.index(after: hash)...])
             rest = rest[..<hash]
         }
         if let mark = rest.firstIndex(of: "?") {
-            query = rest[rest.index(after: mark)...]
+            query = Substring(rest[rest.index(after: mark)...])
             rest = rest[..<mark]
         }
-        if rest.hasPrefix("//") {
+        if starts(rest, with: "//") {
             rest = rest.dropFirst(2)
             let end = rest.firstIndex(of: "/") ?? rest.endIndex
             var authority = rest[..<end]
@@ -180,33 +195,33 @@ struct RawURLParts {
                 let info = authority[..<at]
                 authority = authority[authority.index(after: at)...]
                 if let colon = info.firstIndex(of: ":") {
-                    user = info[..<colon]
-                    password = info[info.index(after: colon)...]
+                    user = Substring(info[..<colon])
+                    password = Substring(info[info.index(after: colon)...])
                 } else {
-                    user = info
+                    user = Substring(info)
                 }
             }
-            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-                host = authority[...close]
+            if starts(authority, with: "["), let close = authority.firstIndex(of: "]") {
+                host = Substring(authority[...close])
                 let after = authority[authority.index(after: close)...]
-                if after.hasPrefix(":") { port = after.dropFirst() }
+                if starts(after, with: ":") { port = Substring(after.dropFirst()) }
             } else if let colon = authority.lastIndex(of: ":") {
-                host = authority[..<colon]
-                port = authority[authority.index(after: colon)...]
+                host = Substring(authority[..<colon])
+                port = Substring(authority[authority.index(after: colon)...])
             } else {
-                host = authority
+                host = Substring(authority)
             }
         }
-        path = rest
+        path = Substring(rest)
     }
 
-    /// The query's items as written: `name=value` pairs split on `&`; empty items (`a=1&&b=2`,
-    /// a trailing `&`) are skipped.
+    /// The query's items as written: `name=value` pairs split on `&` (by Unicode scalars);
+    /// empty items (`a=1&&b=2`, a trailing `&`) are skipped.
     var queryItems: [(name: Substring, value: Substring?)] {
         guard let query else { return [] }
-        return query.split(separator: "&", omittingEmptySubsequences: true).map { item in
-            guard let equals = item.firstIndex(of: "=") else { return (item, nil) }
-            return (item[..<equals], item[item.index(after: equals)...])
+        return query.unicodeScalars.split(separator: "&", omittingEmptySubsequences: true).map { item in
+            guard let equals = item.firstIndex(of: "=") else { return (Substring(item), nil) }
+            return (Substring(item[..<equals]), Substring(item[item.index(after: equals)...]))
         }
     }
 
@@ -380,13 +395,21 @@ public struct CheckpointerConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Checks a `memory:` URL, which takes nothing after its scheme.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for a parameter, user, password,
+    ///   host, port or path.
+    package static func validateMemoryURL(_ url: CheckpointerURL) throws(CheckpointError) {
+        try url.rejectUnknownParameters([])
+        guard url.user == nil, url.password == nil, url.host?.isEmpty ?? true, url.port == nil, url.path.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration, "a memory: URL takes nothing after 'memory:' (no user, host, port or path)")
+        }
+    }
+
     private func makeStore(backends: [any CheckpointerBackend], logger: Logger) async throws -> any Checkpointer {
         if url.scheme == "memory" {
-            try url.rejectUnknownParameters([])
-            guard url.user == nil, url.password == nil, url.host?.isEmpty ?? true, url.port == nil, url.path.isEmpty else {
-                throw CheckpointError(
-                    .invalidConfiguration, "a memory: URL takes nothing after 'memory:' (no user, host, port or path)")
-            }
+            try Self.validateMemoryURL(url)
             return InMemoryCheckpointer()
         }
         guard let backend = backends.first(where: { $0.schemes.contains(url.scheme) }) else {

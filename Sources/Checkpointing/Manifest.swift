@@ -164,7 +164,8 @@ package struct ResolvedWrite: Sendable {
     ///
     /// - Parameter parent: the parent's manifest, `nil` when the write starts a thread.
     /// - Throws: ``CheckpointError/Code/invalidArgument`` when a channel is `unchanged` or
-    ///   `append` and the parent has no matching channel.
+    ///   `append` and the parent has no matching channel; ``CheckpointError/Code/corruptData``
+    ///   when the parent's list count cannot grow by the appended elements (damaged bytes).
     package init(_ write: CheckpointWrite, parent: Manifest?) throws(CheckpointError) {
         var manifest = Manifest()
         var payloads: [Payload] = []
@@ -201,7 +202,13 @@ package struct ResolvedWrite: Sendable {
                     manifest.entries[name] = .list(reference)
                     continue
                 }
-                manifest.entries[name] = .list(ListReference(tip: write.id, count: reference.count + elements.count))
+                // The parent's count comes from stored bytes: a damaged one must not trap here.
+                let (count, overflow) = reference.count.addingReportingOverflow(elements.count)
+                guard !overflow else {
+                    throw CheckpointError(
+                        .corruptData, "channel '\(name)': the parent's list has a damaged element count (\(reference.count))")
+                }
+                manifest.entries[name] = .list(ListReference(tip: write.id, count: count))
                 segments.append(
                     Segment(
                         channel: name, segment: ListSegment(id: write.id, previous: reference.tip, elements: elements)))

@@ -60,7 +60,10 @@ public enum MetadataValue: Hashable, Sendable, Codable, CustomStringConvertible,
         switch self {
         case .string(let value): try container.encode(value)
         case .int(let value): try container.encode(value)
-        case .double(let value): try container.encode(value)
+        case .double(let value):
+            // A value with no fraction is written as the integer it is: `JSONEncoder` writes
+            // 2^60 as 1.152921504606847e+18, which reads back as another integer.
+            if let integer = Int(exactly: value) { try container.encode(integer) } else { try container.encode(value) }
         case .bool(let value): try container.encode(value)
         case .null: try container.encodeNil()
         }
@@ -109,17 +112,15 @@ extension Dictionary where Key == String, Value == MetadataValue {
 
     /// The canonical JSON text of this metadata (keys sorted).
     ///
-    /// A number with no fraction that fits an `Int` is written as an integer (`-0.0` as `0`),
-    /// so that the text is the same after a store that keeps numbers by value (PostgreSQL's
-    /// `jsonb`) gives it back and it is decoded and encoded again: row checksums cover it.
+    /// A number with no fraction that fits an `Int` is written as an integer (`-0.0` as `0`, see
+    /// ``MetadataValue/encode(to:)``), so that the text is the same after a store that keeps
+    /// numbers by value (PostgreSQL's `jsonb`) gives it back and it is decoded and encoded
+    /// again: row checksums cover it.
     package func jsonData() throws(CheckpointError) -> Data {
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            return try encoder.encode(mapValues { value -> MetadataValue in
-                if case .double(let number) = value, let whole = Int(exactly: number) { return .int(whole) }
-                return value
-            })
+            return try encoder.encode(self)
         } catch {
             throw CheckpointError(.encodingFailed, "metadata could not be encoded as JSON")
         }

@@ -5,16 +5,16 @@ extension CheckpointerConformance {
     static let cancelledCallsDoNothing = ConformanceCheck(
         "a call from a cancelled task throws cancelled and changes nothing"
     ) { checkpointer in
-        let id = uniqueThread("cancelled")
+        let id = try uniqueThread("cancelled")
         let first = CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))])
         try await checkpointer.put(first)
         let next = CheckpointWrite(thread: id, parentID: first.id, step: 1, channels: ["v": .value(Data("2".utf8))])
-        let paused = uniqueThread("cancelled-pause")
+        let paused = try uniqueThread("cancelled-pause")
         let agent = try checkpointer.facade(paused, as: TestAgentState.self)
         let pause = try await agent.pause(TestAgentState(turn: 1), reason: "cancelled", prompt: "go on?")
         let facade = try checkpointer.facade(id, as: TestAgentState.self)
 
-        let failures = await inCancelledTask { () async -> [String] in
+        let failures = try await inCancelledTask { () async -> [String] in
             var failures: [String] = []
             func expectCancelled(_ call: String, _ body: () async throws -> Void) async {
                 do {
@@ -62,15 +62,23 @@ extension CheckpointerConformance {
 
 /// Runs `body` in a child task that cancels itself first, so that every call it makes comes
 /// from a cancelled task (keeping the caller's task-local values and executor preference).
-private func inCancelledTask<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
-    await withTaskGroup(of: T.self) { group in
+///
+/// - Throws: ``ConformanceFailure`` (the check fails, the test run goes on) when the child
+///   task returned nothing.
+private func inCancelledTask<T: Sendable>(
+    file: StaticString = #filePath, line: UInt = #line, _ body: @escaping @Sendable () async -> T
+) async throws -> T {
+    let result = await withTaskGroup(of: T.self) { group -> T? in
         group.addTask {
             withUnsafeCurrentTask { $0?.cancel() }
             return await body()
         }
         var result: T?
         for await value in group { result = value }
-        guard let result else { preconditionFailure("the cancelled child task returned nothing") }
         return result
     }
+    guard let result else {
+        throw ConformanceFailure(message: "the cancelled child task returned nothing", file: file, line: line)
+    }
+    return result
 }

@@ -13,7 +13,7 @@ private func write(
 
 extension CheckpointerConformance {
     static let typedRoundTrip = ConformanceCheck("typed state saves and loads") { checkpointer in
-        let id = uniqueThread("typed")
+        let id = try uniqueThread("typed")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
         try await require(try await thread.latest() == nil, "a new thread has no state")
         var state = TestAgentState(messages: [sampleMessage(0)], document: sampleText(2000, seed: 1), turn: 1)
@@ -35,7 +35,7 @@ extension CheckpointerConformance {
     }
 
     static let headAndByID = ConformanceCheck("head and by-id reads") { checkpointer in
-        let thread = uniqueThread("head")
+        let thread = try uniqueThread("head")
         var ids: [CheckpointID] = []
         var parent: CheckpointID?
         for step in 0..<3 {
@@ -61,7 +61,7 @@ extension CheckpointerConformance {
     }
 
     static let historyOrderBeforeLimitFilter = ConformanceCheck("history: order, before, limit, filter") { checkpointer in
-        let thread = uniqueThread("history")
+        let thread = try uniqueThread("history")
         var ids: [CheckpointID] = []
         var parent: CheckpointID?
         for step in 0..<10 {
@@ -96,7 +96,7 @@ extension CheckpointerConformance {
     }
 
     static let racingWriters = ConformanceCheck("two racing writers: one wins, the other gets conflict") { checkpointer in
-        let id = uniqueThread("race")
+        let id = try uniqueThread("race")
         let setup = try checkpointer.facade(id, as: TestAgentState.self)
         try await setup.save(TestAgentState(messages: [sampleMessage(0)]))
         let first = try checkpointer.facade(id, as: TestAgentState.self)
@@ -127,7 +127,7 @@ extension CheckpointerConformance {
     }
 
     static let manyRacingWriters = ConformanceCheck("eight writers retrying on conflict lose nothing") { checkpointer in
-        let id = uniqueThread("many")
+        let id = try uniqueThread("many")
         try await checkpointer.facade(id, as: TestAgentState.self).save(TestAgentState())
         try await withThrowingTaskGroup(of: Int.self) { group in
             for writer in 0..<8 {
@@ -156,7 +156,7 @@ extension CheckpointerConformance {
     }
 
     static let deliberateFork = ConformanceCheck("a deliberate fork (time travel)") { checkpointer in
-        let id = uniqueThread("fork")
+        let id = try uniqueThread("fork")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState(messages: [sampleMessage(0)], turn: 0)
         let root = try await thread.save(state)
@@ -191,7 +191,7 @@ extension CheckpointerConformance {
     }
 
     static let namespacesIsolated = ConformanceCheck("namespaces are isolated") { checkpointer in
-        let id = uniqueThread("namespaces")
+        let id = try uniqueThread("namespaces")
         let main = try checkpointer.facade(id, as: TestAgentState.self)
         let sub = try checkpointer.facade(id, namespace: "researcher", as: TestAgentState.self)
         try await main.save(TestAgentState(turn: 1))
@@ -209,8 +209,8 @@ extension CheckpointerConformance {
     }
 
     static let deleteThread = ConformanceCheck("deleting a thread leaves other threads intact") { checkpointer in
-        let doomed = uniqueThread("doomed")
-        let kept = uniqueThread("kept")
+        let doomed = try uniqueThread("doomed")
+        let kept = try uniqueThread("kept")
         let state = TestAgentState(messages: (0..<3).map(sampleMessage), document: sampleText(1000, seed: 3))
         try await checkpointer.facade(doomed, as: TestAgentState.self).save(state)
         try await checkpointer.facade(doomed, namespace: "sub", as: TestAgentState.self).save(state)
@@ -236,7 +236,7 @@ extension CheckpointerConformance {
 
     static let unchangedChannelsNotStoredAgain = ConformanceCheck("an unchanged channel is not stored again") {
         checkpointer in
-        let id = uniqueThread("unchanged")
+        let id = try uniqueThread("unchanged")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState(messages: [sampleMessage(0)], document: sampleText(4000, seed: 5), turn: 0)
         try await thread.save(state)
@@ -261,7 +261,7 @@ extension CheckpointerConformance {
 
     static let appendedListStoresOnlyNewElements = ConformanceCheck("an appended list stores only new elements") {
         checkpointer in
-        let id = uniqueThread("append")
+        let id = try uniqueThread("append")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState(messages: (0..<50).map(sampleMessage))
         try await thread.save(state)
@@ -287,7 +287,7 @@ extension CheckpointerConformance {
     }
 
     static let channelWrites = ConformanceCheck("bytes-level channel writes") { checkpointer in
-        let thread = uniqueThread("channels")
+        let thread = try uniqueThread("channels")
         let first = write(
             thread, parent: nil, step: 0,
             ["log": .list([data("a"), data("b")]), "empty": .list([]), "big": .value(Data(repeating: 7, count: 500))])
@@ -337,7 +337,7 @@ extension CheckpointerConformance {
     }
 
     static let invalidArguments = ConformanceCheck("bad arguments give typed errors") { checkpointer in
-        let thread = uniqueThread("arguments")
+        let thread = try uniqueThread("arguments")
         try await requireError(.invalidArgument) { try await checkpointer.history(thread: thread, limit: 0) }
         let first = write(thread, parent: nil, step: 0, ["v": .value(data("1"))])
         try await checkpointer.put(first)
@@ -350,7 +350,7 @@ extension CheckpointerConformance {
 
     static let corruptChannelBytes = ConformanceCheck("stored bytes that do not decode give decodingFailed") {
         checkpointer in
-        let thread = uniqueThread("corrupt")
+        let thread = try uniqueThread("corrupt")
         try await checkpointer.put(
             write(thread, parent: nil, step: 0, ["messages": .list([data("{not json")]), "turn": .value(data("1"))]))
         // Unsealed bytes under a sealing façade fail to open; under a plain one, to decode.
@@ -358,7 +358,7 @@ extension CheckpointerConformance {
         let facade = try checkpointer.facade(thread, as: TestAgentState.self)
         let error = try await requireError(expected) { try await facade.latest() }
         try await require(!error.description.contains("not json"), "the error does not print stored bytes")
-        let wrongType = uniqueThread("wrongtype")
+        let wrongType = try uniqueThread("wrongtype")
         try await checkpointer.put(
             write(wrongType, parent: nil, step: 0, ["messages": .list([]), "turn": .value(data("\"seven\""))]))
         try await requireError(expected) {
@@ -381,7 +381,7 @@ extension CheckpointerConformance {
     }
 
     static let closedCheckpointer = ConformanceCheck("a closed checkpointer fails with closed") { checkpointer in
-        let thread = uniqueThread("closed")
+        let thread = try uniqueThread("closed")
         try await checkpointer.close()
         try await requireError(.closed) { try await checkpointer.head(thread: thread) }
         try await requireError(.closed) {

@@ -76,7 +76,7 @@ extension CheckpointerConformance {
     static let sharedFacadeReadModifyWrite = ConformanceCheck(
         "one façade shared by two tasks: read-modify-write loses no update"
     ) { checkpointer in
-        let id = uniqueThread("shared")
+        let id = try uniqueThread("shared")
         let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
         try await thread.save(ListState())
         let outcomes = try await withThrowingTaskGroup(of: [(text: String, saved: Bool)].self) { group in
@@ -111,7 +111,7 @@ extension CheckpointerConformance {
     /// Two tasks, 100 rounds each of update { append } through one façade: all 200 land.
     static let sharedFacadeUpdate = ConformanceCheck("one façade shared by two tasks: update retries and loses nothing") {
         checkpointer in
-        let id = uniqueThread("update")
+        let id = try uniqueThread("update")
         let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<2 {
@@ -139,7 +139,7 @@ extension CheckpointerConformance {
     /// A snapshot saves after its own checkpoint, whatever the façade did meanwhile.
     static let snapshotsCarryTheirCheckpoint = ConformanceCheck("a snapshot saves after its own checkpoint") {
         checkpointer in
-        let id = uniqueThread("snapshot")
+        let id = try uniqueThread("snapshot")
         let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
         try await thread.save(ListState(messages: [PlainMessage(id: 0, text: "zero")]))
         guard var first = try await thread.load(), var second = try await thread.load() else {
@@ -178,7 +178,7 @@ extension CheckpointerConformance {
     private static func checkEdits<Message: CheckedMessage>(_ type: Message.Type, _ checkpointer: any Checkpointer)
         async throws
     {
-        let id = uniqueThread("edit")
+        let id = try uniqueThread("edit")
         let thread = try checkpointer.facade(id, as: ListState<Message>.self)
         var state = ListState<Message>(messages: (0..<5).map { Message(id: $0, text: "original \($0)") })
         try await thread.save(state)
@@ -213,7 +213,7 @@ extension CheckpointerConformance {
     private static func checkAppends<Message: CheckedMessage>(_ type: Message.Type, _ checkpointer: any Checkpointer)
         async throws
     {
-        let id = uniqueThread("grow")
+        let id = try uniqueThread("grow")
         let thread = try checkpointer.facade(id, as: ListState<Message>.self)
         var state = ListState<Message>()
         var growth: [Int] = []
@@ -244,7 +244,7 @@ extension CheckpointerConformance {
     /// An expired pause is told apart from a waiting one.
     static let expiredPauseIsNotAwaited = ConformanceCheck("a pause reads as waiting, answered or expired") {
         checkpointer in
-        let id = uniqueThread("expiry")
+        let id = try uniqueThread("expiry")
         let thread = try checkpointer.facade(id, as: ListState<PlainMessage>.self)
         try await require(thread.pauseStatus() == .notPaused, "a new thread is not paused")
         let expiresAt = Date().addingTimeInterval(3_600)
@@ -389,7 +389,7 @@ extension CheckpointerConformance {
     static let stateEvolution = ConformanceCheck(
         "old checkpoints (plain, paused, answered) load after the state type changed"
     ) { checkpointer in
-        let id = uniqueThread("evolve")
+        let id = try uniqueThread("evolve")
         let old = try checkpointer.facade(id, as: EvolvingStateV1.self)
         var v1 = EvolvingStateV1(
             messages: [.init(text: "hello")], name: "Ada", count: "41",

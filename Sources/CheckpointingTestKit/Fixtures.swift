@@ -35,10 +35,16 @@ public struct TestAgentState: Codable, Sendable, Equatable {
     }
 }
 
-/// A thread id no other check uses.
-public func uniqueThread(_ label: String) -> ThreadID {
-    // Force-unwrap-free: the id is short and has no NUL, so it is always valid.
-    (try? ThreadID("test-\(label)-\(UUID().uuidString)")) ?? { preconditionFailure("invalid test thread id") }()
+/// A thread id no other check uses: `test-<label>-<UUID>`.
+///
+/// - Throws: ``ConformanceFailure`` (the check fails, the test run goes on) when `label`
+///   makes no valid thread id: more than 213 bytes of UTF-8, or a NUL.
+public func uniqueThread(_ label: String, file: StaticString = #filePath, line: UInt = #line) throws -> ThreadID {
+    do {
+        return try ThreadID("test-\(label)-\(UUID().uuidString)")
+    } catch {
+        throw ConformanceFailure(message: "the label '\(label.prefix(40))' makes no valid thread id: \(error)", file: file, line: line)
+    }
 }
 
 /// Text of `count` characters that differs with `seed`.

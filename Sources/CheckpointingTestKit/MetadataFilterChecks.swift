@@ -10,7 +10,7 @@ extension CheckpointerConformance {
     static let metadataReadsBackAsWritten = ConformanceCheck(
         "metadata reads back as written: signs, exponents, extremes, escapes, any script"
     ) { checkpointer in
-        let thread = uniqueThread("metadata-values")
+        let thread = try uniqueThread("metadata-values")
         let metadata: Metadata = [
             "negative zero": .double(-0.0), "a tenth": .double(0.1), "huge": .double(1e300), "tiny": .double(5e-324),
             "whole": .double(3.0), "beyond Int": .double(1e20), "max": .int(Int.max), "min": .int(Int.min),
@@ -37,7 +37,7 @@ extension CheckpointerConformance {
     static let metadataFilterComparesNumbersByValue = ConformanceCheck(
         "history filter: numbers compare by value, other types never match numbers"
     ) { checkpointer in
-        let thread = uniqueThread("filter-numbers")
+        let thread = try uniqueThread("filter-numbers")
         let stored: [(String, Metadata)] = [
             ("int 5", ["n": .int(5)]),
             ("double 5.0", ["n": .double(5.0)]),
@@ -49,6 +49,8 @@ extension CheckpointerConformance {
             ("false", ["n": .bool(false)]),
             ("int 2^53+1", ["n": .int(9_007_199_254_740_993)]),
             ("null", ["n": .null]),
+            // JSONEncoder writes it as 1.152921504606847e+18, whose exact value is another integer.
+            ("double 2^60", ["n": .double(1_152_921_504_606_846_976)]),
         ]
         var names: [CheckpointID: String] = [:]
         var parent: CheckpointID?
@@ -74,8 +76,18 @@ extension CheckpointerConformance {
             (.double(9_007_199_254_740_992), []),
             (.int(9_007_199_254_740_993), ["int 2^53+1"]),
             (.null, ["null"]),
+            (.double(1_152_921_504_606_846_976), ["double 2^60"]),
+            (.int(1_152_921_504_606_846_976), ["double 2^60"]),
+            (.int(1_152_921_504_606_847_000), []),
         ]
         var failures: [String] = []
+        for summary in try await checkpointer.history(thread: thread, limit: 100) {
+            guard let name = names[summary.id], let value = stored.first(where: { $0.0 == name })?.1["n"] else { continue }
+            let read = summary.metadata["n"]
+            if !(read.map { $0.matchesFilter(value) && value.matchesFilter($0) } ?? false) {
+                failures.append("\(name) reads back as \(read.map(String.init(describing:)) ?? "nothing")")
+            }
+        }
         for (value, expected) in cases {
             let found = try await checkpointer.history(thread: thread, limit: 100, where: ["n": value])
             let matched = Set(found.map { names[$0.id] ?? "?" })
@@ -87,7 +99,7 @@ extension CheckpointerConformance {
     }
 
     static let metadataFilterAnyKey = ConformanceCheck("history filter: any key can be filtered on") { checkpointer in
-        let thread = uniqueThread("filter-keys")
+        let thread = try uniqueThread("filter-keys")
         let keys = [
             "a\"b", "\"", "a.b", "$", "$.a", "a[0]", "[", "it's", "back\\slash", "with space", "a/b", "", "a", "ünï ☕️",
             "tab\there", "line\nbreak", "*", "a\"]'.$ \\",

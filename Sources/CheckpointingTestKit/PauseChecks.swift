@@ -49,7 +49,7 @@ extension CheckpointerConformance {
     ]
 
     static let pauseListResumeContinue = ConformanceCheck("pause, list, resume, continue") { checkpointer in
-        let id = uniqueThread("hitl")
+        let id = try uniqueThread("hitl")
         let agent = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState(messages: [sampleMessage(0)], turn: 1)
         try await agent.save(state)
@@ -94,7 +94,7 @@ extension CheckpointerConformance {
 
     static let concurrentResumes = ConformanceCheck("16 concurrent resumes of one pause: exactly one wins") {
         checkpointer in
-        let id = uniqueThread("resumes")
+        let id = try uniqueThread("resumes")
         let agent = try checkpointer.facade(id, as: TestAgentState.self)
         let pause = try await agent.pause(TestAgentState(turn: 1), reason: "confirm", prompt: "Send the email?")
         let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
@@ -123,7 +123,7 @@ extension CheckpointerConformance {
     }
 
     static let staleAndExpiredPauses = ConformanceCheck("stale and expired pauses are refused") { checkpointer in
-        let id = uniqueThread("stale")
+        let id = try uniqueThread("stale")
         let agent = try checkpointer.facade(id, as: TestAgentState.self)
         let old = try await agent.pause(TestAgentState(turn: 1), reason: "approve", prompt: "first?")
         try await agent.save(TestAgentState(turn: 2))  // the agent went on without an answer
@@ -187,7 +187,7 @@ extension CheckpointerConformance {
         checkpointer in
         var first: Set<ThreadID> = []
         for index in 0..<20 {
-            let id = uniqueThread("page\(index)")
+            let id = try uniqueThread("page\(index)")
             try await checkpointer.facade(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: index)
             first.insert(id)
         }
@@ -201,7 +201,7 @@ extension CheckpointerConformance {
             pages += 1
             // New pauses arrive between pages.
             for _ in 0..<2 where pages < 6 {
-                let id = uniqueThread("arrival")
+                let id = try uniqueThread("arrival")
                 try await checkpointer.facade(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: 0)
                 arrivals.insert(id)
             }
@@ -216,7 +216,7 @@ extension CheckpointerConformance {
 
     static let answeredPauseSurvivesAReopen = ConformanceCheck("an answer is kept when the agent stops before going on") {
         checkpointer in
-        let id = uniqueThread("crash")
+        let id = try uniqueThread("crash")
         let agent = try checkpointer.facade(id, as: TestAgentState.self)
         let pause = try await agent.pause(TestAgentState(turn: 7), reason: "approve", prompt: "ok?")
         try await checkpointer.resume(

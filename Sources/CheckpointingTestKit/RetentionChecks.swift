@@ -6,7 +6,7 @@ extension CheckpointerConformance {
     static let retentionChecks: [ConformanceCheck] = [pruneKeepsTheNewestWhole, pruneNeverRemovesUnansweredPauses]
 
     static let pruneKeepsTheNewestWhole = ConformanceCheck("prune keeps the newest checkpoints whole") { checkpointer in
-        let id = uniqueThread("prune")
+        let id = try uniqueThread("prune")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
         var state = TestAgentState()
         var saved: [(CheckpointID, TestAgentState)] = []
@@ -56,7 +56,7 @@ extension CheckpointerConformance {
 
     static let pruneNeverRemovesUnansweredPauses = ConformanceCheck("prune never removes an unanswered pause") {
         checkpointer in
-        let id = uniqueThread("retained")
+        let id = try uniqueThread("retained")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
         try await thread.save(TestAgentState(turn: 0))
         let answered = try await thread.pause(TestAgentState(turn: 1), reason: "approve", prompt: "first?")
@@ -75,7 +75,7 @@ extension CheckpointerConformance {
         try await require(kept?.pause?.id == unanswered.id && kept?.answer == nil, "with its pause")
 
         // A paused head stays too, whatever the count.
-        let waiting = uniqueThread("waiting")
+        let waiting = try uniqueThread("waiting")
         let agent = try checkpointer.facade(waiting, as: TestAgentState.self)
         for turn in 0..<3 { try await agent.save(TestAgentState(turn: turn)) }
         let pause = try await agent.pause(TestAgentState(turn: 3), reason: "approve", prompt: "ok?")

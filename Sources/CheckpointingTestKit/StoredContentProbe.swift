@@ -16,9 +16,9 @@ public struct StoredContentProbe: Sendable {
     public static let metadata: Metadata = ["source": "plan"]
 
     /// A probe on two threads no other test uses.
-    public init(label: String = "probe") {
-        thread = uniqueThread(label)
-        other = uniqueThread(label + "-other")
+    public init(label: String = "probe") throws {
+        thread = try uniqueThread(label)
+        other = try uniqueThread(label + "-other")
     }
 
     /// Writes four turns, a pause and its answer to ``thread``, then one turn to ``other``.

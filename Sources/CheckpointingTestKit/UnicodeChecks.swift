@@ -34,7 +34,7 @@ extension CheckpointerConformance {
         try await require(try await second.latest()?.turn == 2, "and leaves the NFD thread alone")
 
         // Namespaces.
-        let thread = uniqueThread("namespaces-nfc-nfd")
+        let thread = try uniqueThread("namespaces-nfc-nfd")
         let composedSpace = try checkpointer.facade(thread, namespace: composed, as: TestAgentState.self)
         let decomposedSpace = try checkpointer.facade(thread, namespace: decomposed, as: TestAgentState.self)
         try await composedSpace.save(TestAgentState(turn: 3))
@@ -69,7 +69,7 @@ extension CheckpointerConformance {
         }
 
         // Metadata keys and string values match by bytes in history filters.
-        let tagged = uniqueThread("metadata-nfc-nfd")
+        let tagged = try uniqueThread("metadata-nfc-nfd")
         let write = CheckpointWrite(
             thread: tagged, parentID: nil, step: 0, metadata: [composed: 1, "k": .string(composed)],
             channels: ["v": .value(Data("1".utf8))])

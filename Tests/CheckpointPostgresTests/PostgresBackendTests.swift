@@ -180,15 +180,25 @@ struct PostgresBackendTests {
     }
 
     @Test func badURLsWrongPasswordsAndUnreachableServersGiveTypedErrors() async throws {
-        for url in [
-            "postgres://", "postgres://host-only", "postgres://u@h/db?pool_max=0", "postgres://u@h/db?sslmode=sometimes",
-            "postgres://u@h/db?nonsense=1", "postgres://u@h/db/extra", "postgres://u@h/db?tenant=a:b",
-            "postgres://u@h/db?schema=bad-name", "postgres://u@h/db?connect_timeout=1",
-        ] {
+        // Each bad URL fails with invalidConfiguration, not retryable, and a message that names
+        // what was wrong.
+        let bad: [(url: String, names: [String])] = [
+            ("postgres://", ["needs a host"]),
+            ("postgres://host-only", ["needs a user"]),
+            ("postgres://u@h/db?pool_max=0", ["pool_max", "1...1000", "'0'"]),
+            ("postgres://u@h/db?sslmode=sometimes", ["sslmode", "'sometimes'"]),
+            ("postgres://u@h/db?nonsense=1", ["unknown", "nonsense"]),
+            ("postgres://u@h/db/extra", ["one database name"]),
+            ("postgres://u@h/db?tenant=a:b", ["tenant", "':'"]),
+            ("postgres://u@h/db?schema=bad-name", ["schema", "'bad-name'"]),
+            ("postgres://u@h/db?connect_timeout=1", ["connect_timeout", "2...3600", "'1'"]),
+        ]
+        for (url, names) in bad {
             let error = try await requireError(.invalidConfiguration) {
                 try await CheckpointerConfiguration(url: url).makeCheckpointer(backends: [PostgresCheckpointer.backend])
             }
-            #expect(!error.message.isEmpty, "\(url)")
+            #expect(!error.isRetryable, "\(url)")
+            for name in names { #expect(error.message.contains(name), "\(url): \(error.message)") }
         }
 
         let wrongPassword = try TestServer.url().replacingOccurrences(of: "app-secret", with: "not-the-password")

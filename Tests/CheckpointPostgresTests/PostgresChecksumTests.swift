@@ -27,7 +27,7 @@ struct PostgresChecksumTests {
     @Test(arguments: damages.map(\.name))
     func damagedValuesAreCorruptDataNeverOtherState(_ name: String) async throws {
         let url = try TestServer.isolatedURL()
-        let probe = StoredContentProbe(label: "damaged")
+        let probe = try StoredContentProbe(label: "damaged")
         let thread = probe.thread
         do {
             let checkpointer = try await PostgresCheckpointer(url: url)
@@ -70,7 +70,7 @@ struct PostgresChecksumTests {
 
     @Test func aSchemaWrittenBeforeChecksumsGetsThemOnOpen() async throws {
         let url = try TestServer.isolatedURL()
-        let thread = uniqueThread("before-checksums")
+        let thread = try uniqueThread("before-checksums")
         let checkpointer = try await PostgresCheckpointer(url: url)
         let agent = try checkpointer.thread(thread, as: TestAgentState.self)
         var state = TestAgentState(document: sampleText(200, seed: 2))

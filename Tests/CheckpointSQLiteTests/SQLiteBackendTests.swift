@@ -100,7 +100,7 @@ struct SQLiteBackendTests {
         let database = try TemporaryDatabase()
         let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         let second = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-        let id = uniqueThread("files")
+        let id = try uniqueThread("files")
         try await first.thread(id, as: TestAgentState.self).save(TestAgentState())
         let perWriter = 15
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -155,7 +155,7 @@ struct SQLiteBackendTests {
         let database = try TemporaryDatabase()
         let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         let second = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-        let id = uniqueThread("shared")
+        let id = try uniqueThread("shared")
         let writer = try first.thread(id, as: TestAgentState.self)
         let reader = try second.thread(id, as: TestAgentState.self)
         var state = TestAgentState(document: sampleText(500, seed: 1))
@@ -181,7 +181,7 @@ struct SQLiteBackendTests {
         var configuration = SQLiteCheckpointer.Configuration(path: database.path)
         configuration.metricsFactory = metrics
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
-        let id = uniqueThread("metrics")
+        let id = try uniqueThread("metrics")
         try await checkpointer.thread(id, as: TestAgentState.self).save(TestAgentState(messages: [sampleMessage(1)]))
         let stale = try checkpointer.thread(id, as: TestAgentState.self)
         await #expect(throws: CheckpointError.self) { try await stale.save(TestAgentState()) }
@@ -214,7 +214,7 @@ struct SQLiteBackendTests {
     @Test func aCancelledTaskWritesNothing() async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-        let id = uniqueThread("cancelled")
+        let id = try uniqueThread("cancelled")
         let task = Task {
             withUnsafeCurrentTask { $0?.cancel() }
             try await checkpointer.put(
@@ -231,7 +231,7 @@ struct SQLiteBackendTests {
         var configuration = SQLiteCheckpointer.Configuration(path: database.path)
         configuration.busyTimeout = .milliseconds(50)
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
-        let id = uniqueThread("busy")
+        let id = try uniqueThread("busy")
         let first = CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))])
         try await checkpointer.put(first)
         // Another connection (another process, as far as SQLite knows) holds the write lock.
@@ -251,7 +251,7 @@ struct SQLiteBackendTests {
 
     @Test func anUpToDateFileOpensWhileAnotherConnectionHoldsTheWriteLock() async throws {
         let database = try TemporaryDatabase()
-        let id = uniqueThread("locked-open")
+        let id = try uniqueThread("locked-open")
         let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         try await first.thread(id, as: TestAgentState.self).save(TestAgentState(turn: 3))
         try await first.close()
@@ -287,7 +287,7 @@ struct SQLiteBackendTests {
     @Test func damagedManifestGivesCorruptData() async throws {
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-        let id = uniqueThread("damaged")
+        let id = try uniqueThread("damaged")
         let thread = try checkpointer.thread(id, as: TestAgentState.self)
         try await thread.save(TestAgentState(messages: [sampleMessage(1)], document: sampleText(500, seed: 2)))
         try RawDatabase(database.path).query("UPDATE checkpoints SET manifest = x'01ff'")
@@ -303,7 +303,7 @@ struct SQLiteBackendTests {
         var configuration = SQLiteCheckpointer.Configuration(path: database.path)
         configuration.contentCacheBytes = 0
         let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
-        let id = uniqueThread("missing")
+        let id = try uniqueThread("missing")
         let thread = try checkpointer.thread(id, as: TestAgentState.self)
         var state = TestAgentState(messages: [sampleMessage(1)], document: sampleText(500, seed: 2))
         try await thread.save(state)
@@ -384,7 +384,7 @@ struct SQLiteBackendTests {
         // the new message.
         let database = try TemporaryDatabase()
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
-        let id = uniqueThread("long")
+        let id = try uniqueThread("long")
         let thread = try checkpointer.thread(id, as: TestAgentState.self)
         var state = TestAgentState()
         var textBytes = 0

@@ -58,7 +58,7 @@ struct SQLiteChecksumTests {
     @Test(arguments: damages)
     func damagedBytesAreCorruptDataNeverOtherState(_ damage: Damage) async throws {
         let database = try TemporaryDatabase()
-        let probe = StoredContentProbe(label: "damaged")
+        let probe = try StoredContentProbe(label: "damaged")
         let thread = probe.thread
         do {
             let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
@@ -100,7 +100,7 @@ struct SQLiteChecksumTests {
 
     @Test func aFileWrittenBeforeChecksumsGetsThemOnOpen() async throws {
         let database = try TemporaryDatabase()
-        let thread = uniqueThread("before-checksums")
+        let thread = try uniqueThread("before-checksums")
         let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         let agent = try checkpointer.thread(thread, as: TestAgentState.self)
         var state = TestAgentState(document: sampleText(200, seed: 2))

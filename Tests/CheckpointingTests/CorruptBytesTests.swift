@@ -102,6 +102,20 @@ struct CorruptBytesTests {
         }
     }
 
+    /// Found by scripts/fuzz.sh (manifest): a stored list count near `Int.max` (damaged bytes)
+    /// trapped on overflow when the next save appended to the list.
+    @Test(arguments: [Int.max, Int.max - 1])
+    func appendingToAListWhoseStoredCountIsDamaged(_ count: Int) throws {
+        let owner = CheckpointID.make()
+        let damaged = Manifest(entries: ["list": .list(ListReference(tip: owner, count: count))]).encoded(owner: owner)
+        let parent = try Manifest(decoding: damaged, owner: owner)
+        let write = CheckpointWrite(
+            thread: try ThreadID("t"), parentID: owner, step: 1, channels: ["list": .append([Data("a".utf8), Data("b".utf8)])])
+        let error = #expect(throws: CheckpointError.self) { try ResolvedWrite(write, parent: parent) }
+        #expect(error?.code == .corruptData)
+        #expect(error?.message.contains("list") == true, "\(String(describing: error))")
+    }
+
     @Test func listChainsThatLoopOrBreak() throws {
         let a = CheckpointID.make()
         let b = CheckpointID.make()

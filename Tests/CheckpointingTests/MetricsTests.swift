@@ -9,7 +9,7 @@ struct MetricsTests {
     @Test func putsRecordLatencyBytesAndConflicts() async throws {
         let metrics = TestMetrics()
         let checkpointer = InMemoryCheckpointer(metricsFactory: metrics)
-        let thread = uniqueThread("metrics")
+        let thread = try uniqueThread("metrics")
         let first = CheckpointWrite(thread: thread, parentID: nil, step: 0, channels: ["v": .value(Data(count: 100))])
         try await checkpointer.put(first)
         let second = CheckpointWrite(thread: thread, parentID: first.id, step: 1, channels: ["v": .unchanged])

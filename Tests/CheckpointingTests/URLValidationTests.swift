@@ -81,6 +81,58 @@ struct URLValidationTests {
         #expect(!url.description.contains("k3y"), "a TLS key's password is a password too: \(url)")
     }
 
+    /// Found by scripts/fuzz.sh (url-sqlite): the error message of a text that is not a URL
+    /// trapped on a range from the '://' back to an '@' written before it.
+    @Test(arguments: ["a@b://[", "u \(password)@h://x", "é:\(password)@h://x?y", "@://"])
+    func anAtBeforeTheSchemeSeparatorIsRefusedWithoutCrashing(_ text: String) {
+        let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.description.contains(Self.password) == false, "\(String(describing: error))")
+    }
+
+    /// Found by scripts/fuzz.sh --libfuzzer (url-sqlite, url-memory): the parts were checked
+    /// after a split by Characters, and a ':' followed by a combining mark is one Character, so
+    /// the check looked at other parts than URLComponents read and let a NUL through.
+    @Test(arguments: [
+        BadURL("sqlite:\u{301}/tmp/a\u{0}b.db:x", "path", "NUL"),
+        BadURL("sqlite:\u{746}\u{0}\u{0}:?5h@x", "path", "NUL"),
+        BadURL("sqlite:///a.db?readers=2&\u{301}x=%00", "NUL"),
+    ])
+    func partsAreSplitByScalarsNotCharacters(_ bad: BadURL) throws {
+        let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(bad.text) }
+        let found = try #require(error)
+        #expect(found.code == .invalidConfiguration, "\(found)")
+        for name in bad.names { #expect(found.message.contains(name), "\(found)") }
+        #expect(!found.description.contains(Self.password), "\(found)")
+    }
+
+    /// Found by scripts/fuzz.sh --libfuzzer (url-postgres): percent-encoding that is not UTF-8
+    /// once decoded read as no user (or an empty path) at all.
+    @Test(arguments: [
+        BadURL("postgres://agent%8Aadmin:\(password)@h/db", "user", "UTF-8"),
+        BadURL("sqlite:///a%FF.db", "path", "UTF-8"),
+        BadURL("postgres://u:\(password)%C3@h/db", "password", "UTF-8"),
+        BadURL("redis://h/0?prefix=%E2%82", "prefix", "UTF-8"),
+    ])
+    func percentEncodingMustDecodeToUTF8(_ bad: BadURL) throws {
+        let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(bad.text) }
+        let found = try #require(error)
+        #expect(found.code == .invalidConfiguration, "\(found)")
+        for name in bad.names { #expect(found.message.contains(name), "\(found)") }
+        #expect(!found.description.contains(Self.password), "\(found)")
+    }
+
+    /// Found by scripts/fuzz.sh (url-postgres): URLComponents leaves a ':' in the user as it is,
+    /// so the description read as another user with a password.
+    @Test func aUserWithAColonIsDescribedAsItIs() throws {
+        let url = try CheckpointerURL("postgres://agent%3Aadmin:\(Self.password)@h/db")
+        #expect(url.user == "agent:admin")
+        let described = try CheckpointerURL(url.description)
+        #expect(described.user == "agent:admin", "\(url)")
+        #expect(described.password == "***", "\(url)")
+        #expect(!url.description.contains(Self.password))
+    }
+
     @Test func anUnparsableURLNeverEchoesItsPassword() {
         for text in ["postgres://agent:\(Self.password)@[oops", "postgres://u:p@h:5432x/db?sslpassword=\(Self.password)", "postgres://u:\(Self.password)@h:x/db"] {
             let error = #expect(throws: CheckpointError.self) { try CheckpointerURL(text) }

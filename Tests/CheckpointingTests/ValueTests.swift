@@ -28,6 +28,17 @@ struct ValueTests {
         #expect(throws: CheckpointError.self) { try CheckpointID(text) }
     }
 
+    /// Found by scripts/fuzz.sh (metadata): JSONEncoder writes an integral double beyond 2^53
+    /// in exponent form (2^60 as 1.152921504606847e+18), which read back as another integer.
+    @Test(arguments: [1_152_921_504_606_846_976.0, -9.223372036858776e17, 9.007199254740994e15, 5.0, -0.0, 1e20, 2.5])
+    func metadataNumbersReadBackAsTheSameNumber(_ number: Double) throws {
+        let metadata: Metadata = ["n": .double(number)]
+        let read = try Metadata.decodeJSON(try metadata.jsonData())
+        let value = try #require(read["n"])
+        #expect(value.matchesFilter(.double(number)) && MetadataValue.double(number).matchesFilter(value), "\(value)")
+        #expect(try read.jsonData() == metadata.jsonData(), "the JSON is a fixed point")
+    }
+
     @Test func threadIDValidation() throws {
         #expect(try ThreadID("user-42:support").tenant == "user-42")
         #expect(try ThreadID("plain").tenant == nil)
