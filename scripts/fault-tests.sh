@@ -22,8 +22,11 @@
 #    metadata, an answered pause, a fork, a sub-agent namespace, two waiting pauses) with 4 to
 #    50 random bytes changed past the header, each opened and read in full (every checkpoint,
 #    head, history page and inbox query) and every read classified as exact, error (by code),
-#    missing or wrong (a value that is not what was written, with no error). Wrong reads and
-#    crashed or hung processes must be 0.                     (2*cycles files)
+#    missing, stale (a state that was written but is not the latest: an older head, a
+#    checkpoint before its answer, an answered pause listed, which is a row of SQLite's b-tree
+#    lost whole or a deleted one come back; tolerated only in a file that SQLite's
+#    integrity_check flags) or wrong (a value that is not what was written, with no error).
+#    Wrong reads and crashed or hung processes must be 0.     (2*cycles files)
 #    The damage comes from the seed and the file's number; the reference is built anew each
 #    run (ids and times differ), so --keep-reference PATH keeps it for reproducing one file:
 #    mkdir D && cp PATH D/reference.db && CheckpointFaultWriter damage D K+1 SEED K
@@ -318,6 +321,7 @@ byte_damage() {
   totals="$(awk '
     $1 == "file" {
       files++; reads += $6; exact += $8; missing += $10; wrong += $12; if ($12 > 0) wrongfiles++
+      stale += $18; if ($18 > 0) stalefiles++
       n = split($14, parts, ",")
       for (i = 1; i <= n; i++) if (parts[i] != "-") { split(parts[i], kv, "="); errors[kv[1]] += kv[2]; errs += kv[2] }
       n = split($16, parts, ",")
@@ -327,14 +331,14 @@ byte_damage() {
       list = ""; for (code in errors) list = list (list == "" ? "" : ", ") code " " errors[code]
       what = ""; for (kind in kinds) what = what (what == "" ? "" : ", ") kind " " kinds[kind]
       gsub(/_/, " ", what)
-      printf "%d %d %d %d %d %d %d\t%s\t%s\n", files, reads, exact, errs, missing, wrong, wrongfiles, (list == "" ? "none" : list), (what == "" ? "none" : what)
+      printf "%d %d %d %d %d %d %d %d %d\t%s\t%s\n", files, reads, exact, errs, missing, wrong, wrongfiles, stale, stalefiles, (list == "" ? "none" : list), (what == "" ? "none" : what)
     }' "$out")"
-  local counts nfiles reads exact errs missing wrong wrongfiles errorlist kindlist
+  local counts nfiles reads exact errs missing wrong wrongfiles stale stalefiles errorlist kindlist
   IFS=$'\t' read -r counts errorlist kindlist <<<"$totals"
-  read -r nfiles reads exact errs missing wrong wrongfiles <<<"$counts"
+  read -r nfiles reads exact errs missing wrong wrongfiles stale stalefiles <<<"$counts"
   local crashlist=""
   [ "${#crashes[@]}" -eq 0 ] || crashlist="$(printf '%s, ' "${crashes[@]}")" crashlist="${crashlist%, }"
-  report "byte damage (seed $seed): $nfiles files read, $reads reads: $exact exact, $errs errors ($errorlist), $missing missing, $wrong wrong (in $wrongfiles files${kindlist:+; what differed: $kindlist}); ${#crashes[@]} crashed or hung${crashlist:+ ($crashlist)}"
+  report "byte damage (seed $seed): $nfiles files read, $reads reads: $exact exact, $errs errors ($errorlist), $missing missing, $stale stale (an older written state, in $stalefiles files, each flagged by integrity_check), $wrong wrong (in $wrongfiles files${kindlist:+; what differed: $kindlist}); ${#crashes[@]} crashed or hung${crashlist:+ ($crashlist)}"
   [ -z "$crashlist" ] || problem "byte damage: $crashlist (seed $seed)"
   if [ "$wrong" -gt 0 ]; then
     if [ "$report_only" = 1 ]; then
