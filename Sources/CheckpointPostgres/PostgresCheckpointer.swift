@@ -468,54 +468,6 @@ struct PostgresBackend: CheckpointerBackend {
     }
 }
 
-/// The manifests of the heads this process last wrote or read, so that a put whose parent is
-/// one of them resolves its channels without reading the parent back: one round trip.
-///
-/// A manifest never changes for its checkpoint id, so an entry is never wrong; it may only be
-/// old, and then the put's head check (done by PostgreSQL) fails as it should.
-final class HeadManifests: Sendable {
-    /// By bytes, as the tables are (`COLLATE "C"`): ``ThreadID`` and ``BytewiseString``.
-    private struct Key: Hashable {
-        var thread: ThreadID
-        var namespace: BytewiseString
-
-        init(thread: ThreadID, namespace: String) {
-            self.thread = thread
-            self.namespace = BytewiseString(namespace)
-        }
-    }
-    private let entries = Mutex<[Key: (id: CheckpointID, manifest: Manifest)]>([:])
-    private let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    func manifest(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Manifest? {
-        entries.withLock { entries in
-            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.id == id else {
-                return nil
-            }
-            return entry.manifest
-        }
-    }
-
-    func store(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ manifest: Manifest) {
-        entries.withLock { entries in
-            let key = Key(thread: thread, namespace: namespace)
-            if let existing = entries[key], existing.id > id { return }
-            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (id, manifest)
-        }
-    }
-
-    func remove(_ thread: ThreadID) {
-        entries.withLock { entries in
-            entries = entries.filter { $0.key.thread != thread }
-        }
-    }
-}
-
 /// The SQL of an inbox query: a range of one of the partial indexes of waiting threads.
 struct PostgresInbox {
     let sql: String

@@ -31,6 +31,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     private let isClosed = Atomic<Bool>(false)
     private let metrics: CheckpointMetrics
     private let contentCache: ContentCache
+    private let heads = HeadManifests(capacity: 50_000)
     private let logger: Logger
 
     /// The writer connection's thread, as an executor.
@@ -186,8 +187,8 @@ public final class SQLiteCheckpointer: Checkpointer {
         try checkOpen()
         try NamespaceValidation.validate(write.namespace)
         do {
-            try await writer.run { [contentCache] connection in
-                try Self.put(write, expecting: expecting, on: connection, contentCache: contentCache)
+            try await writer.run { [contentCache, heads] connection in
+                try Self.put(write, expecting: expecting, on: connection, contentCache: contentCache, heads: heads)
             }
         } catch let error as CheckpointError {
             if error.code == .conflict { metrics.recordConflict() }
@@ -197,7 +198,8 @@ public final class SQLiteCheckpointer: Checkpointer {
     }
 
     private static func put(
-        _ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection, contentCache: ContentCache
+        _ write: CheckpointWrite, expecting: PutExpectation, on connection: SQLiteConnection, contentCache: ContentCache,
+        heads: HeadManifests
     ) throws {
         let (threadKey, resolved) = try connection.transaction(immediate: true) { () throws -> (Int64, ResolvedWrite) in
             var threadKey: Int64?
@@ -207,15 +209,28 @@ public final class SQLiteCheckpointer: Checkpointer {
             if try selectKey.step() { threadKey = selectKey.int64(0) }
             selectKey.reset()
 
-            var head: (id: CheckpointID, manifest: Data, isPaused: Bool)?
+            // The head's manifest comes from memory when this checkpointer wrote or read that
+            // head; otherwise from its row, checked against the row's checksum.
+            var head: (id: CheckpointID, manifest: Manifest?, isPaused: Bool)?
             if let threadKey {
-                let selectHead = try connection.statement(Schema.selectHeadManifest)
-                try selectHead.bind(1, threadKey)
-                if try selectHead.step() {
-                    let row = try selectHead.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace)
-                    head = (row.id, selectHead.data(RowColumn.manifest), !selectHead.isNull(RowColumn.pause))
+                let selectID = try connection.statement(Schema.selectHeadID)
+                try selectID.bind(1, threadKey)
+                if try selectID.step() {
+                    let id = try selectID.checkpointID(0)
+                    head = (id, heads.manifest(write.thread, write.namespace, id), selectID.int64(1) != 0)
                 }
-                selectHead.reset()
+                selectID.reset()
+                if let known = head, known.manifest == nil, known.id == write.parentID {
+                    let selectHead = try connection.statement(Schema.selectHeadManifest)
+                    try selectHead.bind(1, threadKey)
+                    defer { selectHead.reset() }
+                    guard try selectHead.step() else {
+                        throw CheckpointError(.corruptData, "the head of thread '\(write.thread)' could not be read again")
+                    }
+                    let row = try selectHead.verifiedRow(
+                        at: 0, thread: write.thread, namespace: write.namespace, id: known.id)
+                    head?.manifest = try Manifest(decoding: selectHead.data(RowColumn.manifest), owner: row.id)
+                }
             }
             var parentManifest = head.flatMap { $0.id == write.parentID ? $0.manifest : nil }
             try PutRules.check(write, expecting: expecting, head: head?.id) {
@@ -226,14 +241,10 @@ public final class SQLiteCheckpointer: Checkpointer {
                 defer { select.reset() }
                 guard try select.step() else { return false }
                 _ = try select.verifiedRow(at: 0, thread: write.thread, namespace: write.namespace, id: parentID)
-                parentManifest = select.data(RowColumn.manifest)
+                parentManifest = try Manifest(decoding: select.data(RowColumn.manifest), owner: parentID)
                 return true
             }
-            let resolved = try ResolvedWrite(
-                write,
-                parent: try write.parentID.flatMap { parentID in
-                    try parentManifest.map { try Manifest(decoding: $0, owner: parentID) }
-                })
+            let resolved = try ResolvedWrite(write, parent: parentManifest)
 
             let key: Int64
             if let threadKey {
@@ -287,14 +298,15 @@ public final class SQLiteCheckpointer: Checkpointer {
             }
             return (key, resolved)
         }
-        // After the commit only: what the cache learns must be stored.
+        // After the commit only: what the caches learn must be stored.
         contentCache.learn(resolved, scope: threadKey, writeID: write.id)
+        heads.store(write.thread, write.namespace, write.id, resolved.manifest)
     }
 
     /// Reads one checkpoint in one read transaction; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
-        return try await reader().run { [contentCache] connection in
+        return try await reader().run { [contentCache, heads] connection in
             try connection.transaction(immediate: false) { () throws -> Checkpoint? in
                 let select = try connection.statement(id == nil ? Schema.selectHead : Schema.selectCheckpoint)
                 try select.bind(1, thread.rawValue)
@@ -307,7 +319,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let answer = try select.verifiedAnswer(
                     at: 1 + RowColumn.count, thread: thread, namespace: namespace, checkpoint: row.id)
                 defer { select.reset() }
-                return try fields.checkpoint(row, thread: thread, namespace: namespace, answer: answer) { manifest in
+                let read = try fields.checkpoint(row, thread: thread, namespace: namespace, answer: answer) { manifest in
                     try manifest.materialize(
                         scope: threadKey, cache: contentCache,
                         payloadBlob: { rowID in
@@ -331,7 +343,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                                 if try visit(row.id, row.parentID, rows.data(RowColumn.segments)) { break }
                             }
                         })
-                }.checkpoint
+                }
+                if id == nil { heads.store(thread, namespace, read.checkpoint.id, read.manifest) }
+                return read.checkpoint
             }
         }
     }
@@ -366,7 +380,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     /// Deletes a thread in every namespace in one transaction; see ``Checkpointer/deleteThread(_:)``.
     public func deleteThread(_ thread: ThreadID) async throws {
         try checkOpen()
-        try await writer.run { [contentCache] connection in
+        try await writer.run { [contentCache, heads] connection in
             try connection.transaction(immediate: true) { () throws -> Void in
                 let keys = try connection.statement(Schema.selectThreadKeys)
                 try keys.bind(1, thread.rawValue)
@@ -374,6 +388,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 while try keys.step() { scopes.insert(keys.int64(0)) }
                 keys.reset()
                 contentCache.remove(scopes: scopes)
+                heads.remove(thread)
                 for sql in [Schema.deleteAnswers, Schema.deleteWaitingOfThread, Schema.deleteCheckpoints, Schema.deleteThreads] {
                     let delete = try connection.statement(sql)
                     try delete.bind(1, thread.rawValue)

@@ -97,6 +97,10 @@ enum Schema {
 
     static let selectHeadManifest = SQL(
         7, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 ORDER BY c.id DESC LIMIT 1")
+    /// The head's id and whether it is paused: with the head's manifest known in memory, a put
+    /// needs nothing else of its row.
+    static let selectHeadID = SQL(
+        32, "SELECT c.id, c.pause IS NOT NULL FROM checkpoints c WHERE c.thread_key = ?1 ORDER BY c.id DESC LIMIT 1")
     static let selectManifest = SQL(
         8, "SELECT \(rowColumns) FROM checkpoints c WHERE c.thread_key = ?1 AND c.id = ?2 AND length(c.manifest) > 0")
     static let insertCheckpoint = SQL(
