@@ -17,6 +17,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case conflict, notFound, invalidThreadID, invalidArgument, corruptData, encodingFailed
             case decodingFailed, connectionFailed, migrationFailed, invalidConfiguration, closed, backendFailure
             case alreadyResumed, stalePause, pauseExpired, decryptionFailed, permissionDenied, busy, cancelled
+            case unsupported
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -69,6 +70,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let permissionDenied = Code(.permissionDenied)
         /// The backend failed in a way not covered by another code; see ``CheckpointError/nativeCode``.
         public static let backendFailure = Code(.backendFailure)
+        /// The store does not offer this operation (a ``CheckpointStorage`` that keeps no inbox,
+        /// asked for waiting pauses). Not retryable: the same store never will.
+        public static let unsupported = Code(.unsupported)
 
         /// The code's name, such as `conflict`.
         public var description: String {
@@ -92,6 +96,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
             case .permissionDenied: "permissionDenied"
             case .busy: "busy"
             case .cancelled: "cancelled"
+            case .unsupported: "unsupported"
             }
         }
     }

@@ -176,12 +176,10 @@ public actor InMemoryCheckpointer: Checkpointer {
                 guard let head = space.head, let stored = space.checkpoints[head], let pause = stored.pause,
                     space.answers[head] == nil
                 else { continue }
-                let item = PausedThread(thread: thread, namespace: namespace.text, checkpointID: head, pause: pause)
-                if query.matches(item), query.after.map({ $0.precedes(item) }) ?? true { items.append(item) }
+                items.append(PausedThread(thread: thread, namespace: namespace.text, checkpointID: head, pause: pause))
             }
         }
-        items.sort { $0.inboxOrder < $1.inboxOrder }
-        return query.page(items)
+        return query.page(unordered: items)
     }
 
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.

@@ -137,6 +137,19 @@ package struct Manifest: Hashable, Sendable {
 }
 
 /// What a backend must store for one put, computed once for every backend.
+/// The errors of a channel write that does not fit its parent, the same from every backend.
+package enum ChannelWriteErrors {
+    /// A channel marked ``ChannelWrite/unchanged`` that the parent does not have.
+    package static func unchangedWithoutParent(_ name: String) -> CheckpointError {
+        CheckpointError(.invalidArgument, "channel '\(name)' is marked unchanged but the parent has no such channel")
+    }
+
+    /// A channel that appends to a list the parent does not have.
+    package static func appendWithoutList(_ name: String) -> CheckpointError {
+        CheckpointError(.invalidArgument, "channel '\(name)' appends to a list but the parent has no list of that name")
+    }
+}
+
 package struct ResolvedWrite: Sendable {
     /// A value to store under (channel, version).
     package struct Payload: Sendable {
@@ -174,8 +187,7 @@ package struct ResolvedWrite: Sendable {
             switch channelWrite {
             case .unchanged:
                 guard let entry = parent?.entries[name] else {
-                    throw CheckpointError(
-                        .invalidArgument, "channel '\(name)' is marked unchanged but the parent has no such channel")
+                    throw ChannelWriteErrors.unchangedWithoutParent(name)
                 }
                 manifest.entries[name] = entry
             case .value(let data):
@@ -195,8 +207,7 @@ package struct ResolvedWrite: Sendable {
                 }
             case .append(let elements):
                 guard case .list(let reference)? = parent?.entries[name] else {
-                    throw CheckpointError(
-                        .invalidArgument, "channel '\(name)' appends to a list but the parent has no list of that name")
+                    throw ChannelWriteErrors.appendWithoutList(name)
                 }
                 guard !elements.isEmpty else {
                     manifest.entries[name] = .list(reference)

@@ -184,6 +184,13 @@ extension InboxQuery {
         return true
     }
 
+    /// The page of waiting pauses listed in any order, some of which may not match: filters
+    /// them, keeps those after the cursor, orders them and pages.
+    package func page(unordered candidates: [PausedThread]) -> InboxPage {
+        let items = candidates.filter { item in matches(item) && (after.map { $0.precedes(item) } ?? true) }
+        return page(items.sorted { $0.inboxOrder < $1.inboxOrder })
+    }
+
     /// The page for items already in inbox order and matching.
     package func page(_ items: [PausedThread]) -> InboxPage {
         let items = Array(items.prefix(limit))

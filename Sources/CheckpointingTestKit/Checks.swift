@@ -234,7 +234,9 @@ extension CheckpointerConformance {
             "a re-created thread reads its own state")
     }
 
-    static let unchangedChannelsNotStoredAgain = ConformanceCheck("an unchanged channel is not stored again") {
+    static let unchangedChannelsNotStoredAgain = ConformanceCheck(
+        "an unchanged channel is not stored again", requires: .deltaStorage
+    ) {
         checkpointer in
         let id = try uniqueThread("unchanged")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)
@@ -259,7 +261,9 @@ extension CheckpointerConformance {
         try await require(try await thread.latest() == state, "the state reads back whole")
     }
 
-    static let appendedListStoresOnlyNewElements = ConformanceCheck("an appended list stores only new elements") {
+    static let appendedListStoresOnlyNewElements = ConformanceCheck(
+        "an appended list stores only new elements", requires: .deltaStorage
+    ) {
         checkpointer in
         let id = try uniqueThread("append")
         let thread = try checkpointer.facade(id, as: TestAgentState.self)

@@ -42,27 +42,74 @@ public func requireError<T>(
     throw ConformanceFailure(message: "expected CheckpointError \(code), but nothing was thrown", file: file, line: line)
 }
 
-/// One behaviour every ``Checkpointer`` must have.
+/// One behaviour of the conformance suite.
 public struct ConformanceCheck: Sendable, CustomStringConvertible {
     /// A short name, shown by the test runner.
     public let name: String
+    /// The capabilities a backend must declare for the check to apply; empty for a required
+    /// behaviour.
+    public let requires: ConformanceCapabilities
+    private let declared: ConformanceCapabilities
     private let body: @Sendable (any Checkpointer) async throws -> Void
 
-    init(_ name: String, _ body: @escaping @Sendable (any Checkpointer) async throws -> Void) {
+    init(
+        _ name: String, requires: ConformanceCapabilities = [],
+        _ body: @escaping @Sendable (any Checkpointer) async throws -> Void
+    ) {
+        self.init(name: name, requires: requires, declared: .all, body: body)
+    }
+
+    private init(
+        name: String, requires: ConformanceCapabilities, declared: ConformanceCapabilities,
+        body: @escaping @Sendable (any Checkpointer) async throws -> Void
+    ) {
         self.name = name
+        self.requires = requires
+        self.declared = declared
         self.body = body
+    }
+
+    /// The same check, run for a backend that declares `capabilities`: the parts of it that
+    /// need a capability the backend does not declare are left out.
+    func declaring(_ capabilities: ConformanceCapabilities) -> ConformanceCheck {
+        ConformanceCheck(name: name, requires: requires, declared: capabilities, body: body)
     }
 
     /// Runs the check against a checkpointer that no other check uses at the same time.
     public func run(against checkpointer: any Checkpointer) async throws {
-        try await body(checkpointer)
+        try await CheckpointerConformance.$declared.withValue(declared) { try await body(checkpointer) }
     }
 
     /// The check's name.
     public var description: String { name }
 }
 
-/// The conformance suite: every backend and every wrapper stack runs all of ``checks``.
+/// What a backend offers beyond the behaviour every ``Checkpointer`` must have, declared to
+/// ``CheckpointerConformance/checks(for:)`` so that the suite checks what the backend claims.
+public struct ConformanceCapabilities: OptionSet, Sendable, Hashable {
+    /// The capability's bit.
+    public let rawValue: Int
+
+    /// Creates capabilities from their bits.
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// Delta storage: a checkpoint stores only what changed since its parent. An unchanged
+    /// channel is not stored again and an appended list stores only its new elements, so that
+    /// a conversation's storage grows with its new messages, not with its length. A backend that
+    /// stores every checkpoint whole (a ``StorageCheckpointer``) does not have it.
+    public static let deltaStorage = ConformanceCapabilities(rawValue: 1 << 0)
+    /// The inbox: ``Checkpointer/pausedThreads(_:)`` lists the threads waiting for a person.
+    /// Without it, the call throws ``CheckpointError/Code/unsupported``; pausing, answering
+    /// exactly once and resuming are required either way.
+    public static let inbox = ConformanceCapabilities(rawValue: 1 << 1)
+
+    /// Every capability: what the built-in backends (in-memory, SQLite, Postgres, the Redis
+    /// cache over either) declare.
+    public static let all: ConformanceCapabilities = [.deltaStorage, .inbox]
+}
+
+/// The conformance suite: every backend and every wrapper stack runs ``checks`` (or
+/// ``checks(for:)`` with the capabilities it declares).
 ///
 /// ```swift
 /// @Test(arguments: CheckpointerConformance.checks)
@@ -77,8 +124,32 @@ public enum CheckpointerConformance {
     /// every façade the checks make seals what it stores, so that the suite runs over sealed state.
     @TaskLocal public static var sealing: Sealing?
 
-    /// Every check of the suite.
-    public static let checks: [ConformanceCheck] = [
+    /// What the running check's backend declared (every capability unless the check came from
+    /// ``checks(for:)``).
+    @TaskLocal static var declared: ConformanceCapabilities = .all
+
+    /// Whether the backend under check declared `capability`: a check leaves out the
+    /// expectations that need one it did not.
+    static func declares(_ capability: ConformanceCapabilities) -> Bool { declared.isSuperset(of: capability) }
+
+    /// The checks for a backend that declares `capabilities`: every required behaviour, and the
+    /// optional ones it claims. A backend without the inbox is also checked to say so with
+    /// ``CheckpointError/Code/unsupported``.
+    ///
+    /// ```swift
+    /// @Test(arguments: CheckpointerConformance.checks(for: [.inbox]))
+    /// func conforms(_ check: ConformanceCheck) async throws { ... }
+    /// ```
+    public static func checks(for capabilities: ConformanceCapabilities) -> [ConformanceCheck] {
+        let applicable = allChecks.filter { capabilities.isSuperset(of: $0.requires) }
+        let refusals = capabilities.contains(.inbox) ? [] : [noInboxIsUnsupported]
+        return (applicable + refusals).map { $0.declaring(capabilities) }
+    }
+
+    /// Every check of the suite, for a backend with every capability (``ConformanceCapabilities/all``).
+    public static let checks: [ConformanceCheck] = allChecks
+
+    private static let allChecks: [ConformanceCheck] = [
         typedRoundTrip, headAndByID, historyOrderBeforeLimitFilter, racingWriters, manyRacingWriters,
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,

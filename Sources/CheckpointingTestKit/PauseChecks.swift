@@ -58,16 +58,17 @@ extension CheckpointerConformance {
         let pause = try await agent.pause(state, reason: "refund-approval", prompt: prompt)
         try await require(agent.isAwaitingAnswer, "the façade knows it waits")
 
-        let inbox = try await allPausedThreads(checkpointer, InboxQuery())
-        try await require(inbox.map(\.thread) == [id], "the paused thread is in the inbox")
-        try await require(inbox.first?.pause.id == pause.id, "with its pause")
-        try await require(try inbox.first.map(decodePrompt) == prompt, "and its prompt")
+        if declares(.inbox) {
+            let inbox = try await allPausedThreads(checkpointer, InboxQuery())
+            try await require(inbox.map(\.thread) == [id], "the paused thread is in the inbox")
+            try await require(inbox.first?.pause.id == pause.id, "with its pause")
+            try await require(try inbox.first.map(decodePrompt) == prompt, "and its prompt")
+        }
 
         // Another process (here: another façade) answers.
         let reviewer = try checkpointer.facade(id, as: TestAgentState.self)
         try await reviewer.resume(pause.id, with: ApprovalAnswer(approved: true, reviewer: "ana"))
-        try await require(
-            try await checkpointer.pausedThreads(InboxQuery()).items.isEmpty, "an answered thread leaves the inbox")
+        try await require(try await inboxIsEmpty(checkpointer), "an answered thread leaves the inbox")
 
         // The agent starts again, finds the answer and goes on.
         let restarted = try checkpointer.facade(id, as: TestAgentState.self)
@@ -128,7 +129,7 @@ extension CheckpointerConformance {
         let old = try await agent.pause(TestAgentState(turn: 1), reason: "approve", prompt: "first?")
         try await agent.save(TestAgentState(turn: 2))  // the agent went on without an answer
         try await requireError(.stalePause) { try await agent.resume(old.id, with: "yes") }
-        try await require(try await checkpointer.pausedThreads(InboxQuery()).items.isEmpty, "it left the inbox")
+        try await require(try await inboxIsEmpty(checkpointer), "it left the inbox")
         try await requireError(.stalePause) { try await agent.resume(UUID(), with: "yes") }
         try await requireError(.notFound) {
             try await checkpointer.resume(thread: uniqueThread("none"), pauseID: old.id, with: "yes")
@@ -136,11 +137,13 @@ extension CheckpointerConformance {
 
         let expiry = Date().addingTimeInterval(3600)
         let expiring = try await agent.pause(TestAgentState(turn: 3), reason: "approve", prompt: "soon?", expiresAt: expiry)
-        let expired = try await allPausedThreads(checkpointer, InboxQuery(expiredAsOf: expiry.addingTimeInterval(1)))
-        try await require(expired.map(\.pause.id) == [expiring.id], "an expired pause is listed as expired")
-        try await require(
-            try await allPausedThreads(checkpointer, InboxQuery(expiredAsOf: Date())).isEmpty,
-            "a pause that has not expired is not")
+        if declares(.inbox) {
+            let expired = try await allPausedThreads(checkpointer, InboxQuery(expiredAsOf: expiry.addingTimeInterval(1)))
+            try await require(expired.map(\.pause.id) == [expiring.id], "an expired pause is listed as expired")
+            try await require(
+                try await allPausedThreads(checkpointer, InboxQuery(expiredAsOf: Date())).isEmpty,
+                "a pause that has not expired is not")
+        }
         try await requireError(.pauseExpired) {
             try await agent.resume(expiring.id, with: "too late", at: expiry.addingTimeInterval(1))
         }
@@ -152,7 +155,9 @@ extension CheckpointerConformance {
         }
     }
 
-    static let inboxFilters = ConformanceCheck("the inbox filters by reason and tenant, oldest first") { checkpointer in
+    static let inboxFilters = ConformanceCheck(
+        "the inbox filters by reason and tenant, oldest first", requires: .inbox
+    ) { checkpointer in
         let tenants = ["acme", "globex"]
         var expected: [String: [ThreadID]] = [:]
         for index in 0..<12 {
@@ -183,7 +188,9 @@ extension CheckpointerConformance {
         try await requireError(.invalidArgument) { try await checkpointer.pausedThreads(InboxQuery(limit: 0)) }
     }
 
-    static let inboxPagingWhilePausesArrive = ConformanceCheck("inbox pages list each thread once while pauses arrive") {
+    static let inboxPagingWhilePausesArrive = ConformanceCheck(
+        "inbox pages list each thread once while pauses arrive", requires: .inbox
+    ) {
         checkpointer in
         var first: Set<ThreadID> = []
         for index in 0..<20 {
@@ -212,6 +219,20 @@ extension CheckpointerConformance {
         try await require(Set(seen).count == seen.count, "no thread is listed twice")
         try await require(first.isSubset(of: Set(seen)), "every thread paused before the first page is listed")
         try await require(Set(seen).isSubset(of: first.union(arrivals)), "only paused threads are listed")
+    }
+
+    /// Whether the inbox lists nothing (true, unasked, for a backend without the inbox).
+    static func inboxIsEmpty(_ checkpointer: any Checkpointer) async throws -> Bool {
+        guard declares(.inbox) else { return true }
+        return try await checkpointer.pausedThreads(InboxQuery()).items.isEmpty
+    }
+
+    /// A backend without the inbox says so, with a typed error that is not retryable.
+    static let noInboxIsUnsupported = ConformanceCheck("a backend without the inbox says unsupported") { checkpointer in
+        let id = try uniqueThread("noinbox")
+        try await checkpointer.facade(id, as: TestAgentState.self).pause(TestAgentState(), reason: "r", prompt: 1)
+        let error = try await requireError(.unsupported) { try await checkpointer.pausedThreads(InboxQuery()) }
+        try await require(!error.isRetryable, "unsupported is not retryable")
     }
 
     static let answeredPauseSurvivesAReopen = ConformanceCheck("an answer is kept when the agent stops before going on") {

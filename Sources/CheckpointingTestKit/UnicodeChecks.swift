@@ -59,7 +59,7 @@ extension CheckpointerConformance {
                 ThreadID("\(text)\(label):\(name)"), namespace: text, as: TestAgentState.self)
             pauses[name] = try await agent.pause(TestAgentState(turn: 6), reason: "\(text)-\(label)", prompt: "ok?").id
         }
-        for (name, text) in [("nfc", composed), ("nfd", decomposed)] {
+        for (name, text) in [("nfc", composed), ("nfd", decomposed)] where declares(.inbox) {
             let byReason = try await allPausedThreads(checkpointer, InboxQuery(reason: "\(text)-\(label)"))
             try await require(byReason.map(\.pause.id) == [pauses[name]], "the \(name) reason lists its own pause only")
             let byTenant = try await allPausedThreads(checkpointer, InboxQuery(tenant: "\(text)\(label)"))

@@ -1,0 +1,218 @@
+import CoreMetrics
+import Foundation
+import Synchronization
+
+/// A ``Checkpointer`` over a ``CheckpointStorage``: the shared layer that gives a third-party
+/// store every rule of the protocol.
+///
+/// ```swift
+/// let checkpointer = StorageCheckpointer(MyStorage())
+/// let thread = try checkpointer.thread("support:42", as: Conversation.self)
+/// ```
+///
+/// What it does before a call reaches the storage: refuses calls after ``close()`` with
+/// ``CheckpointError/Code/closed`` and calls from a cancelled task with
+/// ``CheckpointError/Code/cancelled`` (nothing runs); validates namespaces, history limits,
+/// retention counts and inbox queries; resolves a write's ``ChannelWrite/unchanged`` and
+/// ``ChannelWrite/append`` channels against its parent into whole values; hands the storage the
+/// head check (``AppendRules``) and the pause/resume check (``AnswerRules``) to run in its
+/// atomic step. After: checks that what the storage returned is what was asked for (the
+/// thread, namespace and id; ranges newest first), pages history through metadata filters,
+/// plans retention, and filters, orders and pages the inbox. It records the same metrics as
+/// the built-in backends (`checkpoint_put_seconds`, `checkpoint_conflicts_total`, ...).
+public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer {
+    /// The storage, for calls of its own (a backend's statistics or maintenance).
+    public let storage: Storage
+    private let isClosed = Mutex(false)
+    private let metrics: CheckpointMetrics
+
+    /// Wraps a storage.
+    ///
+    /// - Parameters:
+    ///   - backend: the `backend` dimension of its metrics; by default the storage's type name.
+    ///   - metricsFactory: where its metrics go; `nil` (the default) for the process-wide
+    ///     `MetricsSystem`.
+    public init(_ storage: Storage, backend: String? = nil, metricsFactory: (any MetricsFactory)? = nil) {
+        self.storage = storage
+        metrics = CheckpointMetrics(backend: backend ?? String(describing: Storage.self), factory: metricsFactory)
+    }
+
+    /// Appends a checkpoint; see ``Checkpointer/put(_:expecting:)``.
+    public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        let start = ContinuousClock.now
+        try checkOpen()
+        try NamespaceValidation.validate(write.namespace)
+        // A write that refers to its parent's channels needs the parent's content. It is read
+        // before the atomic step: a checkpoint never changes, and the step checks again that
+        // the parent is still stored (and still the head, when that is expected).
+        let needsParent = write.channels.values.contains {
+            switch $0 {
+            case .unchanged, .append: true
+            case .value, .list: false
+            }
+        }
+        var parent: Checkpoint?
+        if needsParent, let parentID = write.parentID {
+            parent = try await read(thread: write.thread, namespace: write.namespace, id: parentID)
+        }
+        var channels: [String: ChannelValue] = [:]
+        var deferred: CheckpointError?
+        do {
+            channels = try Self.resolve(write, parent: parent?.channels ?? [:])
+        } catch {
+            deferred = error
+        }
+        let checkpoint = Checkpoint(
+            id: write.id, thread: write.thread, namespace: write.namespace, parentID: write.parentID,
+            step: write.step, createdAt: write.createdAt, metadata: write.metadata, channels: channels,
+            pause: write.pause)
+        do {
+            try await storage.append(checkpoint, checking: AppendRules(write, expecting: expecting, deferred: deferred))
+        } catch let error as CheckpointError where error.code == .conflict {
+            metrics.recordConflict()
+            throw error
+        }
+        metrics.recordPut(since: start, payloadBytes: write.payloadByteCount)
+    }
+
+    /// The whole channels of a write, from its parent's.
+    static func resolve(_ write: CheckpointWrite, parent: [String: ChannelValue]) throws(CheckpointError)
+        -> [String: ChannelValue]
+    {
+        var channels: [String: ChannelValue] = [:]
+        for (name, channelWrite) in write.channels {
+            switch channelWrite {
+            case .unchanged:
+                guard let value = parent[name] else { throw ChannelWriteErrors.unchangedWithoutParent(name) }
+                channels[name] = value
+            case .value(let data): channels[name] = .value(data)
+            case .list(let elements): channels[name] = .list(elements)
+            case .append(let elements):
+                guard case .list(let existing)? = parent[name] else { throw ChannelWriteErrors.appendWithoutList(name) }
+                channels[name] = .list(existing + elements)
+            }
+        }
+        return channels
+    }
+
+    /// Reads one checkpoint; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
+    public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        try checkOpen()
+        return try await read(thread: thread, namespace: namespace, id: id)
+    }
+
+    /// Reads from the storage, checking that it returned the checkpoint asked for.
+    private func read(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        guard let checkpoint = try await storage.checkpoint(thread: thread, namespace: namespace, id: id) else {
+            return nil
+        }
+        try Self.verify(checkpoint.summary, thread: thread, namespace: namespace, id: id)
+        return checkpoint
+    }
+
+    private static func verify(
+        _ summary: CheckpointSummary, thread: ThreadID, namespace: String, id: CheckpointID?
+    ) throws(CheckpointError) {
+        guard summary.thread == thread, BytewiseString.equal(summary.namespace, namespace),
+            id.map({ $0 == summary.id }) ?? true
+        else {
+            throw CheckpointError(
+                .corruptData,
+                "the storage returned checkpoint \(summary.id) of thread '\(summary.thread)' when asked for "
+                    + "\(id.map { "\($0)" } ?? "the head") of thread '\(thread)'")
+        }
+    }
+
+    /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.
+    public func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary] {
+        try checkOpen()
+        try validateLimit(limit)
+        var result: [CheckpointSummary] = []
+        try await forEachRecord(thread: thread, namespace: namespace, before: before, pageSize: filter.isEmpty ? limit : max(limit, 100)) {
+            record in
+            if record.summary.metadata.matches(filter) { result.append(record.summary) }
+            return result.count < limit
+        }
+        return result
+    }
+
+    /// Pages through a namespace's records newest first, checked, until `body` returns false.
+    private func forEachRecord(
+        thread: ThreadID, namespace: String, before: CheckpointID?, pageSize: Int,
+        _ body: (CheckpointRecord) throws -> Bool
+    ) async throws {
+        var cursor = before
+        var order = DescendingRows(thread: thread, before: before)
+        while true {
+            let page = try await storage.records(thread: thread, namespace: namespace, before: cursor, limit: pageSize)
+            for record in page {
+                try Self.verify(record.summary, thread: thread, namespace: namespace, id: nil)
+                try order.accept(record.summary.id)
+                guard try body(record) else { return }
+            }
+            guard page.count >= pageSize, let last = page.last else { return }
+            cursor = last.summary.id
+        }
+    }
+
+    /// Deletes a thread in every namespace; see ``Checkpointer/deleteThread(_:)``.
+    public func deleteThread(_ thread: ThreadID) async throws {
+        try checkOpen()
+        try await storage.deleteThread(thread)
+    }
+
+    /// Keeps the newest checkpoints and unanswered pauses; see
+    /// ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
+    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+        try checkOpen()
+        try validateRetention(count)
+        var rows: [RetentionRow] = []
+        try await forEachRecord(thread: thread, namespace: namespace, before: nil, pageSize: 500) { record in
+            // Every checkpoint is whole: it shares no content, so its manifest is empty.
+            rows.append(RetentionRow(id: record.summary.id, manifest: Manifest(), awaitsAnswer: record.awaitsAnswer, links: [:]))
+            return true
+        }
+        let plan = RetentionPlan(rows: rows, keepingLatest: count)
+        guard !plan.delete.isEmpty else { return 0 }
+        try await storage.delete(plan.delete.sorted(), thread: thread, namespace: namespace)
+        return plan.removedFromHistory
+    }
+
+    /// Reports what a thread occupies; see ``Checkpointer/storageStatistics(thread:)``.
+    public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
+        try checkOpen()
+        return try await storage.storageStatistics(thread: thread)
+    }
+
+    /// Lists waiting pauses; see ``Checkpointer/pausedThreads(_:)``.
+    public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
+        try checkOpen()
+        try query.validate()
+        return query.page(unordered: try await storage.waitingPauses(query))
+    }
+
+    /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
+    public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        try checkOpen()
+        try NamespaceValidation.validate(namespace)
+        try await storage.recordAnswer(
+            PauseAnswer(pauseID: pauseID, response: response, answeredAt: now), thread: thread, namespace: namespace,
+            checking: AnswerRules(thread: thread, pauseID: pauseID, now: now))
+    }
+
+    /// Closes the storage once; later calls fail with ``CheckpointError/Code/closed``.
+    public func close() async throws {
+        let wasOpen = isClosed.withLock { closed in
+            defer { closed = true }
+            return !closed
+        }
+        if wasOpen { try await storage.close() }
+    }
+
+    private func checkOpen() throws(CheckpointError) {
+        if isClosed.withLock({ $0 }) { throw CheckpointError(.closed, "the checkpointer over \(Storage.self) was closed") }
+        try throwIfCancelled()
+    }
+}
