@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what it needs, starts a throwaway PostgreSQL and Redis
 # on loopback (stopped and removed at exit), builds (the benchmarks too, so that they keep
-# compiling), and runs every test.
+# compiling), and runs every test, then those of the example backend (Examples/FileBackend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
