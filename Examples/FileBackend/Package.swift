@@ -8,9 +8,18 @@ let package = Package(
     name: "FileBackend",
     platforms: [.macOS(.v15)],
     products: [.library(name: "FileBackend", targets: ["FileBackend"])],
-    dependencies: [.package(name: "swift-checkpointing", path: "../..")],
+    dependencies: [
+        .package(name: "swift-checkpointing", path: "../.."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
-        .target(name: "FileBackend", dependencies: [.product(name: "Checkpointing", package: "swift-checkpointing")]),
+        .target(
+            name: "FileBackend",
+            dependencies: [
+                .product(name: "Checkpointing", package: "swift-checkpointing"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "FileBackendTests",
             dependencies: [

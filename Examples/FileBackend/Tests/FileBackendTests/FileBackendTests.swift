@@ -83,3 +83,25 @@ struct FileBackendDurabilityTests {
         }
     }
 }
+
+@Suite("FileStorage by configuration")
+struct FileBackendConfigurationTests {
+    @Test("files:///dir opens it; a malformed files: URL is invalidConfiguration")
+    func opensByURL() async throws {
+        try await withDirectory { directory in
+            let configuration = try CheckpointerConfiguration(url: "files://\(directory.path)")
+            let checkpointer = try await configuration.makeCheckpointer(backends: [FileStorage.backend])
+            try await checkpointer.thread("configured", as: Counter.self).save(Counter(values: [7]))
+            let again = try await configuration.makeCheckpointer(backends: [FileStorage.backend])
+            #expect(try await again.thread("configured", as: Counter.self).latest() == Counter(values: [7]))
+            for bad in ["files://host/dir", "files:relative", "files:///dir?sync=off"] {
+                do {
+                    _ = try await CheckpointerConfiguration(url: bad).makeCheckpointer(backends: [FileStorage.backend])
+                    Issue.record("\(bad) was accepted")
+                } catch let error as CheckpointError {
+                    #expect(error.code == .invalidConfiguration, "\(bad)")
+                }
+            }
+        }
+    }
+}
