@@ -25,6 +25,16 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // The backends' runtime (the connection pool, the job thread, the content cache): not a
+        // product, and `package`-scoped, so that `import Checkpointing` shows users only what
+        // they use.
+        .target(
+            name: "CheckpointRuntime",
+            dependencies: [
+                "Checkpointing",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .systemLibrary(
             name: "CCheckpointSQLite",
             path: "Sources/CCheckpointSQLite",
@@ -35,6 +45,7 @@ let package = Package(
             name: "CheckpointSQLite",
             dependencies: [
                 "Checkpointing",
+                "CheckpointRuntime",
                 "CCheckpointSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -50,6 +61,7 @@ let package = Package(
             name: "CheckpointPostgres",
             dependencies: [
                 "Checkpointing",
+                "CheckpointRuntime",
                 "CCheckpointPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -64,6 +76,7 @@ let package = Package(
             name: "CheckpointRedisCache",
             dependencies: [
                 "Checkpointing",
+                "CheckpointRuntime",
                 "CCheckpointHiredis",
                 "CCheckpointSodium",
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "CheckpointFuzz",
             dependencies: [
-                "Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache", "CheckpointEncryption",
+                "Checkpointing", "CheckpointRuntime", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache", "CheckpointEncryption",
                 "CCheckpointFuzzer",
             ]
         ),
@@ -112,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "CheckpointingTests",
             dependencies: [
-                "Checkpointing", "CheckpointingTestKit",
+                "Checkpointing", "CheckpointingTestKit", "CheckpointRuntime",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),

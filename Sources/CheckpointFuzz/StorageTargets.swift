@@ -1,4 +1,5 @@
 import Checkpointing
+import CheckpointRuntime
 import Foundation
 
 // Targets for the bytes the SQLite and Postgres backends store in a checkpoint's row: its

@@ -1,5 +1,6 @@
 import CCheckpointPostgres
 import Checkpointing
+import CheckpointRuntime
 import Foundation
 import Logging
 import Synchronization

@@ -1,5 +1,6 @@
 import CCheckpointPostgres
 import Checkpointing
+import CheckpointRuntime
 import Foundation
 
 /// PostgreSQL's own failure: the SQLSTATE (when the server sent one) and libpq's message.

@@ -1,5 +1,6 @@
 import CCheckpointSodium
 import Checkpointing
+import CheckpointRuntime
 import CoreMetrics
 import Foundation
 import Logging

@@ -1,5 +1,6 @@
 import CCheckpointHiredis
 import Checkpointing
+import CheckpointRuntime
 import Foundation
 
 /// Redis's own failure, or hiredis's (connection refused, timeout, EOF).

@@ -1,5 +1,6 @@
 import CCheckpointSQLite
 import Checkpointing
+import CheckpointRuntime
 import Foundation
 import Logging
 import Synchronization

@@ -455,7 +455,8 @@ package struct ByteReader {
     private let data: Data
     private var offset: Data.Index
 
-    static let corrupt = CheckpointError(.corruptData, "stored bytes are truncated or malformed")
+    /// The error of bytes that end early or hold an impossible value.
+    package static let corrupt = CheckpointError(.corruptData, "stored bytes are truncated or malformed")
 
     package init(_ data: Data) {
         self.data = data

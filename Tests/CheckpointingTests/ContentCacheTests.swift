@@ -1,4 +1,5 @@
 import Checkpointing
+import CheckpointRuntime
 import Foundation
 import Testing
 

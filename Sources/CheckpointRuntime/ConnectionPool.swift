@@ -1,3 +1,4 @@
+import Checkpointing
 import Dispatch
 import Foundation
 import Logging

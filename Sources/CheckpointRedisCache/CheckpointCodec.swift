@@ -1,3 +1,4 @@
+import Checkpointing
 import Foundation
 
 /// A whole checkpoint as one blob, for caches that keep read results (such as the Redis cache).
