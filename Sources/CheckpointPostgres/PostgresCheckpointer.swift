@@ -140,7 +140,7 @@ public final class PostgresCheckpointer: Checkpointer {
         try checkOpen()
         try NamespaceValidation.validate(write.namespace)
         let needsParent = Manifest.writeNeedsParent(write)
-        let cachedParent = needsParent ? write.parentID.flatMap { heads.manifest(write.thread, write.namespace, $0) } : nil
+        let cachedParent = needsParent ? write.parentID.flatMap { heads.value(write.thread, write.namespace, $0) } : nil
         let (threadKey, resolved): (Int64, ResolvedWrite)
         do {
             (threadKey, resolved) = try await pool.run { connection in

@@ -126,91 +126,56 @@ final class UpdatesInFlight: Sendable {
 /// decoding them (an entry is trusted only when it is byte for byte one this process made or
 /// checked).
 final class LocalHeads: Sendable {
-    /// By bytes, as Redis's keys and the stores are: ``ThreadID`` and ``BytewiseString``.
-    private struct Key: Hashable {
-        var thread: ThreadID
-        var namespace: BytewiseString
-
-        init(thread: ThreadID, namespace: String) {
-            self.thread = thread
-            self.namespace = BytewiseString(namespace)
-        }
-    }
     private struct Entry {
         var checkpoint: Checkpoint
         var bytes: Data?
     }
-    private let entries = Mutex<[Key: Entry]>([:])
-    private let capacity: Int
+    private let entries: HeadCache<Entry>
     /// Per thread, the newest head id this process saved or read from the base store: a cached
     /// head older than it is never served. Kept for at least ``floorCapacity`` threads.
-    private let floors = Mutex<[Key: CheckpointID]>([:])
+    private let floors: HeadCache<Void>
     static let floorCapacity = 100_000
 
     init(capacity: Int) {
-        self.capacity = capacity
+        entries = HeadCache(capacity: capacity)
+        floors = HeadCache(capacity: max(capacity, Self.floorCapacity))
     }
 
     /// Records a head this process saved, or read from the base store.
     func acknowledged(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) {
-        floors.withLock { floors in
-            let key = Key(thread: thread, namespace: namespace)
-            if let known = floors[key], known >= id { return }
-            if floors.count >= max(capacity, Self.floorCapacity), floors[key] == nil {
-                floors.removeAll(keepingCapacity: true)
-            }
-            floors[key] = id
-        }
+        floors.store(thread, namespace, id, ())
     }
 
     /// The newest head id of the thread this process saved or read from the base store.
     func newestKnown(_ thread: ThreadID, _ namespace: String) -> CheckpointID? {
-        floors.withLock { $0[Key(thread: thread, namespace: namespace)] }
+        floors.latest(thread, namespace)?.id
     }
 
     /// Remembers the entry bytes of the head `id`, once written, if it is still the known head.
     func attach(_ bytes: Data, _ thread: ThreadID, _ namespace: String, _ id: CheckpointID) {
-        entries.withLock { entries in
-            let key = Key(thread: thread, namespace: namespace)
-            guard var entry = entries[key], entry.checkpoint.id == id else { return }
-            entry.bytes = bytes
-            entries[key] = entry
-        }
+        entries.update(thread, namespace, id) { $0.bytes = bytes }
     }
 
     func checkpoint(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Checkpoint? {
-        entries.withLock { entries in
-            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.checkpoint.id == id else {
-                return nil
-            }
-            return entry.checkpoint
-        }
+        entries.value(thread, namespace, id)?.checkpoint
     }
 
     /// The known checkpoint whose cache entry is exactly `bytes`, if any.
     func checkpoint(_ thread: ThreadID, _ namespace: String, matching bytes: Data) -> Checkpoint? {
-        entries.withLock { entries in
-            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.bytes == bytes else { return nil }
-            return entry.checkpoint
-        }
+        guard let entry = entries.latest(thread, namespace)?.value, entry.bytes == bytes else { return nil }
+        return entry.checkpoint
     }
 
     func store(_ thread: ThreadID, _ namespace: String, _ checkpoint: Checkpoint?, entry bytes: Data? = nil) {
-        guard capacity > 0 else { return }
-        entries.withLock { entries in
-            let key = Key(thread: thread, namespace: namespace)
-            guard let checkpoint else {
-                entries[key] = nil
-                return
-            }
-            if let existing = entries[key], existing.checkpoint.id > checkpoint.id { return }
-            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[key] = Entry(checkpoint: checkpoint, bytes: bytes)
+        guard let checkpoint else {
+            entries.remove(thread, namespace)
+            return
         }
+        entries.store(thread, namespace, checkpoint.id, Entry(checkpoint: checkpoint, bytes: bytes))
     }
 
     func remove(_ thread: ThreadID) {
-        entries.withLock { entries in entries = entries.filter { $0.key.thread != thread } }
-        floors.withLock { floors in floors = floors.filter { $0.key.thread != thread } }
+        entries.remove(thread)
+        floors.remove(thread)
     }
 }

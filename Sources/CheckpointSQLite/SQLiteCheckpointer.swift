@@ -218,7 +218,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                 try selectID.bind(1, threadKey)
                 if try selectID.step() {
                     let id = try selectID.checkpointID(0)
-                    head = (id, heads.manifest(write.thread, write.namespace, id), selectID.int64(1) != 0)
+                    head = (id, heads.value(write.thread, write.namespace, id), selectID.int64(1) != 0)
                 }
                 selectID.reset()
                 if let known = head, known.manifest == nil, known.id == write.parentID {

@@ -1,0 +1,79 @@
+import Synchronization
+
+/// What a checkpointer knows of the heads it last wrote or read, one value per thread and
+/// namespace: the SQLite and Postgres backends keep each head's manifest (``HeadManifests``), so
+/// that a put whose parent is one of them resolves its channels without reading the parent's
+/// row again; the Redis cache keeps each head's checkpoint and cache entry, and the newest head
+/// id it acknowledged.
+///
+/// A value is stored for a checkpoint id and never changes for it, so an entry is never wrong;
+/// it may only be old, and then the put's head check fails as it should. An entry older than
+/// the one known is not stored. Bounded: when full, it starts over (a capacity of 0 stores
+/// nothing).
+package final class HeadCache<Value: Sendable>: Sendable {
+    /// By bytes, as the stores key threads: ``ThreadID`` and ``BytewiseString``.
+    private struct Key: Hashable {
+        var thread: ThreadID
+        var namespace: BytewiseString
+
+        init(thread: ThreadID, namespace: String) {
+            self.thread = thread
+            self.namespace = BytewiseString(namespace)
+        }
+    }
+    private let entries = Mutex<[Key: (id: CheckpointID, value: Value)]>([:])
+    private let capacity: Int
+
+    package init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// The value of checkpoint `id` when it is the head known for the thread's namespace.
+    package func value(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Value? {
+        entries.withLock { entries in
+            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.id == id else { return nil }
+            return entry.value
+        }
+    }
+
+    /// The head known for the thread's namespace and its value.
+    package func latest(_ thread: ThreadID, _ namespace: String) -> (id: CheckpointID, value: Value)? {
+        entries.withLock { $0[Key(thread: thread, namespace: namespace)] }
+    }
+
+    /// Records the head of a thread's namespace, unless a newer one is known.
+    package func store(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ value: Value) {
+        guard capacity > 0 else { return }
+        entries.withLock { entries in
+            let key = Key(thread: thread, namespace: namespace)
+            if let existing = entries[key], existing.id > id { return }
+            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (id, value)
+        }
+    }
+
+    /// Changes the value of head `id`, if it is still the head known.
+    package func update(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ change: (inout Value) -> Void) {
+        entries.withLock { entries in
+            let key = Key(thread: thread, namespace: namespace)
+            guard var entry = entries[key], entry.id == id else { return }
+            change(&entry.value)
+            entries[key] = entry
+        }
+    }
+
+    /// Forgets one namespace of `thread`.
+    package func remove(_ thread: ThreadID, _ namespace: String) {
+        _ = entries.withLock { $0.removeValue(forKey: Key(thread: thread, namespace: namespace)) }
+    }
+
+    /// Forgets every namespace of `thread`.
+    package func remove(_ thread: ThreadID) {
+        entries.withLock { entries in
+            entries = entries.filter { $0.key.thread != thread }
+        }
+    }
+}
+
+/// The manifests of the heads a SQLite or Postgres checkpointer last wrote or read.
+package typealias HeadManifests = HeadCache<Manifest>
