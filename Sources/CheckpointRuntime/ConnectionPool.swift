@@ -140,11 +140,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// Runs `body` on one particular worker (for warming, and for work that must use one
     /// connection), waiting for it if it is busy.
     private func run(on worker: Worker, _ body: @escaping @Sendable (Connection) throws -> Void) async throws {
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-            worker.thread.submit {
-                continuation.resume(with: Result { try self.execute(body, on: worker) })
-            }
-        }
+        try await worker.thread.performRegardlessOfCancellation { () -> Result<Void, any Error> in
+            Result { try self.execute(body, on: worker) }
+        }.get()
     }
 
     private func dispatch(job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (CheckpointError) -> Void) {

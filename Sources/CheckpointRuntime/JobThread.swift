@@ -85,6 +85,40 @@ package final class JobThread: TaskExecutor, @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Runs `body` on this thread and returns its result: inline when the caller already runs
+    /// here, otherwise by queueing it and suspending until it is done. The one way a backend
+    /// hands a blocking C call to its own thread (the SQLite connection, the pool's workers).
+    ///
+    /// A task cancelled before the work started gets ``CheckpointError/Code/cancelled`` and
+    /// nothing runs; work that started runs to its end (a write is never left half done) and
+    /// reports its own outcome.
+    package func perform<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try throwIfCancelled()
+        if isCurrent { return try body() }
+        let cancelled = Atomic<Bool>(false)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                submit {
+                    if cancelled.load(ordering: .acquiring) {
+                        continuation.resume(throwing: CheckpointError.cancellation)
+                        return
+                    }
+                    continuation.resume(with: Result { try body() })
+                }
+            }
+        } onCancel: {
+            cancelled.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Runs `body` on this thread whether or not the caller's task is cancelled (for closing).
+    package func performRegardlessOfCancellation<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        if isCurrent { return body() }
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<T, Never>) in
+            submit { continuation.resume(returning: body()) }
+        }
+    }
+
     package func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         submit { job.runSynchronously(on: self.asUnownedTaskExecutor()) }

@@ -279,36 +279,13 @@ final class SerializedConnection: @unchecked Sendable {
     /// nothing runs; work that started runs to its end (a write is never left half done) and
     /// reports its own outcome.
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try throwIfCancelled()
-        if thread.isCurrent {
-            return try mapErrors { try body(connection) }
-        }
-        let cancelled = Atomic<Bool>(false)
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                thread.submit {
-                    if cancelled.load(ordering: .acquiring) {
-                        continuation.resume(throwing: CheckpointError.cancellation)
-                        return
-                    }
-                    continuation.resume(with: Result { try self.mapErrors { try body(self.connection) } })
-                }
-            }
-        } onCancel: {
-            cancelled.store(true, ordering: .releasing)
-        }
+        try await thread.perform { try self.mapErrors { try body(self.connection) } }
     }
 
     /// Runs `body` on the connection's thread whether or not the caller's task is cancelled
     /// (for closing).
     func runRegardlessOfCancellation(_ body: @escaping @Sendable (SQLiteConnection) -> Void) async {
-        if thread.isCurrent { return body(connection) }
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            thread.submit {
-                body(self.connection)
-                continuation.resume()
-            }
-        }
+        await thread.performRegardlessOfCancellation { body(self.connection) }
     }
 
     /// Turns SQLite's errors into ``CheckpointError`` with the one mapping,
