@@ -92,6 +92,7 @@ package final class JobThread: TaskExecutor, @unchecked Sendable {
     /// A task cancelled before the work started gets ``CheckpointError/Code/cancelled`` and
     /// nothing runs; work that started runs to its end (a write is never left half done) and
     /// reports its own outcome.
+    @inlinable
     package func perform<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try throwIfCancelled()
         if isCurrent { return try body() }
@@ -112,6 +113,7 @@ package final class JobThread: TaskExecutor, @unchecked Sendable {
     }
 
     /// Runs `body` on this thread whether or not the caller's task is cancelled (for closing).
+    @inlinable
     package func performRegardlessOfCancellation<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         if isCurrent { return body() }
         return await withUnsafeContinuation { (continuation: UnsafeContinuation<T, Never>) in

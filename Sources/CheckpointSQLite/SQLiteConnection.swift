@@ -279,7 +279,13 @@ final class SerializedConnection: @unchecked Sendable {
     /// nothing runs; work that started runs to its end (a write is never left half done) and
     /// reports its own outcome.
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await thread.perform { try self.mapErrors { try body(self.connection) } }
+        // Inline on the connection's own thread (the writer executor's path): no closure to
+        // build, and this function is specialized for `T`.
+        if thread.isCurrent {
+            try throwIfCancelled()
+            return try mapErrors { try body(connection) }
+        }
+        return try await thread.perform { try self.mapErrors { try body(self.connection) } }
     }
 
     /// Runs `body` on the connection's thread whether or not the caller's task is cancelled

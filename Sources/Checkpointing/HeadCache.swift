@@ -1,5 +1,17 @@
 import Synchronization
 
+/// A thread and namespace, by bytes, as the stores key threads: ``ThreadID`` and ``BytewiseString``.
+package struct HeadKey: Hashable {
+    package var thread: ThreadID
+    package var namespace: BytewiseString
+
+    @inlinable
+    package init(thread: ThreadID, namespace: String) {
+        self.thread = thread
+        self.namespace = BytewiseString(namespace)
+    }
+}
+
 /// What a checkpointer knows of the heads it last wrote or read, one value per thread and
 /// namespace: the SQLite and Postgres backends keep each head's manifest (``HeadManifests``), so
 /// that a put whose parent is one of them resolves its channels without reading the parent's
@@ -11,41 +23,36 @@ import Synchronization
 /// the one known is not stored. Bounded: when full, it starts over (a capacity of 0 stores
 /// nothing).
 package final class HeadCache<Value: Sendable>: Sendable {
-    /// By bytes, as the stores key threads: ``ThreadID`` and ``BytewiseString``.
-    private struct Key: Hashable {
-        var thread: ThreadID
-        var namespace: BytewiseString
-
-        init(thread: ThreadID, namespace: String) {
-            self.thread = thread
-            self.namespace = BytewiseString(namespace)
-        }
-    }
-    private let entries = Mutex<[Key: (id: CheckpointID, value: Value)]>([:])
-    private let capacity: Int
+    @usableFromInline let entries = Mutex<[HeadKey: (id: CheckpointID, value: Value)]>([:])
+    @usableFromInline let capacity: Int
 
     package init(capacity: Int) {
         self.capacity = capacity
     }
 
     /// The value of checkpoint `id` when it is the head known for the thread's namespace.
+    @inlinable
+    @_specialize(exported: true, where Value == Manifest)
     package func value(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Value? {
         entries.withLock { entries in
-            guard let entry = entries[Key(thread: thread, namespace: namespace)], entry.id == id else { return nil }
+            guard let entry = entries[HeadKey(thread: thread, namespace: namespace)], entry.id == id else { return nil }
             return entry.value
         }
     }
 
     /// The head known for the thread's namespace and its value.
+    @inlinable
     package func latest(_ thread: ThreadID, _ namespace: String) -> (id: CheckpointID, value: Value)? {
-        entries.withLock { $0[Key(thread: thread, namespace: namespace)] }
+        entries.withLock { $0[HeadKey(thread: thread, namespace: namespace)] }
     }
 
     /// Records the head of a thread's namespace, unless a newer one is known.
+    @inlinable
+    @_specialize(exported: true, where Value == Manifest)
     package func store(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ value: Value) {
         guard capacity > 0 else { return }
         entries.withLock { entries in
-            let key = Key(thread: thread, namespace: namespace)
+            let key = HeadKey(thread: thread, namespace: namespace)
             if let existing = entries[key], existing.id > id { return }
             if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
             entries[key] = (id, value)
@@ -53,9 +60,10 @@ package final class HeadCache<Value: Sendable>: Sendable {
     }
 
     /// Changes the value of head `id`, if it is still the head known.
+    @inlinable
     package func update(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ change: (inout Value) -> Void) {
         entries.withLock { entries in
-            let key = Key(thread: thread, namespace: namespace)
+            let key = HeadKey(thread: thread, namespace: namespace)
             guard var entry = entries[key], entry.id == id else { return }
             change(&entry.value)
             entries[key] = entry
@@ -63,11 +71,13 @@ package final class HeadCache<Value: Sendable>: Sendable {
     }
 
     /// Forgets one namespace of `thread`.
+    @inlinable
     package func remove(_ thread: ThreadID, _ namespace: String) {
-        _ = entries.withLock { $0.removeValue(forKey: Key(thread: thread, namespace: namespace)) }
+        _ = entries.withLock { $0.removeValue(forKey: HeadKey(thread: thread, namespace: namespace)) }
     }
 
     /// Forgets every namespace of `thread`.
+    @inlinable
     package func remove(_ thread: ThreadID) {
         entries.withLock { entries in
             entries = entries.filter { $0.key.thread != thread }
