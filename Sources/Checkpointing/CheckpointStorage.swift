@@ -22,8 +22,8 @@ import Foundation
 /// - **Keys are bytes.** Two spellings of "café" (NFC and NFD) are two threads and two
 ///   namespaces. ``ThreadID`` compares and hashes by its UTF-8 bytes already; key namespaces by
 ///   `Array(namespace.utf8)`, never by `String` (which compares canonically).
-/// - **Everything round-trips exactly**: channel bytes, metadata, dates (`createdAt`, a pause's
-///   times, an answer's time) to the bit, pauses and answers.
+/// - **Everything round-trips**: channel bytes, metadata, pauses and answers exactly; dates
+///   (`createdAt`, a pause's times, an answer's time) within a microsecond.
 /// - **Errors are ``CheckpointError``s** with the right code: ``CheckpointError/Code/corruptData``
 ///   for stored bytes that do not read back, ``CheckpointError/Code/busy`` or
 ///   ``CheckpointError/Code/connectionFailed`` (retryable) when the store could not be reached

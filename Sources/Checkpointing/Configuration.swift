@@ -153,7 +153,9 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
         guard unknown.isEmpty else {
             throw CheckpointError(
                 .invalidConfiguration,
-                "unknown \(scheme) URL parameter(s): \(unknown.sorted().joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))"
+                known.isEmpty
+                    ? "a \(scheme) URL takes no parameters; it has \(unknown.sorted().joined(separator: ", "))"
+                    : "unknown \(scheme) URL parameter(s): \(unknown.sorted().joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))"
             )
         }
     }

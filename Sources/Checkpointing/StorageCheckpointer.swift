@@ -19,7 +19,12 @@ import Synchronization
 /// atomic step. After: checks that what the storage returned is what was asked for (the
 /// thread, namespace and id; ranges newest first), pages history through metadata filters,
 /// plans retention, and filters, orders and pages the inbox. It records the same metrics as
-/// the built-in backends (`checkpoint_put_seconds`, `checkpoint_conflicts_total`, ...).
+/// the built-in backends (`checkpoint_put_duration`, `checkpoint_put_bytes`: the bytes the write
+/// changed, `checkpoint_put_conflicts`).
+///
+/// An error a storage throws that is not a ``CheckpointError`` reaches the caller as
+/// ``CheckpointError/Code/backendFailure``, naming the primitive that threw and keeping the
+/// original as ``CheckpointError/underlying``.
 public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer {
     /// The storage, for calls of its own (a backend's statistics or maintenance).
     public let storage: Storage
@@ -67,7 +72,9 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
             step: write.step, createdAt: write.createdAt, metadata: write.metadata, channels: channels,
             pause: write.pause)
         do {
-            try await storage.append(checkpoint, checking: AppendRules(write, expecting: expecting, deferred: deferred))
+            try await call("append") {
+                try await storage.append(checkpoint, checking: AppendRules(write, expecting: expecting, deferred: deferred))
+            }
         } catch let error as CheckpointError where error.code == .conflict {
             metrics.recordConflict()
             throw error
@@ -103,7 +110,8 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
 
     /// Reads from the storage, checking that it returned the checkpoint asked for.
     private func read(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
-        guard let checkpoint = try await storage.checkpoint(thread: thread, namespace: namespace, id: id) else {
+        guard let checkpoint = try await call("checkpoint", { try await storage.checkpoint(thread: thread, namespace: namespace, id: id) })
+        else {
             return nil
         }
         try Self.verify(checkpoint.summary, thread: thread, namespace: namespace, id: id)
@@ -118,9 +126,14 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
         else {
             throw CheckpointError(
                 .corruptData,
-                "the storage returned checkpoint \(summary.id) of thread '\(summary.thread)' when asked for "
-                    + "\(id.map { "\($0)" } ?? "the head") of thread '\(thread)'")
-        }
+                "\(Storage.self) returned checkpoint \(summary.id) of thread '\(summary.thread)' namespace "
+                    + "\(Self.bytes(summary.namespace)) when asked for \(id.map { "\($0)" } ?? "the head") of thread "
+                    + "'\(thread)' namespace \(Self.bytes(namespace)) (thread ids and namespaces are compared by their UTF-8 bytes)")        }
+    }
+
+    /// A namespace as its UTF-8 bytes, so that two spellings that print alike are told apart.
+    private static func bytes(_ text: String) -> String {
+        "'\(text)' [" + text.utf8.map { String($0, radix: 16) }.joined(separator: " ") + "]"
     }
 
     /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.
@@ -146,10 +159,19 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
         var cursor = before
         var order = DescendingRows(thread: thread, before: before)
         while true {
-            let page = try await storage.records(thread: thread, namespace: namespace, before: cursor, limit: pageSize)
+            let page = try await call("records") {
+                try await storage.records(thread: thread, namespace: namespace, before: cursor, limit: pageSize)
+            }
             for record in page {
                 try Self.verify(record.summary, thread: thread, namespace: namespace, id: nil)
-                try order.accept(record.summary.id)
+                do {
+                    try order.accept(record.summary.id)
+                } catch {
+                    throw CheckpointError(
+                        .corruptData,
+                        "\(Storage.self).records returned checkpoint \(record.summary.id) of thread '\(thread)' out of order: "
+                            + "it must return ids below `before`, newest first")
+                }
                 guard try body(record) else { return }
             }
             guard page.count >= pageSize, let last = page.last else { return }
@@ -160,7 +182,7 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
     /// Deletes a thread in every namespace; see ``Checkpointer/deleteThread(_:)``.
     public func deleteThread(_ thread: ThreadID) async throws {
         try checkOpen()
-        try await storage.deleteThread(thread)
+        try await call("deleteThread") { try await storage.deleteThread(thread) }
     }
 
     /// Keeps the newest checkpoints and unanswered pauses; see
@@ -176,30 +198,32 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
         }
         let plan = RetentionPlan(rows: rows, keepingLatest: count)
         guard !plan.delete.isEmpty else { return 0 }
-        try await storage.delete(plan.delete.sorted(), thread: thread, namespace: namespace)
+        try await call("delete") { try await storage.delete(plan.delete.sorted(), thread: thread, namespace: namespace) }
         return plan.removedFromHistory
     }
 
     /// Reports what a thread occupies; see ``Checkpointer/storageStatistics(thread:)``.
     public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
         try checkOpen()
-        return try await storage.storageStatistics(thread: thread)
+        return try await call("storageStatistics") { try await storage.storageStatistics(thread: thread) }
     }
 
     /// Lists waiting pauses; see ``Checkpointer/pausedThreads(_:)``.
     public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
         try checkOpen()
         try query.validate()
-        return query.page(unordered: try await storage.waitingPauses(query))
+        return query.page(unordered: try await call("waitingPauses") { try await storage.waitingPauses(query) })
     }
 
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()
         try NamespaceValidation.validate(namespace)
-        try await storage.recordAnswer(
-            PauseAnswer(pauseID: pauseID, response: response, answeredAt: now), thread: thread, namespace: namespace,
-            checking: AnswerRules(thread: thread, pauseID: pauseID, now: now))
+        try await call("recordAnswer") {
+            try await storage.recordAnswer(
+                PauseAnswer(pauseID: pauseID, response: response, answeredAt: now), thread: thread, namespace: namespace,
+                checking: AnswerRules(thread: thread, pauseID: pauseID, now: now))
+        }
     }
 
     /// Closes the storage once; later calls fail with ``CheckpointError/Code/closed``.
@@ -208,7 +232,21 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
             defer { closed = true }
             return !closed
         }
-        if wasOpen { try await storage.close() }
+        if wasOpen { try await call("close") { try await storage.close() } }
+    }
+
+    /// Runs a primitive, turning an error that is not a ``CheckpointError`` into
+    /// ``CheckpointError/Code/backendFailure`` that names the primitive.
+    private func call<T>(_ primitive: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError(
+                .backendFailure, "\(Storage.self).\(primitive) threw \(type(of: error)), not a CheckpointError: \(error)",
+                underlying: error)
+        }
     }
 
     private func checkOpen() throws(CheckpointError) {

@@ -146,7 +146,9 @@ public enum CheckpointerConformance {
         return (applicable + refusals).map { $0.declaring(capabilities) }
     }
 
-    /// Every check of the suite, for a backend with every capability (``ConformanceCapabilities/all``).
+    /// Every check of the suite, for a backend with every capability (``ConformanceCapabilities/all``):
+    /// the built-in ones. A store that keeps every checkpoint whole (a `StorageCheckpointer`)
+    /// fails the delta-storage checks here: run ``checks(for:)`` with what it declares.
     public static let checks: [ConformanceCheck] = allChecks
 
     private static let allChecks: [ConformanceCheck] = [
@@ -155,7 +157,7 @@ public enum CheckpointerConformance {
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
     ] + facadeChecks + metadataFilterChecks + pauseChecks + retentionChecks + [
-        canonicallyEquivalentTextIsDistinct, cancelledCallsDoNothing, closedCheckpointer,
+        canonicallyEquivalentTextIsDistinct, datesReadBack, cancelledCallsDoNothing, closedCheckpointer,
     ]
 }
 

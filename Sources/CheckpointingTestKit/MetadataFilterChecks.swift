@@ -12,7 +12,7 @@ extension CheckpointerConformance {
     ) { checkpointer in
         let thread = try uniqueThread("metadata-values")
         let metadata: Metadata = [
-            "negative zero": .double(-0.0), "a tenth": .double(0.1), "huge": .double(1e300), "tiny": .double(5e-324),
+            "negative zero": .double(-0.0), "a tenth": .double(0.1), "huge": .double(1e300), "tiny": .double(.leastNonzeroMagnitude),
             "whole": .double(3.0), "beyond Int": .double(1e20), "max": .int(Int.max), "min": .int(Int.min),
             "negative": .double(-2.5), "quotes \" and \\": .string("line\nbreak\ttab \"quoted\" \\ \u{1}"),
             "ключ": .string("значение"), "🧵": .string("emoji 👍🏽"), "empty": .string(""), "flag": .bool(false),

@@ -25,6 +25,11 @@ actor DictionaryStorage: CheckpointStorage {
 
     func misdirectReads(to checkpoint: Checkpoint?) { misdirected = checkpoint }
 
+    /// When set, counting throws an error of Foundation's, as a storage's file calls might.
+    private var failsWithForeignError = false
+
+    func failWithForeignError() { failsWithForeignError = true }
+
     private func key(_ thread: ThreadID, _ namespace: String) -> Key { Key(thread: thread, namespace: Array(namespace.utf8)) }
 
     func append(_ checkpoint: Checkpoint, checking rules: AppendRules) throws {
@@ -65,7 +70,8 @@ actor DictionaryStorage: CheckpointStorage {
         spaces = spaces.filter { $0.key.thread != thread }
     }
 
-    func storageStatistics(thread: ThreadID) -> StorageStatistics {
+    func storageStatistics(thread: ThreadID) throws -> StorageStatistics {
+        if failsWithForeignError { throw CocoaError(.fileReadNoSuchFile) }
         var statistics = StorageStatistics(checkpointCount: 0, payloadCount: 0, payloadByteCount: 0)
         for (key, space) in spaces where key.thread == thread {
             for checkpoint in space.checkpoints.values {
@@ -148,6 +154,20 @@ struct StorageCheckpointerTests {
         await #expect(throws: CheckpointError.self) { try await checkpointer.put(next) }
         await storage.misdirectReads(to: nil)
         #expect(try await checkpointer.head(thread: thread)?.id == first.id, "nothing was written")
+    }
+
+    @Test("an error of a storage's that is not a CheckpointError becomes backendFailure, naming the primitive")
+    func foreignErrorsAreTyped() async throws {
+        let storage = DictionaryStorage(inbox: true)
+        let checkpointer = StorageCheckpointer(storage)
+        await storage.failWithForeignError()
+        do {
+            _ = try await checkpointer.storageStatistics(thread: ThreadID("t"))
+            Issue.record("the failure was not reported")
+        } catch let error as CheckpointError {
+            #expect(error.code == .backendFailure && !error.isRetryable)
+            #expect(error.message.contains("storageStatistics") && error.underlying is CocoaError)
+        }
     }
 
     @Test("closing twice is not an error; later calls fail with closed")

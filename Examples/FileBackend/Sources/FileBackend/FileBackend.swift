@@ -20,10 +20,16 @@ struct FileStorageBackend: CheckpointerBackend {
 
     func makeCheckpointer(url: CheckpointerURL, logger: Logger) async throws -> any Checkpointer {
         try url.rejectUnknownParameters([])
+        let segments = url.path.split(separator: "/", omittingEmptySubsequences: true)
         guard url.host?.isEmpty ?? true, url.user == nil, url.password == nil, url.port == nil, url.path.hasPrefix("/")
         else {
             throw CheckpointError(
                 .invalidConfiguration, "a files: URL names an absolute directory and nothing else: files:///path/to/dir")
+        }
+        guard !segments.isEmpty, !segments.contains(".."), !segments.contains(".") else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "a files: URL names a directory below / without '.' or '..' segments, not '\(url.path)'")
         }
         logger.debug("opening a file storage", metadata: ["directory": "\(url.path)"])
         return StorageCheckpointer(try FileStorage(directory: URL(filePath: url.path)), backend: "files")

@@ -30,6 +30,7 @@ public actor FileStorage: CheckpointStorage {
     /// The directory the files are in.
     public nonisolated let directory: URL
     private let lockDescriptor: Int32
+    private var isOpen = true
 
     /// Opens (and creates when missing) a directory of thread files.
     ///
@@ -41,17 +42,30 @@ public actor FileStorage: CheckpointStorage {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw CheckpointError(
-                .invalidConfiguration, "the directory \(directory.path) cannot be created", underlying: error)
+                .invalidConfiguration,
+                "the directory \(directory.path) cannot be created: \((error as NSError).localizedDescription)",
+                underlying: error)
         }
         let descriptor = open(directory.appending(path: ".lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw CheckpointError(
-                .invalidConfiguration, "the lock file of \(directory.path) cannot be opened", nativeCode: "errno \(errno)")
+                .invalidConfiguration, "the lock file of \(directory.path) cannot be opened: \(systemError())",
+                nativeCode: "errno \(errno)")
         }
         lockDescriptor = descriptor
     }
 
-    deinit { closeDescriptor(lockDescriptor) }
+    deinit {
+        if isOpen { closeDescriptor(lockDescriptor) }
+    }
+
+    /// Closes the directory's lock file; ``StorageCheckpointer`` calls it once, from its own
+    /// `close()`, and refuses later calls itself.
+    public func close() {
+        guard isOpen else { return }
+        isOpen = false
+        closeDescriptor(lockDescriptor)
+    }
 
     // MARK: - The primitives
 
@@ -140,7 +154,9 @@ public actor FileStorage: CheckpointStorage {
                 throw CheckpointError(.backendFailure, "the directory \(directory.path) cannot be listed", underlying: error)
             }
             var waiting: [PausedThread] = []
-            for name in names where name.hasSuffix(".json") {
+            // Only bucket files (16 hex digits): anything else a person left in the directory is
+            // not this storage's, and must not break the inbox.
+            for name in names where Self.isBucketFileName(name) {
                 for thread in try load(directory.appending(path: name)).threads {
                     let id = try ThreadID(thread.id)
                     for space in thread.namespaces {
@@ -175,11 +191,17 @@ public actor FileStorage: CheckpointStorage {
     private func locked<T>(exclusive: Bool, _ body: () throws -> T) throws -> T {
         while flock(lockDescriptor, exclusive ? LOCK_EX : LOCK_SH) != 0 {
             guard errno == EINTR else {
-                throw CheckpointError(.backendFailure, "the lock of \(directory.path) cannot be taken", nativeCode: "errno \(errno)")
+                throw CheckpointError(
+                    .backendFailure, "the lock of \(directory.path) cannot be taken: \(systemError())", nativeCode: "errno \(errno)")
             }
         }
         defer { flock(lockDescriptor, LOCK_UN) }
         return try body()
+    }
+
+    private static func isBucketFileName(_ name: String) -> Bool {
+        name.utf8.count == 21 && name.hasSuffix(".json")
+            && name.utf8.prefix(16).allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
     }
 
     /// The bucket file of a thread: a stable hash (FNV-1a, 64 bits) of its UTF-8 bytes.
@@ -221,7 +243,9 @@ public actor FileStorage: CheckpointStorage {
     private func save(_ bucket: Bucket, to url: URL) throws {
         if bucket.threads.isEmpty {
             if unlink(url.path) != 0 && errno != ENOENT {
-                throw CheckpointError(.backendFailure, "the file \(url.lastPathComponent) cannot be removed", nativeCode: "errno \(errno)")
+                throw CheckpointError(
+                    .backendFailure, "the file \(url.lastPathComponent) cannot be removed: \(systemError())",
+                    nativeCode: "errno \(errno)")
             }
             return
         }
@@ -264,7 +288,8 @@ public actor FileStorage: CheckpointStorage {
     private func writeFailure(_ url: URL) -> CheckpointError {
         let code = errno
         var error = CheckpointError(
-            .backendFailure, "the file \(url.lastPathComponent) could not be written; nothing was changed",
+            .backendFailure,
+            "the file \(url.lastPathComponent) could not be written (\(systemError(code))); nothing was changed",
             nativeCode: "errno \(code)")
         error.isRetryable = code == ENOSPC
         return error
@@ -278,4 +303,9 @@ private func closeDescriptor(_ descriptor: Int32) {
     #elseif canImport(Darwin)
     _ = Darwin.close(descriptor)
     #endif
+}
+
+/// The system's text for an `errno` value (the current one by default).
+private func systemError(_ code: Int32 = errno) -> String {
+    String(cString: strerror(code))
 }

@@ -82,6 +82,25 @@ struct FileBackendDurabilityTests {
             #expect(try await checkpointer.thread("intact", as: Counter.self).latest() == Counter(values: [2]))
         }
     }
+
+    @Test("a file that is not the storage's does not break the inbox")
+    func strayFileIsIgnored() async throws {
+        try await withDirectory { directory in
+            let checkpointer = StorageCheckpointer(try FileStorage(directory: directory))
+            let thread = try checkpointer.thread("waiting", as: Counter.self)
+            let pause = try await thread.pause(Counter(values: [1]), reason: "approve", prompt: "ok?")
+            try Data("notes".utf8).write(to: directory.appending(path: "notes.json"))
+            let inbox = try await checkpointer.pausedThreads(InboxQuery())
+            #expect(inbox.items.map(\.pause.id) == [pause.id])
+            try await checkpointer.close()
+            do {
+                _ = try await checkpointer.pausedThreads(InboxQuery())
+                Issue.record("a call after close succeeded")
+            } catch let error as CheckpointError {
+                #expect(error.code == .closed)
+            }
+        }
+    }
 }
 
 @Suite("FileStorage by configuration")
@@ -94,7 +113,7 @@ struct FileBackendConfigurationTests {
             try await checkpointer.thread("configured", as: Counter.self).save(Counter(values: [7]))
             let again = try await configuration.makeCheckpointer(backends: [FileStorage.backend])
             #expect(try await again.thread("configured", as: Counter.self).latest() == Counter(values: [7]))
-            for bad in ["files://host/dir", "files:relative", "files:///dir?sync=off"] {
+            for bad in ["files://host/dir", "files:relative", "files:///dir?sync=off", "files:///", "files:///tmp/a/%2e%2e/b"] {
                 do {
                     _ = try await CheckpointerConfiguration(url: bad).makeCheckpointer(backends: [FileStorage.backend])
                     Issue.record("\(bad) was accepted")
