@@ -8,7 +8,7 @@ import Foundation
 /// which checkpoints retention removes: it runs the check it is handed (``AppendRules``,
 /// ``AnswerRules``) inside its own atomic step (a lock, a transaction, an actor's turn) and
 /// stores what the check approved. Validation of namespaces and limits, cancellation, the
-/// closed state, delta resolution (``ChannelWrite/unchanged`` and ``ChannelWrite/append`` are
+/// closed state, delta resolution (``ChannelWrite/unchanged`` and ``ChannelWrite/append(_:)`` are
 /// turned into whole channel values before ``append(_:checking:)`` sees them), history paging
 /// with metadata filters, retention planning, inbox filtering, ordering and paging all live in
 /// ``StorageCheckpointer``, written once.

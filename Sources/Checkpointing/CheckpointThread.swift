@@ -22,7 +22,7 @@ import Synchronization
 /// fails with ``CheckpointError/Code/conflict`` and writes nothing. The façade is `Sendable`,
 /// and one façade may serve many tasks at once (a server that keeps one per conversation):
 ///
-/// - ``update(startingWith:metadata:maxAttempts:_:)`` reads the head, applies a change,
+/// - ``update(startingWith:metadata:maxAttempts:isolation:_:)`` reads the head, applies a change,
 ///   saves, and on a conflict reads again and reapplies the change (a few times at most).
 ///   It is the easy way that never loses an update.
 /// - ``load()`` returns a ``StateSnapshot`` that carries its checkpoint;
@@ -223,7 +223,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// - Returns: the new checkpoint's id.
     /// - Throws: ``CheckpointError/Code/conflict`` when another writer moved the thread's head
     ///   (nothing is written; call ``latest()`` and save again, or use
-    ///   ``update(startingWith:metadata:maxAttempts:_:)``);
+    ///   ``update(startingWith:metadata:maxAttempts:isolation:_:)``);
     ///   ``CheckpointError/Code/encodingFailed`` when the state does not encode (the message
     ///   names the channel and the coding path).
     @discardableResult
@@ -233,7 +233,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     /// Saves the state with a question for a person: the thread then waits in the inbox
     /// (``Checkpointer/pausedThreads(_:)``) until someone answers with
-    /// ``Checkpointer/resume(thread:namespace:pauseID:with:at:)`` or ``resume(_:with:at:)``.
+    /// ``Checkpointer/resume(thread:namespace:pauseID:with:at:sealing:)`` or ``resume(_:with:at:)``.
     ///
     /// - Parameters:
     ///   - reason: a short machine-readable reason (1 to 128 bytes), stored in plain text so

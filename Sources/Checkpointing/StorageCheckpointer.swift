@@ -14,7 +14,7 @@ import Synchronization
 /// ``CheckpointError/Code/closed`` and calls from a cancelled task with
 /// ``CheckpointError/Code/cancelled`` (nothing runs); validates namespaces, history limits,
 /// retention counts and inbox queries; resolves a write's ``ChannelWrite/unchanged`` and
-/// ``ChannelWrite/append`` channels against its parent into whole values; hands the storage the
+/// ``ChannelWrite/append(_:)`` channels against its parent into whole values; hands the storage the
 /// head check (``AppendRules``) and the pause/resume check (``AnswerRules``) to run in its
 /// atomic step. After: checks that what the storage returned is what was asked for (the
 /// thread, namespace and id; ranges newest first), pages history through metadata filters,
