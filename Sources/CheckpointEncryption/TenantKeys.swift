@@ -90,14 +90,49 @@ public struct FileTenantKeyStore: TenantKeyStore {
     }
 
     /// Overwrites the tenant's material with zeros, flushes it to disk, and removes the file.
+    /// A tenant with no material (never had any, or destroyed already) is not an error.
+    ///
+    /// - Throws: ``CheckpointError/Code/backendFailure`` saying the material was not destroyed
+    ///   when the file cannot be opened, overwritten, flushed or removed (crypto-shredding must
+    ///   never quietly do nothing); retryable when the disk was full.
     public func destroy(tenant: String) throws {
         let url = file(for: tenant)
         cache.forget(path: url.path)
-        guard let handle = try? FileHandle(forUpdating: url) else { return }
-        try handle.write(contentsOf: Data(count: SecretKey.byteCount))
-        try handle.synchronize()
-        try handle.close()
-        try FileManager.default.removeItem(at: url)
+        func failure(_ step: String, _ code: Int32 = errno) -> CheckpointError {
+            var error = CheckpointError(
+                .backendFailure,
+                "the key material of tenant '\(tenant)' was not destroyed: it could not be \(step) "
+                    + "(\(String(cString: strerror(code)))) in '\(directory.path)'",
+                nativeCode: "errno \(code)")
+            error.isRetryable = code == ENOSPC
+            return error
+        }
+        let descriptor = open(url.path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return }
+            throw failure("opened")
+        }
+        var closed = false
+        defer { if !closed { _ = close(descriptor) } }
+        let zeros = [UInt8](repeating: 0, count: SecretKey.byteCount)
+        var written = 0
+        while written < zeros.count {
+            let count = zeros.withUnsafeBytes { bytes in
+                pwrite(descriptor, bytes.baseAddress.map { $0 + written }, zeros.count - written, off_t(written))
+            }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw failure("overwritten") }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else { throw failure("flushed to disk") }
+        closed = true
+        guard close(descriptor) == 0 else { throw failure("closed") }
+        guard unlink(url.path) == 0 else { throw failure("removed (it was overwritten with zeros)") }
+        let directoryDescriptor = open(directory.path, O_RDONLY | O_CLOEXEC)
+        if directoryDescriptor >= 0 {
+            _ = fsync(directoryDescriptor)
+            _ = close(directoryDescriptor)
+        }
     }
 }
 

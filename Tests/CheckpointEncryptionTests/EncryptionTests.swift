@@ -427,6 +427,28 @@ struct TenantKeyTests {
         try await checkpointer.close()
     }
 
+    @Test func aDestroyThatCannotDestroyFailsLoudly() throws {
+        let folder = try TemporaryFolder()
+        let store = try FileTenantKeyStore(directory: folder.url.appendingPathComponent("tenants"))
+        _ = try store.material(for: "acme", create: true)
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: store.directory.path).first)
+        let path = store.directory.appendingPathComponent(name)
+        // The material's path holds something destroy cannot overwrite (here a directory, with
+        // a file inside, as a restore gone wrong might leave): it must say so, not return.
+        try FileManager.default.removeItem(at: path)
+        try FileManager.default.createDirectory(at: path, withIntermediateDirectories: false)
+        try Data("x".utf8).write(to: path.appendingPathComponent("inside"))
+        let error = #expect(throws: CheckpointError.self) { try store.destroy(tenant: "acme") }
+        #expect(error?.code == .backendFailure)
+        #expect(error?.message.contains("not destroyed") == true, "\(String(describing: error))")
+        // A tenant that never had material: nothing to destroy, not an error.
+        try store.destroy(tenant: "never-seen")
+        // A normal destroy leaves no file behind.
+        _ = try store.material(for: "globex", create: true)
+        try store.destroy(tenant: "globex")
+        #expect(try store.material(for: "globex", create: false) == nil)
+    }
+
     @Test func rewritingTheHeadAndPruningRetiresTheOldKey() async throws {
         let checkpointer = InMemoryCheckpointer()
         let old = try SecretKey(id: "old", base64: SecretKey.generateBase64())
