@@ -112,12 +112,16 @@ public final class SQLiteCheckpointer: Checkpointer {
                 "PRAGMA wal_autocheckpoint = 0",
             ])
         try migrate(writer, path: configuration.path, logger: logger)
+        let inline = SerializedConnection.InlineCalls(busyTimeoutMilliseconds: Int32(clamping: busyMilliseconds))
+        // A commit that flushes to disk is not run on a caller's (shared) thread.
+        let writerFlushes = configuration.synchronous == .full || configuration.synchronous == .extra
         var readers: [SerializedConnection] = []
         for index in 0..<configuration.readerCount {
             let reader = try connect(SQLITE_OPEN_READWRITE, ["PRAGMA query_only = 1"])
             readers.append(
                 SerializedConnection(
-                    label: "checkpointing.sqlite.reader\(index)", connection: reader, idleSpin: configuration.idleSpin))
+                    label: "checkpointing.sqlite.reader\(index)", connection: reader, idleSpin: configuration.idleSpin,
+                    inline: inline))
         }
         // A connection that never read the file does not know it is in WAL mode, and its
         // checkpoints would do nothing; a restart checkpoint waits for a running write 5 ms at most.
@@ -127,7 +131,8 @@ public final class SQLiteCheckpointer: Checkpointer {
             .install(on: writer)
         return OpenedConnections(
             writer: SerializedConnection(
-                label: "checkpointing.sqlite.writer", connection: writer, idleSpin: configuration.idleSpin),
+                label: "checkpointing.sqlite.writer", connection: writer, idleSpin: configuration.idleSpin,
+                inline: writerFlushes ? nil : inline),
             readers: readers, wal: walConnection)
     }
 

@@ -120,6 +120,18 @@ final class SQLiteConnection {
         }
     }
 
+    /// Sets how long a statement waits for another connection's lock before it fails with
+    /// `SQLITE_BUSY`.
+    func setBusyTimeout(milliseconds: Int32) {
+        if let handle { sqlite3_busy_timeout(handle, milliseconds) }
+    }
+
+    /// Whether no transaction is open.
+    var isInAutocommit: Bool { handle.map { sqlite3_get_autocommit($0) != 0 } ?? true }
+
+    /// Rows changed by every statement since the connection opened (committed or not).
+    var totalChanges: Int64 { handle.map { sqlite3_total_changes64($0) } ?? 0 }
+
     /// The rowid of the last inserted row.
     var lastInsertRowID: Int64 { handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
 
@@ -245,20 +257,39 @@ final class SQLiteStatement {
     }
 }
 
-/// One connection and the thread that is the only place it is used.
+/// One connection, the thread that runs its calls, and a lock that makes each call the
+/// connection's only user.
 ///
-/// `@unchecked Sendable` is safe because `connection` is touched only inside jobs that run
-/// on `thread`, one at a time; SQLite calls therefore never run on Swift's shared
-/// cooperative threads, and never on two threads at once for one handle.
+/// A call runs on the connection's thread, or inline on the caller's thread when the
+/// connection allows it (``InlineCalls``) and is free at that moment: a thread hand-off costs
+/// tens of microseconds on a small virtual machine, more than an SQLite write, so a caller on
+/// Swift's shared pool otherwise pays it twice per call. An inline call never waits for
+/// another process's lock on the shared pool: it runs with no busy timeout, and when it meets
+/// `SQLITE_BUSY` before changing anything it goes to the connection's thread, which waits the
+/// configured timeout. A connection whose commits flush to disk (`synchronous=full`) is not
+/// inline, so no `fsync` blocks a shared thread.
+///
+/// `@unchecked Sendable` is safe because `connection` is touched only under `owner`, by one
+/// call at a time, on the connection's thread or on the thread of an inline caller.
 final class SerializedConnection: @unchecked Sendable {
+    /// How a connection runs calls on its caller's thread.
+    struct InlineCalls {
+        /// The busy timeout to restore after an inline call, which runs with none.
+        var busyTimeoutMilliseconds: Int32
+    }
+
     private let thread: JobThread
     private let connection: SQLiteConnection
+    /// Held by the one call using the connection.
+    private let owner = NSLock()
+    private let inline: InlineCalls?
     /// The connection's database file, for error messages.
     private let path: String
 
-    init(label: String, connection: SQLiteConnection, idleSpin: Duration = .zero) {
+    init(label: String, connection: SQLiteConnection, idleSpin: Duration = .zero, inline: InlineCalls? = nil) {
         self.thread = JobThread(name: label, idleSpin: idleSpin)
         self.connection = connection
+        self.inline = inline
         self.path = connection.path
     }
 
@@ -272,8 +303,9 @@ final class SerializedConnection: @unchecked Sendable {
     /// Whether the caller runs on the connection's thread.
     var isCurrent: Bool { thread.isCurrent }
 
-    /// Runs `body` on the connection's thread and returns its result: inline when the caller
-    /// already runs there, otherwise by queueing it and suspending until it is done.
+    /// Runs `body` with the connection and returns its result: on the caller's thread when it
+    /// is the connection's, or when the connection takes inline calls and is free; otherwise
+    /// by queueing it on the connection's thread and suspending until it is done.
     ///
     /// A task cancelled before its work started gets ``CheckpointError/Code/cancelled`` and
     /// nothing runs; work that started runs to its end (a write is never left half done) and
@@ -284,7 +316,10 @@ final class SerializedConnection: @unchecked Sendable {
         // shared pool's head read (benchmark, three interleaved runs).
         try throwIfCancelled()
         if thread.isCurrent {
-            return try mapErrors { try body(connection) }
+            return try locked(body)
+        }
+        if let inline, let result = try runInline(body, inline) {
+            return result.value
         }
         let cancelled = Atomic<Bool>(false)
         return try await withTaskCancellationHandler {
@@ -294,7 +329,7 @@ final class SerializedConnection: @unchecked Sendable {
                         continuation.resume(throwing: CheckpointError.cancellation)
                         return
                     }
-                    continuation.resume(with: Result { try self.mapErrors { try body(self.connection) } })
+                    continuation.resume(with: Result { try self.locked(body) })
                 }
             }
         } onCancel: {
@@ -302,10 +337,47 @@ final class SerializedConnection: @unchecked Sendable {
         }
     }
 
+    private struct Outcome<T> { var value: T }
+
+    /// Runs `body` holding the connection.
+    private func locked<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        owner.lock()
+        defer { owner.unlock() }
+        return try mapErrors { try body(connection) }
+    }
+
+    /// Runs `body` on the caller's thread if the connection is free, with no busy timeout.
+    ///
+    /// - Returns: `nil` when the call must go to the connection's thread instead: the
+    ///   connection is in use, or the call met another connection's lock before it changed
+    ///   anything (it then left nothing behind: the failed statement's transaction was rolled
+    ///   back).
+    private func runInline<T>(_ body: (SQLiteConnection) throws -> T, _ inline: InlineCalls) throws -> Outcome<T>? {
+        guard owner.try() else { return nil }
+        defer { owner.unlock() }
+        connection.setBusyTimeout(milliseconds: 0)
+        defer { connection.setBusyTimeout(milliseconds: inline.busyTimeoutMilliseconds) }
+        let changes = connection.totalChanges
+        do {
+            return Outcome(value: try body(connection))
+        } catch let error as SQLiteError
+            where [SQLITE_BUSY, SQLITE_LOCKED].contains(error.primaryResultCode)
+            && connection.totalChanges == changes && connection.isInAutocommit
+        {
+            return nil
+        } catch let error as SQLiteError {
+            throw CheckpointError(sqlite: error, path: path, phase: .call)
+        }
+    }
+
     /// Runs `body` on the connection's thread whether or not the caller's task is cancelled
     /// (for closing).
     func runRegardlessOfCancellation(_ body: @escaping @Sendable (SQLiteConnection) -> Void) async {
-        await thread.performRegardlessOfCancellation { body(self.connection) }
+        await thread.performRegardlessOfCancellation {
+            self.owner.lock()
+            defer { self.owner.unlock() }
+            body(self.connection)
+        }
     }
 
     /// Turns SQLite's errors into ``CheckpointError`` with the one mapping,
@@ -320,6 +392,10 @@ final class SerializedConnection: @unchecked Sendable {
 
     /// Schedules `body` on the connection's thread without waiting.
     func runDetached(_ body: @escaping @Sendable (SQLiteConnection) -> Void) {
-        thread.submit { body(self.connection) }
+        thread.submit {
+            self.owner.lock()
+            defer { self.owner.unlock() }
+            body(self.connection)
+        }
     }
 }

@@ -226,6 +226,32 @@ struct SQLiteBackendTests {
         try await checkpointer.close()
     }
 
+    @Test func aCallFromTheSharedPoolWaitsForAnotherProcesssLockWithinTheBusyTimeout() async throws {
+        // A call from the shared pool runs inline when the connection is free, with no busy
+        // timeout (it must not block a shared thread on another process's lock): meeting the
+        // lock, it goes to the connection's thread and waits there, as the configuration says.
+        let database = try TemporaryDatabase()
+        var configuration = SQLiteCheckpointer.Configuration(path: database.path)
+        configuration.busyTimeout = .seconds(10)
+        let checkpointer = try await SQLiteCheckpointer(configuration: configuration)
+        let id = try uniqueThread("inline-busy")
+        let first = CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("1".utf8))])
+        try await checkpointer.put(first)
+        nonisolated(unsafe) let raw = try RawDatabase(database.path)
+        try raw.query("BEGIN IMMEDIATE")
+        // The other process holds its lock for a while (the scenario, not a synchronization:
+        // the put must succeed whenever the lock is released within the busy timeout).
+        let release = Thread {
+            Thread.sleep(forTimeInterval: 0.3)
+            _ = try? raw.query("ROLLBACK")
+        }
+        release.start()
+        let next = CheckpointWrite(thread: id, parentID: first.id, step: 1, channels: ["v": .value(Data("2".utf8))])
+        try await checkpointer.put(next)
+        #expect(try await checkpointer.head(thread: id)?.id == next.id, "the put waited for the lock and landed")
+        try await checkpointer.close()
+    }
+
     @Test func aWriteLockHeldPastTheBusyTimeoutIsRetryable() async throws {
         let database = try TemporaryDatabase()
         var configuration = SQLiteCheckpointer.Configuration(path: database.path)
