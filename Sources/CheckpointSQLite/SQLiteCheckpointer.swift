@@ -7,9 +7,11 @@ import Synchronization
 
 /// The embedded default backend: one SQLite file in WAL mode.
 ///
-/// One writer connection and ``Configuration/readerCount`` reader connections, each on a
-/// thread of its own, so SQLite's blocking calls never run on Swift's shared threads and
-/// reads run beside writes. Several processes may open the same file: writes serialize on
+/// One writer connection and ``Configuration/readerCount`` reader connections, each with a
+/// thread of its own, so that reads run beside writes. A call runs inline on its caller's
+/// thread when its connection is free (with no busy timeout), and on the connection's thread
+/// when the connection is busy, the call meets another process's lock, or the writer's commits
+/// flush to disk: no shared thread waits on a lock or an `fsync`. Several processes may open the same file: writes serialize on
 /// SQLite's lock (waiting up to ``Configuration/busyTimeout``, then failing with the retryable
 /// ``CheckpointError/Code/busy``, nothing written) and the head check makes the loser of a
 /// race fail with ``CheckpointError/Code/conflict``.
@@ -38,11 +40,12 @@ public final class SQLiteCheckpointer: Checkpointer {
     /// The writer connection's thread, as an executor.
     ///
     /// Code that runs under `withTaskExecutorPreference(checkpointer.writerExecutor) { ... }`
-    /// runs on the writer's own thread, so its puts and reads run inline, without the two
-    /// thread hops (to the connection's thread and back) that an `await` otherwise costs:
-    /// on a small Linux machine a hop is tens of microseconds, more than the write itself.
-    /// Use it for a process whose main work is one agent loop; while that code runs, other
-    /// tasks' writes wait for it. Nothing blocking runs on Swift's shared threads either way.
+    /// runs on the writer's own thread, so its puts and reads run inline even when other tasks
+    /// use the connection too (then a call from the shared pool takes two thread hops, to the
+    /// connection's thread and back: on a small Linux machine a hop is tens of microseconds,
+    /// more than the write itself), and its `synchronous=full` commits too. Use it for a
+    /// process whose main work is one agent loop; while that code runs, other tasks' writes
+    /// wait for it.
     public var writerExecutor: any TaskExecutor { writer.executor }
 
     /// Lets ``CheckpointerConfiguration`` open `sqlite:` URLs.
