@@ -57,19 +57,6 @@ struct ReviewerDecision: Codable, Sendable {
     var note: String
 }
 
-/// SplitMix64: a small seeded generator, the same numbers for the same seed on every run.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private let words = [
     "refund", "order", "#4711", "shipping", "the", "a", "invoice", "café", "naïve", "Zürich", "日本語のテキスト",
     "emoji 🚀✨", "\"quoted\"", "back\\slash", "tab\there", "line\nbreak", "tracking", "déjà vu", "policy", "agent",

@@ -1,10 +1,11 @@
 import Foundation
+import Checkpointing
 
 /// Seeded mutations of inputs: bit flips, interesting bytes, inserted and deleted bytes,
 /// truncation, duplicated chunks, splices with other inputs, varints at length-field extremes,
 /// interesting 64-bit words, and the target's dictionary of text pieces.
 struct Mutator {
-    var generator: SplitMix
+    var generator: SplitMix64
     let maximumLength: Int
     let dictionary: [[UInt8]]
 
@@ -44,7 +45,7 @@ struct Mutator {
     }
 
     init(seed: UInt64, maximumLength: Int, dictionary: [[UInt8]]) {
-        generator = SplitMix(seed: seed)
+        generator = SplitMix64(seed: seed)
         self.maximumLength = maximumLength
         self.dictionary = dictionary
     }

@@ -40,12 +40,31 @@ package protocol AppendableChannelList {
 /// A type that can be decoded from a list channel's elements.
 package protocol DecodableChannelList {
     static func decodeChannelList(_ elements: [Data], using decoder: JSONDecoder) throws -> Self
+    /// Decodes `elements`, reusing `previous` (an earlier decode of this channel) for the
+    /// prefix whose bytes are the same, so that only the elements appended since are decoded.
+    ///
+    /// - Returns: the list, and whether it may be kept for the next decode to reuse (its
+    ///   elements are plain values that hold no class instance).
+    static func decodeChannelList(
+        _ elements: [Data], after previous: DecodedChannel?, using decoder: JSONDecoder, context: SealingContext?
+    ) throws -> (list: Any, reusable: Bool)
 }
 
 /// Whether elements of a type may be compared by their bits: not for classes (an instance
 /// changed in place keeps its address), nor for values that hold one (looked at once per type,
 /// on the first element seen, through `Mirror`).
 private let bitComparable = Mutex<[ObjectIdentifier: Bool]>([:])
+
+/// Whether values of `type` are plain values that two states may share: no class, and (for the
+/// sample looked at) no class instance inside. Decided once per type.
+package func valuesMayBeShared(_ type: Any.Type, sample: Any) -> Bool {
+    if type is AnyClass { return false }
+    let key = ObjectIdentifier(type)
+    if let known = bitComparable.withLock({ $0[key] }) { return known }
+    let comparable = !holdsClassInstance(sample, depth: 6)
+    bitComparable.withLock { $0[key] = comparable }
+    return comparable
+}
 
 private func holdsClassInstance(_ value: Any, depth: Int) -> Bool {
     let mirror = Mirror(reflecting: value)
@@ -61,12 +80,7 @@ extension Array: AppendableChannelList where Element: Encodable {
     package func channelElement(at index: Int) -> any Encodable { self[index] }
 
     private static func mayCompareBits(_ sample: Element) -> Bool {
-        if Element.self is AnyClass { return false }
-        let key = ObjectIdentifier(Element.self)
-        if let known = bitComparable.withLock({ $0[key] }) { return known }
-        let comparable = !holdsClassInstance(sample, depth: 6)
-        bitComparable.withLock { $0[key] = comparable }
-        return comparable
+        valuesMayBeShared(Element.self, sample: sample)
     }
 
     package var channelElementsAreBitComparable: Bool {
@@ -120,10 +134,48 @@ extension Array: DecodableChannelList where Element: Decodable {
     package static func decodeChannelList(_ elements: [Data], using decoder: JSONDecoder) throws -> [Element] {
         try decoder.decode([Element].self, from: joinedJSONArray(elements))
     }
+
+    package static func decodeChannelList(
+        _ elements: [Data], after previous: DecodedChannel?, using decoder: JSONDecoder, context: SealingContext?
+    ) throws -> (list: Any, reusable: Bool) {
+        if case .list(let oldElements, let decoded)? = previous, let old = decoded as? [Element],
+            old.count == oldElements.count, old.count <= elements.count,
+            sameBytes(elements.prefix(old.count), oldElements)
+        {
+            guard old.count < elements.count else { return (old, true) }
+            let appended = elements[old.count...]
+            context?.indexOffset = old.count
+            defer { context?.indexOffset = 0 }
+            // A failure decodes the whole list again, so that its error names the absolute index.
+            if let new = try? decoder.decode([Element].self, from: joinedJSONArray(appended)) {
+                return (old + new, true)
+            }
+        }
+        let list = try decodeChannelList(elements, using: decoder)
+        return (list, list.first.map { valuesMayBeShared(Element.self, sample: $0) } ?? !(Element.self is AnyClass))
+    }
+}
+
+/// Whether two runs of stored elements hold the same bytes (elements read from one cache share
+/// their buffers, which are then not compared byte by byte).
+private func sameBytes(_ elements: ArraySlice<Data>, _ others: [Data]) -> Bool {
+    guard elements.count == others.count else { return false }
+    for (element, other) in zip(elements, others) where !sameBytes(element, other) { return false }
+    return true
+}
+
+func sameBytes(_ data: Data, _ other: Data) -> Bool {
+    guard data.count == other.count else { return false }
+    return data.withUnsafeBytes { bytes in
+        other.withUnsafeBytes { otherBytes in
+            guard let base = bytes.baseAddress, let otherBase = otherBytes.baseAddress, base != otherBase else { return true }
+            return memcmp(base, otherBase, bytes.count) == 0
+        }
+    }
 }
 
 /// Joins encoded JSON values into the bytes of one JSON array.
-package func joinedJSONArray(_ elements: [Data]) -> Data {
+package func joinedJSONArray<Elements: Collection<Data>>(_ elements: Elements) -> Data {
     var data = Data(capacity: elements.reduce(2) { $0 + $1.count + 1 })
     data.append(UInt8(ascii: "["))
     for (index, element) in elements.enumerated() {
@@ -333,6 +385,29 @@ struct DiscardingSingleValueContainer: SingleValueEncodingContainer {
 
 // MARK: - Decoding
 
+/// One channel as a decode left it: the bytes it was decoded from and the value they gave.
+package enum DecodedChannel {
+    case value(Data, Any)
+    /// A list channel: each element's bytes, and the array decoded from them.
+    case list([Data], Any)
+}
+
+/// The channels of the last state a façade decoded, so that its next decode reuses every
+/// channel whose bytes are the same and decodes, of a list that grew, only the new elements.
+///
+/// An entry maps bytes to the value decoding them gives, which is always true again: decoding
+/// is a function of the bytes (and of the channel and index, which are part of the key). Only
+/// plain values are kept (no class instance, whose in-place changes a later read would show),
+/// and no channel in which a sealed field was opened (a read must open it again, so that a
+/// destroyed key is noticed at once).
+///
+/// `@unchecked Sendable`: it holds only values decoded as parts of a `Sendable` state.
+package struct DecodedChannels: @unchecked Sendable {
+    package var channels: [String: DecodedChannel] = [:]
+
+    package init() {}
+}
+
 /// Rebuilds a state from channels.
 package struct ChannelDecoding {
     package let decoder = JSONDecoder()
@@ -343,23 +418,49 @@ package struct ChannelDecoding {
     package func decode<State: Decodable>(
         _ type: State.Type, from channels: [String: ChannelValue], context: SealingContext? = nil
     ) throws -> State {
+        try decode(type, from: channels, context: context, reusing: nil).state
+    }
+
+    /// Decodes a state, reusing what `previous` decoded for the channels (and list prefixes)
+    /// whose bytes are the same.
+    ///
+    /// - Returns: the state, and what the next decode may reuse (nothing, when `previous` is `nil`).
+    package func decode<State: Decodable>(
+        _ type: State.Type, from channels: [String: ChannelValue], context: SealingContext?,
+        reusing previous: DecodedChannels?
+    ) throws -> (state: State, decoded: DecodedChannels) {
         let decoder = context?.makeDecoder() ?? self.decoder
         if channels.count == 1, case .value(let data)? = channels[wholeStateChannel] {
             context?.channel = wholeStateChannel
-            return try decoder.decode(State.self, from: data)
+            return (try decoder.decode(State.self, from: data), DecodedChannels())
         }
-        return try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder))
+        let reuse = previous.map { ChannelReuse(previous: $0.channels) }
+        let state = try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder, reuse: reuse))
+        var decoded = DecodedChannels()
+        decoded.channels = reuse?.next ?? [:]
+        return (state, decoded)
+    }
+}
+
+/// What one decode reuses and what it leaves for the next (used by that decode alone).
+final class ChannelReuse {
+    let previous: [String: DecodedChannel]
+    var next: [String: DecodedChannel] = [:]
+
+    init(previous: [String: DecodedChannel]) {
+        self.previous = previous
     }
 }
 
 struct ChannelDecoder: Decoder {
     let channels: [String: ChannelValue]
     let jsonDecoder: JSONDecoder
+    let reuse: ChannelReuse?
     var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        KeyedDecodingContainer(ChannelKeyedContainer<Key>(channels: channels, jsonDecoder: jsonDecoder))
+        KeyedDecodingContainer(ChannelKeyedContainer<Key>(channels: channels, jsonDecoder: jsonDecoder, reuse: reuse))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -376,6 +477,7 @@ struct ChannelDecoder: Decoder {
 struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let channels: [String: ChannelValue]
     let jsonDecoder: JSONDecoder
+    let reuse: ChannelReuse?
     var codingPath: [any CodingKey] { [] }
     var allKeys: [Key] { channels.keys.compactMap { Key(stringValue: $0) } }
 
@@ -395,18 +497,38 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let value = try channel(key)
-        if let context = jsonDecoder.userInfo[.checkpointSealing] as? SealingContext {
-            context.channel = key.stringValue
+        let name = key.stringValue
+        let context = jsonDecoder.userInfo.isEmpty ? nil : jsonDecoder.userInfo[.checkpointSealing] as? SealingContext
+        if let context {
+            context.channel = name
             if case .list = value { context.decodesList = true } else { context.decodesList = false }
+            context.openedField = false
         }
         switch value {
         case .value(let data):
-            return try jsonDecoder.decode(T.self, from: data)
-        case .list(let elements):
-            if let listType = T.self as? any DecodableChannelList.Type,
-                let list = try listType.decodeChannelList(elements, using: jsonDecoder) as? T
+            if let reuse, case .value(let old, let decoded)? = reuse.previous[name], sameBytes(old, data),
+                let decoded = decoded as? T
             {
-                return list
+                reuse.next[name] = .value(data, decoded)
+                return decoded
+            }
+            let decoded = try jsonDecoder.decode(T.self, from: data)
+            if let reuse, context?.openedField != true, valuesMayBeShared(T.self, sample: decoded) {
+                reuse.next[name] = .value(data, decoded)
+            }
+            return decoded
+        case .list(let elements):
+            if let listType = T.self as? any DecodableChannelList.Type {
+                if let reuse {
+                    let (list, reusable) = try listType.decodeChannelList(
+                        elements, after: reuse.previous[name], using: jsonDecoder, context: context)
+                    if let list = list as? T {
+                        if reusable, context?.openedField != true { reuse.next[name] = .list(elements, list) }
+                        return list
+                    }
+                } else if let list = try listType.decodeChannelList(elements, using: jsonDecoder) as? T {
+                    return list
+                }
             }
             return try jsonDecoder.decode(T.self, from: joinedJSONArray(elements))
         }

@@ -48,6 +48,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private let bases = Mutex(FacadeBases<State>())
     private let capture = ChannelCapture()
     private let decoding = ChannelDecoding()
+    /// The channels of the state this façade decoded last, which the next decode reuses where
+    /// their bytes are the same: a read after a save or another writer's append decodes only
+    /// what changed, not the whole conversation.
+    private let decoded = Mutex(DecodedChannels())
     /// How the state is sealed, if it is.
     public let sealing: Sealing?
     /// The thread-and-namespace part of every sealed value's associated data, computed once.
@@ -592,7 +596,14 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                 channels = try versions.upgrade(channels, from: version)
             }
             let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
-            return (try decoding.decode(State.self, from: channels, context: context), version < current)
+            guard version == current else {
+                return (try decoding.decode(State.self, from: channels, context: context), true)
+            }
+            // Upgraded channels are not the stored bytes: only a current-version decode is reused.
+            let previous = decoded.withLock { $0 }
+            let (state, next) = try decoding.decode(State.self, from: channels, context: context, reusing: previous)
+            decoded.withLock { $0 = next }
+            return (state, false)
         } catch let error as CheckpointError {
             throw error  // a sealed field that does not open, an upgrade that failed
         } catch {

@@ -150,6 +150,11 @@ package final class SealingContext: @unchecked Sendable {
     package var elementIndex: Int?
     /// Whether the channel being decoded is a list (its elements' index leads the coding path).
     package var decodesList = false
+    /// What to add to the index that leads a decoded list element's coding path: the elements
+    /// before it that were not decoded again (see `DecodedChannels`).
+    package var indexOffset = 0
+    /// Whether a sealed field was opened since the last reset of this flag.
+    package var openedField = false
     /// When set, sealed fields encode their plaintext, to compare states: never stored.
     package var comparing = false
     /// The channels in which a sealed field was met while comparing.
@@ -168,6 +173,8 @@ package final class SealingContext: @unchecked Sendable {
         channel = ""
         elementIndex = nil
         decodesList = false
+        indexOffset = 0
+        openedField = false
         comparing = false
         channelsWithSealedFields.removeAll(keepingCapacity: true)
         comparedPlaintexts.removeAll(keepingCapacity: true)
@@ -187,9 +194,10 @@ package final class SealingContext: @unchecked Sendable {
         var path = codingPath
         var index: Int?
         if decodesList, let first = path.first {
-            index = first.intValue
+            index = first.intValue.map { $0 + indexOffset }
             path.removeFirst()
         }
+        openedField = true
         return try sealing.open(
             sealed, .field(channel: channel, index: index, path: Self.path(path)), thread: thread, namespace: namespace)
     }

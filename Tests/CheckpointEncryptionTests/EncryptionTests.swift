@@ -427,6 +427,31 @@ struct TenantKeyTests {
         try await checkpointer.close()
     }
 
+    /// A façade that read a thread before reuses what it decoded only where no sealed bytes
+    /// had to be opened: once the tenant's material is destroyed, its very next read fails,
+    /// whether the whole state or marked fields are sealed.
+    @Test(arguments: ["whole state", "marked fields"])
+    func theSameFacadeNoticesADestroyedKeyOnItsNextRead(_ mode: String) async throws {
+        let folder = try TemporaryFolder()
+        let master = try keyProvider(["m1"])
+        let store = try FileTenantKeyStore(directory: folder.url.appendingPathComponent("tenants"))
+        let sealer = SodiumSealer(keys: TenantKeyProvider(master: master, store: store))
+        let sealing = mode == "whole state" ? Sealing.wholeState(sealer) : .markedFields(sealer)
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        let thread = try checkpointer.thread("acme:support", as: SecretState.self, sealing: sealing)
+        var state = SecretState(token: "token", turn: 1)
+        state.notes = [Note(title: "a", body: "secret a")]
+        state.profile.email = "ana@example.com"
+        try await thread.save(state)
+        #expect(try await thread.latest() == state)
+        #expect(try await thread.latest() == state, "a read of an unchanged head")
+        try TenantKeyProvider(master: master, store: try FileTenantKeyStore(directory: store.directory))
+            .destroy(tenant: "acme")
+        let error = await #expect(throws: CheckpointError.self) { try await thread.latest() }
+        #expect(error?.code == .decryptionFailed)
+        try await checkpointer.close()
+    }
+
     @Test func aDestroyThatCannotDestroyFailsLoudly() throws {
         let folder = try TemporaryFolder()
         let store = try FileTenantKeyStore(directory: folder.url.appendingPathComponent("tenants"))

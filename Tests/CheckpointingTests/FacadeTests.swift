@@ -21,6 +21,36 @@ struct FacadeTests {
         #expect(try await thread.latest()?.turn == 1)
     }
 
+    final class Note: Codable, @unchecked Sendable {
+        var text: String
+        init(_ text: String) { self.text = text }
+    }
+    struct NoteHolder: Codable, Sendable { var note: Note }
+    struct ClassState: Codable, @unchecked Sendable {
+        var notes: [Note] = []
+        var holders: [NoteHolder] = []
+        var pinned = Note("pinned")
+    }
+
+    /// A read reuses what the façade decoded before only for plain values: a decoded class
+    /// instance that the caller changed in place must not show up in the next read, which
+    /// returns what is stored.
+    @Test func aReadDoesNotReuseClassInstancesTheCallerMayHaveChanged() async throws {
+        let thread = try InMemoryCheckpointer().thread("classes", as: ClassState.self)
+        var state = ClassState()
+        state.notes = [Note("a"), Note("b")]
+        state.holders = [NoteHolder(note: Note("h"))]
+        try await thread.save(state)
+        let first = try #require(try await thread.latest())
+        first.notes[0].text = "changed in place, not saved"
+        first.holders[0].note.text = "changed in place, not saved"
+        first.pinned.text = "changed in place, not saved"
+        let second = try #require(try await thread.latest())
+        #expect(second.notes.map(\.text) == ["a", "b"])
+        #expect(second.holders.map(\.note.text) == ["h"])
+        #expect(second.pinned.text == "pinned")
+    }
+
     /// A cancelled task's calls through the façade fail with `cancelled`, whatever it read before.
     @Test func aCancelledTaskGetsCancelledFromTheFacade() async throws {
         let checkpointer = InMemoryCheckpointer()
