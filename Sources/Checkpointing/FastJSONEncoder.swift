@@ -74,8 +74,7 @@ final class JSONByteWriter {
     func writeString(_ text: String) {
         // Most text needs no escaping: append it in one go (each append to a stored property
         // pays an exclusivity check, so per-byte appends would cost more than the copy).
-        let needsEscaping = text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
-        guard needsEscaping else {
+        guard Self.needsEscaping(text) else {
             bytes.append(UInt8(ascii: "\""))
             bytes.append(contentsOf: text.utf8)
             bytes.append(UInt8(ascii: "\""))
@@ -98,6 +97,36 @@ final class JSONByteWriter {
         }
         escaped.append(UInt8(ascii: "\""))
         bytes.append(contentsOf: escaped)
+    }
+
+    /// Whether `text` holds a byte JSON must escape (a control character, `"` or `\\`), looked
+    /// for eight bytes at a time.
+    static func needsEscaping(_ text: String) -> Bool {
+        let found = text.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return false }
+            let raw = UnsafeRawPointer(base)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            var offset = 0
+            while offset + 8 <= buffer.count {
+                let word = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                // A byte below 0x20, or a zero byte after xor with `"` or `\\` (exact tests).
+                let control = (word &- ones &* 0x20) & ~word & highs
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let quotes = (quote &- ones) & ~quote & highs
+                let backslashes = (backslash &- ones) & ~backslash & highs
+                if control | quotes | backslashes != 0 { return true }
+                offset += 8
+            }
+            while offset < buffer.count {
+                let byte = buffer[offset]
+                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
+                offset += 1
+            }
+            return false
+        }
+        return found ?? text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
     }
 
     func writeNumber<N: BinaryInteger>(_ number: N) {

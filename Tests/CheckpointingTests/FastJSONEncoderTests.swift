@@ -49,6 +49,30 @@ struct FastJSONEncoderTests {
         #expect(try JSONSerialization.jsonObject(with: data) is [String: Any], "valid JSON")
     }
 
+    /// Strings are scanned for bytes to escape eight at a time: a control character, a quote or
+    /// a backslash at any position of strings of any length (around the word boundaries) must
+    /// still be escaped, and the JSON decode back to the same string.
+    @Test func aByteToEscapeIsFoundAtEveryPosition() throws {
+        let specials: [Character] = ["\u{0}", "\u{1}", "\n", "\t", "\u{1F}", "\"", "\\"]
+        let fillers: [Character] = ["a", " ", "~", "!", "#", "[", "]", "\u{7F}", "é", "🧑‍🚀"]
+        for length in 0..<26 {
+            for filler in fillers {
+                let plain = String(repeating: filler, count: length)
+                let data = try #require(FastJSONEncoder().encode(plain))
+                #expect(try JSONDecoder().decode(String.self, from: data) == plain)
+                for position in 0..<length {
+                    for special in specials {
+                        var characters = Array(plain)
+                        characters[position] = special
+                        let text = String(characters)
+                        let data = try #require(FastJSONEncoder().encode(text))
+                        #expect(try JSONDecoder().decode(String.self, from: data) == text, "\(length) \(position)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func messagesRoundTrip() throws {
         for index in 0..<50 {
             let message = sampleMessage(index)

@@ -63,21 +63,11 @@ func postgresScenarios(_ rows: inout [Row], url: String) async throws {
     // round trip is depends on the CPU the server's process for that connection landed on
     // (on a small VM, 50 or 150 µs), so one pair of connections would measure placement,
     // not code. Fresh pairs give both sides the same mix.
-    typealias Result = (puts: [Int: Samples], floorPuts: [Int: Samples], reads: [Int: Samples], typedReads: [Int: Samples], floorReads: Samples, stateBytes: Int)
-    func mergeResults(_ results: [Result]) -> Result {
-        var merged: Result = ([:], [:], [:], [:], Samples(), 0)
-        for result in results {
-            for (size, samples) in result.puts { merged.puts[size, default: Samples()].nanoseconds += samples.nanoseconds }
-            for (size, samples) in result.floorPuts { merged.floorPuts[size, default: Samples()].nanoseconds += samples.nanoseconds }
-            for (size, samples) in result.reads { merged.reads[size, default: Samples()].nanoseconds += samples.nanoseconds }
-            for (size, samples) in result.typedReads { merged.typedReads[size, default: Samples()].nanoseconds += samples.nanoseconds }
-            merged.floorReads.nanoseconds += result.floorReads.nanoseconds
-            merged.stateBytes = max(merged.stateBytes, result.stateBytes)
-        }
-        return merged
+    func mergeResults(_ results: [ConversationResult]) -> ConversationResult {
+        results.reduce(into: ConversationResult()) { $0.add($1) }
     }
-    var pooledResults: [Result] = []
-    var affinityResults: [Result] = []
+    var pooledResults: [ConversationResult] = []
+    var affinityResults: [ConversationResult] = []
     for index in 0..<pgThreads {
         let checkpointer = try await PostgresCheckpointer(url: base + "&pool_max=2" + (option("--pg-spin").map { "&idle_spin_us=\($0)" } ?? ""))
         let floor = try RawPostgres(url: url)
@@ -99,8 +89,10 @@ func postgresScenarios(_ rows: inout [Row], url: String) async throws {
     report(&rows, "postgres: put, 16-25 messages", merged(pooled.puts, 16...25), floor: ("raw libpq INSERT of the whole state", merged(pooled.floorPuts, 16...25)))
     report(&rows, "postgres: put, 191-200 messages", merged(pooled.puts, 191...200), floor: ("our put at 16-25 messages", merged(pooled.puts, 16...25)))
     report(&rows, "postgres: head read (bytes), 20 messages", pooled.reads[20] ?? Samples(), floor: ("raw libpq single-row SELECT", pooled.floorReads))
-    report(&rows, "postgres: head read + typed decode, 20 messages", pooled.typedReads[20] ?? Samples())
+    report(&rows, "postgres: head read + typed decode after a save, 20 messages", pooled.typedReads[20] ?? Samples(), floor: ("our head read (bytes)", pooled.reads[20] ?? Samples()))
     report(&rows, "postgres: head read (bytes), 200 messages", pooled.reads[200] ?? Samples())
+    report(&rows, "postgres: head read + typed decode after a save, 200 messages", pooled.typedReads[200] ?? Samples(), floor: ("the same at 20 messages", pooled.typedReads[20] ?? Samples()))
+    report(&rows, "postgres: typed head read by a new façade, 20 messages", pooled.freshTypedReads[20] ?? Samples())
     report(&rows, "postgres, connection executor: put, 16-25 messages", merged(affinity.puts, 16...25), floor: ("raw libpq INSERT of the whole state", merged(affinity.floorPuts, 16...25)))
     report(&rows, "postgres, connection executor: put, 191-200 messages", merged(affinity.puts, 191...200), floor: ("our put at 16-25 messages", merged(affinity.puts, 16...25)))
     report(&rows, "postgres, connection executor: head read (bytes), 20 messages", affinity.reads[20] ?? Samples(), floor: ("raw libpq single-row SELECT", affinity.floorReads))

@@ -55,6 +55,29 @@ nonisolated func profileSave(sealing: Sealing? = nil) async throws {
     print("save: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
 }
 
+/// `--profile typed-read[-fresh]`: `latest()` after each save of conversations at 20 messages
+/// over the in-memory backend (the façade's own cost), by the façade that saved, or by a new
+/// façade each time (`-fresh`: the whole state decoded).
+nonisolated func profileTypedRead(fresh: Bool) async throws {
+    let checkpointer = InMemoryCheckpointer()
+    var samples = Samples()
+    for index in 0..<200 {
+        let thread = try checkpointer.thread("read-\(index)", as: ConversationState.self)
+        var state = ConversationState(messages: (1...19).map(message))
+        try await thread.save(state)
+        _ = try await thread.latest()
+        for size in 20...60 {
+            state.messages.append(message(size))
+            state.turn = size
+            try await thread.save(state)
+            let reader = fresh ? try checkpointer.thread("read-\(index)", as: ConversationState.self) : thread
+            // The next turn starts from what was read, as an agent's does.
+            state = try await time(&samples) { try await reader.latest() } ?? state
+        }
+    }
+    print("typed read: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
+}
+
 /// `--profile seal`: seals one message's bytes 20,000 times.
 func profileSeal() throws {
     let sealer = SodiumSealer(keys: try StaticKeyProvider(keys: [SecretKey(id: "k1", base64: SecretKey.generateBase64())]))
@@ -238,6 +261,8 @@ nonisolated func runProfile(_ mode: String) async throws {
         try await profileSaveField()
     } else if mode == "save" {
         try await profileSave()
+    } else if mode.hasPrefix("typed-read") {
+        try await profileTypedRead(fresh: mode.hasSuffix("fresh"))
     } else if mode == "growth" {
         try await profileGrowth()
     } else if mode.hasPrefix("sqlite-save") {

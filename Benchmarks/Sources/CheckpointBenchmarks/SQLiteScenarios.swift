@@ -30,9 +30,11 @@ func sqliteNormal(_ rows: inout [Row], directory: URL, threadCount: Int) async t
     report(&rows, "sqlite normal: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", merged(result.floorPuts, 16...25)))
     report(&rows, "sqlite normal: put, 191-200 messages", merged(result.puts, 191...200))
     report(&rows, "sqlite normal: head read (bytes), 20 messages", result.reads[20] ?? Samples(), floor: ("raw single-row SELECT", result.floorReads))
-    report(&rows, "sqlite normal: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+    report(&rows, "sqlite normal: head read + typed decode after a save, 20 messages", result.typedReads[20] ?? Samples(), floor: ("our head read (bytes)", result.reads[20] ?? Samples()))
     report(&rows, "sqlite normal: head read (bytes), 200 messages", result.reads[200] ?? Samples())
-    report(&rows, "sqlite normal: head read + typed decode, 200 messages", result.typedReads[200] ?? Samples())
+    report(&rows, "sqlite normal: head read + typed decode after a save, 200 messages", result.typedReads[200] ?? Samples(), floor: ("the same at 20 messages", result.typedReads[20] ?? Samples()))
+    report(&rows, "sqlite normal: typed head read by a new façade, 20 messages", result.freshTypedReads[20] ?? Samples())
+    report(&rows, "sqlite normal: typed head read by a new façade, 200 messages", result.freshTypedReads[200] ?? Samples())
     try await checkpointer.close()
 }
 
@@ -50,7 +52,7 @@ func sqliteWriterExecutor(_ rows: inout [Row], directory: URL, threadCount: Int)
     report(&rows, "sqlite normal, writer executor: put, 16-25 messages", merged(result.puts, 16...25), floor: ("raw INSERT of the whole state", merged(result.floorPuts, 16...25)))
     report(&rows, "sqlite normal, writer executor: put, 191-200 messages", merged(result.puts, 191...200))
     report(&rows, "sqlite normal, writer executor: head read (bytes), 20 messages", result.reads[20] ?? Samples(), floor: ("raw single-row SELECT", result.floorReads))
-    report(&rows, "sqlite normal, writer executor: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+    report(&rows, "sqlite normal, writer executor: head read + typed decode after a save, 20 messages", result.typedReads[20] ?? Samples())
     report(&rows, "sqlite normal, writer executor: head read (bytes), 200 messages", result.reads[200] ?? Samples())
     try await checkpointer.close()
 
@@ -110,5 +112,5 @@ func inMemory(_ rows: inout [Row], threadCount: Int) async throws {
         floorSizes: [], readSizes: [20])
     report(&rows, "memory: put, 16-25 messages", merged(result.puts, 16...25))
     report(&rows, "memory: head read (bytes), 20 messages", result.reads[20] ?? Samples())
-    report(&rows, "memory: head read + typed decode, 20 messages", result.typedReads[20] ?? Samples())
+    report(&rows, "memory: head read + typed decode after a save, 20 messages", result.typedReads[20] ?? Samples())
 }
