@@ -132,7 +132,25 @@ extension Array: AppendableChannelList where Element: Encodable {
 
 extension Array: DecodableChannelList where Element: Decodable {
     package static func decodeChannelList(_ elements: [Data], using decoder: JSONDecoder) throws -> [Element] {
-        try decoder.decode([Element].self, from: joinedJSONArray(elements))
+        try decodeElements(elements, using: decoder)
+    }
+
+    /// Each element with the fast decoder (when no sealing context is attached); when it cannot
+    /// tell one, the whole run with `JSONDecoder`, which then also gives the real error.
+    private static func decodeElements<Elements: Collection<Data>>(_ elements: Elements, using decoder: JSONDecoder) throws
+        -> [Element]
+    {
+        if decoder.userInfo.isEmpty {
+            let fast = FastJSONDecoder()
+            var list: [Element] = []
+            list.reserveCapacity(elements.count)
+            for element in elements {
+                guard let decoded = fast.decode(Element.self, from: element) else { break }
+                list.append(decoded)
+            }
+            if list.count == elements.count { return list }
+        }
+        return try decoder.decode([Element].self, from: joinedJSONArray(elements))
     }
 
     package static func decodeChannelList(
@@ -147,7 +165,7 @@ extension Array: DecodableChannelList where Element: Decodable {
             context?.indexOffset = old.count
             defer { context?.indexOffset = 0 }
             // A failure decodes the whole list again, so that its error names the absolute index.
-            if let new = try? decoder.decode([Element].self, from: joinedJSONArray(appended)) {
+            if let new = try? decodeElements(appended, using: decoder) {
                 return (old + new, true)
             }
         }
@@ -432,13 +450,22 @@ package struct ChannelDecoding {
         let decoder = context?.makeDecoder() ?? self.decoder
         if channels.count == 1, case .value(let data)? = channels[wholeStateChannel] {
             context?.channel = wholeStateChannel
-            return (try decoder.decode(State.self, from: data), DecodedChannels())
+            return (try decoder.decodeChannel(State.self, from: data), DecodedChannels())
         }
         let reuse = previous.map { ChannelReuse(previous: $0.channels) }
         let state = try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder, reuse: reuse))
         var decoded = DecodedChannels()
         decoded.channels = reuse?.next ?? [:]
         return (state, decoded)
+    }
+}
+
+extension JSONDecoder {
+    /// Decodes one channel's bytes: with the fast decoder when no sealing context is attached
+    /// (it gives the same value, or none), else or when it cannot tell, with this decoder.
+    func decodeChannel<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        if userInfo.isEmpty, let value = FastJSONDecoder().decode(T.self, from: data) { return value }
+        return try decode(T.self, from: data)
     }
 }
 
@@ -512,7 +539,7 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
                 reuse.next[name] = .value(data, decoded)
                 return decoded
             }
-            let decoded = try jsonDecoder.decode(T.self, from: data)
+            let decoded = try jsonDecoder.decodeChannel(T.self, from: data)
             if let reuse, context?.openedField != true, valuesMayBeShared(T.self, sample: decoded) {
                 reuse.next[name] = .value(data, decoded)
             }
