@@ -11,12 +11,15 @@ import Foundation
 /// read as an integer, a `Float`, `URL` or `Decimal`, a super decoder, duplicate or escaped
 /// keys, invalid UTF-8, a type whose decoding throws), makes ``decode(_:from:)`` return `nil`,
 /// and the caller decodes with `JSONDecoder`, which then also gives the real error.
-package struct FastJSONDecoder {
-    package init() {}
+///
+/// Public only as SPI, for the benchmarks that measure it (`@_spi(Benchmarks) import Checkpointing`).
+@_spi(Benchmarks) public struct FastJSONDecoder {
+    /// Creates a decoder.
+    public init() {}
 
     /// The value `JSONDecoder` (default strategies, no `userInfo`) decodes from `data`, or
     /// `nil` when this decoder cannot tell it.
-    package func decode<T: Decodable>(_ type: T.Type, from data: Data) -> T? {
+    public func decode<T: Decodable>(_ type: T.Type, from data: Data) -> T? {
         guard let input = FastJSONInput(data) else { return nil }
         var scanner = JSONScanner(input.bytes)
         guard let value = scanner.skipValue(), scanner.atEndAfterWhitespace() else { return nil }
@@ -334,6 +337,8 @@ struct JSONScanner {
         let start = index
         guard consume(UInt8(ascii: "\"")) else { return nil }
         while index < bytes.count {
+            index = firstByteToEscape(bytes, from: index)
+            guard index < bytes.count else { return nil }
             let byte = bytes[index]
             index += 1
             if byte == UInt8(ascii: "\"") { return start..<index }

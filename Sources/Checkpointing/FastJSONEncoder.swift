@@ -99,33 +99,9 @@ final class JSONByteWriter {
         bytes.append(contentsOf: escaped)
     }
 
-    /// Whether `text` holds a byte JSON must escape (a control character, `"` or `\\`), looked
-    /// for eight bytes at a time.
+    /// Whether `text` holds a byte JSON must escape (a control character, `"` or `\\`).
     static func needsEscaping(_ text: String) -> Bool {
-        let found = text.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
-            guard let base = buffer.baseAddress else { return false }
-            let raw = UnsafeRawPointer(base)
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highs: UInt64 = 0x8080_8080_8080_8080
-            var offset = 0
-            while offset + 8 <= buffer.count {
-                let word = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-                // A byte below 0x20, or a zero byte after xor with `"` or `\\` (exact tests).
-                let control = (word &- ones &* 0x20) & ~word & highs
-                let quote = word ^ (ones &* 0x22)
-                let backslash = word ^ (ones &* 0x5C)
-                let quotes = (quote &- ones) & ~quote & highs
-                let backslashes = (backslash &- ones) & ~backslash & highs
-                if control | quotes | backslashes != 0 { return true }
-                offset += 8
-            }
-            while offset < buffer.count {
-                let byte = buffer[offset]
-                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
-                offset += 1
-            }
-            return false
-        }
+        let found = text.utf8.withContiguousStorageIfAvailable { firstByteToEscape($0, from: 0) < $0.count }
         return found ?? text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
     }
 
@@ -335,4 +311,31 @@ struct JSONStreamSingleValueContainer: SingleValueEncodingContainer {
         }
         written = true
     }
+}
+
+/// The index of the first byte at or after `start` that JSON must escape in a string (a control
+/// character, `"` or `\\`), or `buffer.count` when there is none; looked for eight bytes at a time.
+func firstByteToEscape(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    guard let base = buffer.baseAddress else { return buffer.count }
+    let raw = UnsafeRawPointer(base)
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let highs: UInt64 = 0x8080_8080_8080_8080
+    var offset = start
+    while offset + 8 <= buffer.count {
+        let word = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        // A byte below 0x20, or a zero byte after xor with `"` or `\\` (exact tests).
+        let control = (word &- ones &* 0x20) & ~word & highs
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        let quotes = (quote &- ones) & ~quote & highs
+        let backslashes = (backslash &- ones) & ~backslash & highs
+        if control | quotes | backslashes != 0 { break }
+        offset += 8
+    }
+    while offset < buffer.count {
+        let byte = buffer[offset]
+        if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return offset }
+        offset += 1
+    }
+    return buffer.count
 }

@@ -1,4 +1,4 @@
-import Checkpointing
+@_spi(Benchmarks) import Checkpointing
 import CheckpointingTestKit
 import Foundation
 import Testing

@@ -2,7 +2,7 @@ import CheckpointEncryption
 import CheckpointPostgres
 import CheckpointRedisCache
 import CheckpointSQLite
-import Checkpointing
+@_spi(Benchmarks) import Checkpointing
 import Foundation
 
 /// `--profile put|read`: a tight loop of one operation on the writer executor, for a profiler.
@@ -76,6 +76,26 @@ nonisolated func profileTypedRead(fresh: Bool) async throws {
         }
     }
     print("typed read: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
+}
+
+/// `--profile decode`: one message (and a whole 20-message list) decoded by `JSONDecoder` and
+/// by the fast decoder, alternating, 20,000 times each.
+func profileDecode() throws {
+    let one = try JSONEncoder().encode(message(7))
+    let elements = try (1...20).map { try JSONEncoder().encode(message($0)) }
+    let joined = try JSONEncoder().encode((1...20).map(message))
+    var foundation = Samples(), fast = Samples(), foundationList = Samples(), fastList = Samples()
+    let decoder = JSONDecoder()
+    for _ in 0..<20000 {
+        _ = try time(&foundation) { try decoder.decode(Message.self, from: one) }
+        _ = time(&fast) { FastJSONDecoder().decode(Message.self, from: one) }
+    }
+    for _ in 0..<2000 {
+        _ = try time(&foundationList) { try decoder.decode([Message].self, from: joined) }
+        _ = time(&fastList) { elements.map { FastJSONDecoder().decode(Message.self, from: $0) } }
+    }
+    print("one message (\(one.count) bytes): JSONDecoder p50 \(foundation.p50 / 1000) µs, fast p50 \(fast.p50 / 1000) µs")
+    print("20 messages: JSONDecoder (one array) p50 \(foundationList.p50 / 1000) µs, fast (per element) p50 \(fastList.p50 / 1000) µs")
 }
 
 /// `--profile seal`: seals one message's bytes 20,000 times.
@@ -261,6 +281,8 @@ nonisolated func runProfile(_ mode: String) async throws {
         try await profileSaveField()
     } else if mode == "save" {
         try await profileSave()
+    } else if mode == "decode" {
+        try profileDecode()
     } else if mode.hasPrefix("typed-read") {
         try await profileTypedRead(fresh: mode.hasSuffix("fresh"))
     } else if mode == "growth" {
