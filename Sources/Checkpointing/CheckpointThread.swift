@@ -16,6 +16,12 @@ import Synchronization
 /// }
 /// ```
 ///
+/// A read decodes only what changed since the façade's last decode: channels whose stored bytes
+/// are the same are reused, and of a list that grew only the new elements are decoded (plain
+/// values only: a decoded class instance is never handed out twice, and a channel holding a
+/// sealed field is opened again on every read). So a read after a save costs the size of the
+/// change too. Keep one façade per conversation to benefit.
+///
 /// ## Concurrency
 ///
 /// A save is checked against the thread's head: when another writer saved in between, it

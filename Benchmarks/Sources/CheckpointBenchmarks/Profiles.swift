@@ -55,18 +55,18 @@ nonisolated func profileSave(sealing: Sealing? = nil) async throws {
     print("save: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
 }
 
-/// `--profile typed-read[-fresh]`: `latest()` after each save of conversations at 20 messages
+/// `--profile typed-read[-200][-fresh]`: `latest()` after each save of conversations at 20 (or 200) messages
 /// over the in-memory backend (the façade's own cost), by the façade that saved, or by a new
 /// façade each time (`-fresh`: the whole state decoded).
-nonisolated func profileTypedRead(fresh: Bool) async throws {
+nonisolated func profileTypedRead(fresh: Bool, start: Int) async throws {
     let checkpointer = InMemoryCheckpointer()
     var samples = Samples()
     for index in 0..<200 {
         let thread = try checkpointer.thread("read-\(index)", as: ConversationState.self)
-        var state = ConversationState(messages: (1...19).map(message))
+        var state = ConversationState(messages: (1..<start).map(message))
         try await thread.save(state)
         _ = try await thread.latest()
-        for size in 20...60 {
+        for size in start...(start + 40) {
             state.messages.append(message(size))
             state.turn = size
             try await thread.save(state)
@@ -284,7 +284,7 @@ nonisolated func runProfile(_ mode: String) async throws {
     } else if mode == "decode" {
         try profileDecode()
     } else if mode.hasPrefix("typed-read") {
-        try await profileTypedRead(fresh: mode.hasSuffix("fresh"))
+        try await profileTypedRead(fresh: mode.hasSuffix("fresh"), start: mode.contains("200") ? 200 : 20)
     } else if mode == "growth" {
         try await profileGrowth()
     } else if mode.hasPrefix("sqlite-save") {
