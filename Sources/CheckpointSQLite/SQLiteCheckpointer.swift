@@ -315,7 +315,7 @@ public final class SQLiteCheckpointer: Checkpointer {
     /// Reads one checkpoint in one read transaction; see ``Checkpointer/checkpoint(thread:namespace:id:)``.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
-        return try await reader().run { [contentCache, heads] connection in
+        let read: @Sendable (SQLiteConnection) throws -> Checkpoint? = { [contentCache, heads] connection in
             try connection.transaction(immediate: false) { () throws -> Checkpoint? in
                 let select = try connection.statement(id == nil ? Schema.selectHead : Schema.selectCheckpoint)
                 try select.bind(1, thread.rawValue)
@@ -357,6 +357,11 @@ public final class SQLiteCheckpointer: Checkpointer {
                 return read.checkpoint
             }
         }
+        // The writer, when it is free, reads with its page cache intact: a reader connection's
+        // is dropped whenever another connection commits, so the first read after each save
+        // would load its pages again (40 µs against 16 on the benchmark's machine).
+        if let checkpoint = try writer.runIfFree(read) { return checkpoint }
+        return try await reader().run(read)
     }
 
     /// Lists checkpoints newest first; see ``Checkpointer/history(thread:namespace:before:limit:where:)``.

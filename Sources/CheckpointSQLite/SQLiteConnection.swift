@@ -339,6 +339,14 @@ final class SerializedConnection: @unchecked Sendable {
 
     private struct Outcome<T> { var value: T }
 
+    /// Runs `body` on the caller's thread if the connection takes inline calls and is free
+    /// right now; `nil` (nothing ran, or what ran changed nothing and was rolled back) otherwise.
+    func runIfFree<T>(_ body: (SQLiteConnection) throws -> T) throws -> T? {
+        guard let inline, !thread.isCurrent else { return nil }
+        try throwIfCancelled()
+        return try runInline(body, inline)?.value
+    }
+
     /// Runs `body` holding the connection.
     private func locked<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         owner.lock()

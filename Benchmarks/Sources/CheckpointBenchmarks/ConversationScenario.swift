@@ -7,6 +7,8 @@ struct ConversationResult {
     var floorPuts: [Int: Samples] = [:]
     /// Bytes-level head reads.
     var reads: [Int: Samples] = [:]
+    /// The first of them after each save (the others read an unchanged head).
+    var readsAfterSave: [Int: Samples] = [:]
     /// `latest()` right after a save, by a façade that decoded the state before that save (as
     /// an agent reads after each turn): what is decoded is the change.
     var typedReads: [Int: Samples] = [:]
@@ -24,6 +26,7 @@ struct ConversationResult {
         add(&puts, other.puts)
         add(&floorPuts, other.floorPuts)
         add(&reads, other.reads)
+        add(&readsAfterSave, other.readsAfterSave)
         add(&typedReads, other.typedReads)
         add(&freshTypedReads, other.freshTypedReads)
         floorReads.nanoseconds += other.floorReads.nanoseconds
@@ -77,6 +80,7 @@ func conversationScenario(
                     _ = try await time(&result.reads[size, default: Samples()]) {
                         try await checkpointer.head(thread: threadID)
                     }
+                    if round == 0, let last = result.reads[size]?.nanoseconds.last { result.readsAfterSave[size, default: Samples()].nanoseconds.append(last) }
                     if let floor, size == 20, round % 2 == 1 { _ = time(&result.floorReads) { floor.read(thread: id) } }
                     if round == 0 {
                         _ = try await time(&result.typedReads[size, default: Samples()]) { try await thread.latest() }

@@ -89,7 +89,7 @@ func postgresScenarios(_ rows: inout [Row], url: String) async throws {
     report(&rows, "postgres: put, 16-25 messages", merged(pooled.puts, 16...25), floor: ("raw libpq INSERT of the whole state", merged(pooled.floorPuts, 16...25)))
     report(&rows, "postgres: put, 191-200 messages", merged(pooled.puts, 191...200), floor: ("our put at 16-25 messages", merged(pooled.puts, 16...25)))
     report(&rows, "postgres: head read (bytes), 20 messages", pooled.reads[20] ?? Samples(), floor: ("raw libpq single-row SELECT", pooled.floorReads))
-    report(&rows, "postgres: head read + typed decode after a save, 20 messages", pooled.typedReads[20] ?? Samples(), floor: ("our head read (bytes)", pooled.reads[20] ?? Samples()))
+    report(&rows, "postgres: head read + typed decode after a save, 20 messages", pooled.typedReads[20] ?? Samples(), floor: ("our head read (bytes) right after a save", pooled.readsAfterSave[20] ?? Samples()))
     report(&rows, "postgres: head read (bytes), 200 messages", pooled.reads[200] ?? Samples())
     report(&rows, "postgres: head read + typed decode after a save, 200 messages", pooled.typedReads[200] ?? Samples(), floor: ("the same at 20 messages", pooled.typedReads[20] ?? Samples()))
     report(&rows, "postgres: typed head read by a new façade, 20 messages", pooled.freshTypedReads[20] ?? Samples())

@@ -59,8 +59,17 @@ nonisolated func profileSave(sealing: Sealing? = nil) async throws {
 /// over the in-memory backend (the façade's own cost), by the façade that saved, or by a new
 /// façade each time (`-fresh`: the whole state decoded).
 nonisolated func profileTypedRead(fresh: Bool, start: Int) async throws {
-    let checkpointer = InMemoryCheckpointer()
+    let sqlite = CommandLine.arguments.contains("--sqlite")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("typed-read-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let checkpointer: any Checkpointer =
+        sqlite
+        ? try await SQLiteCheckpointer(configuration: .init(path: directory.appendingPathComponent("p.db").path))
+        : InMemoryCheckpointer()
     var samples = Samples()
+    var bytesReads = Samples()
+    var secondReads = Samples()
     for index in 0..<200 {
         let thread = try checkpointer.thread("read-\(index)", as: ConversationState.self)
         var state = ConversationState(messages: (1..<start).map(message))
@@ -71,11 +80,15 @@ nonisolated func profileTypedRead(fresh: Bool, start: Int) async throws {
             state.turn = size
             try await thread.save(state)
             let reader = fresh ? try checkpointer.thread("read-\(index)", as: ConversationState.self) : thread
+            _ = try await time(&bytesReads) { try await checkpointer.head(thread: thread.id) }
+            if CommandLine.arguments.contains("--again") {
+                _ = try await time(&secondReads) { try await checkpointer.head(thread: thread.id) }
+            }
             // The next turn starts from what was read, as an agent's does.
             state = try await time(&samples) { try await reader.latest() } ?? state
         }
     }
-    print("typed read: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count)")
+    print("typed read: p50 \(samples.p50 / 1000) µs p99 \(samples.p99 / 1000) µs over \(samples.nanoseconds.count); the bytes-level head read just before: p50 \(bytesReads.p50 / 1000) µs, a second one (--again): \(secondReads.p50 / 1000) µs")
 }
 
 /// `--profile decode`: one message (and a whole 20-message list) decoded by `JSONDecoder` and
