@@ -4,6 +4,7 @@ import Checkpointing
 import CheckpointingTestKit
 import Foundation
 import MetricsTestKit
+import Synchronization
 import Testing
 
 /// Raw access to a database file, to look at what the backend stored or to damage it.
@@ -223,6 +224,44 @@ struct SQLiteBackendTests {
         let error = await #expect(throws: CheckpointError.self) { try await task.value }
         #expect(error?.code == .cancelled)
         #expect(try await checkpointer.head(thread: id) == nil)
+        try await checkpointer.close()
+    }
+
+    /// Calls that run inline do not suspend: tasks that loop on reads (as many as the shared
+    /// pool has threads) must still let a save of another task run, and a cache update after it.
+    /// Each reader stops when the save landed, or at a deadline: reaching the deadline means the
+    /// save waited for the readers (it did, until inline calls yielded once each).
+    @Test func tasksThatLoopOnReadsDoNotStarveASave() async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let id = try ThreadID("busy-readers")
+        try await checkpointer.put(
+            CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data("0".utf8))]))
+        final class Flag: Sendable { let value = Atomic<Bool>(false) }
+        let saved = Flag()
+        let deadline = ContinuousClock.now + .seconds(20)
+        let readers = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<readers {
+                group.addTask {
+                    while !saved.value.load(ordering: .acquiring) {
+                        guard ContinuousClock.now < deadline else { return false }
+                        _ = try await checkpointer.head(thread: id)
+                    }
+                    return true
+                }
+            }
+            group.addTask {
+                let head = try await checkpointer.head(thread: id)
+                try await checkpointer.put(
+                    CheckpointWrite(thread: id, parentID: head?.id, step: 1, channels: ["v": .value(Data("1".utf8))]))
+                saved.value.store(true, ordering: .releasing)
+                return true
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.allSatisfy { $0 }, "the readers reached the deadline before the save landed")
+        #expect(try await checkpointer.head(thread: id)?.step == 1)
         try await checkpointer.close()
     }
 
