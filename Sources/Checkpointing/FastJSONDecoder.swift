@@ -118,6 +118,11 @@ final class FastJSONInput {
         else { throw giveUp() }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw giveUp() }
+        // `JSONDecoder` rejects some zeros with an exponent ("0e1", "-0.0e1") and takes others
+        // ("0e10", "0e+1"): those are left to it.
+        if value == 0, text.utf8.contains(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+            throw giveUp()
+        }
         return value
     }
 

@@ -121,6 +121,8 @@ struct FastJSONDecoderTests {
             (#""\ud800""#, String.self), (#""a\qb""#, String.self), ("\"a\u{1}b\"", String.self), ("[1,]", [Int].self),
             ("{\"role\": \"a\"}", TestMessage.self), ("[1] x", [Int].self), ("", Int.self), ("tru", Bool.self),
             ("1", Bool.self), (#""x""#, Int.self), ("null", Int.self), (#""not base64!""#, Data.self),
+            // Zeros with an exponent, some of which JSONDecoder rejects (found by the mutation test).
+            ("0e1", Double.self), ("-0.0e1", Double.self), ("0E1", Double.self), ("0e10", Double.self),
         ]
         for (text, type) in left {
             #expect(FastJSONDecoder().decode(type, from: Data(text.utf8)) == nil, "\(text) as \(type)")
