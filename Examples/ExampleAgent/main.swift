@@ -63,6 +63,45 @@ func reply(turn: Int) -> String {
     }
 }
 
+let usage = """
+    usage: example-agent [--turns N] [--no-approvals]
+           example-agent --rewind N [--turns N]
+           example-agent --inbox
+           example-agent --answer yes|no [--reviewer NAME]
+    """
+
+/// Stops with the usage for an argument the agent does not know or a value it cannot use: a
+/// typo (`--anwser yes`) must not run the agent as if nothing had been asked.
+func checkArguments() {
+    func refuse(_ problem: String) -> Never {
+        FileHandle.standardError.write(Data("example-agent: \(problem)\n\(usage)\n".utf8))
+        exit(2)
+    }
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        switch argument {
+        case "--inbox", "--no-approvals":
+            index += 1
+        case "--turns", "--rewind", "--answer", "--reviewer":
+            guard index + 1 < arguments.count else { refuse("\(argument) needs a value") }
+            let value = arguments[index + 1]
+            switch argument {
+            case "--turns", "--rewind":
+                guard let number = Int(value), number >= 0 else { refuse("\(argument) takes a whole number, not '\(value)'") }
+            case "--answer":
+                guard ["yes", "no", "y", "n"].contains(value.lowercased()) else { refuse("--answer takes yes or no, not '\(value)'") }
+            default:
+                break
+            }
+            index += 2
+        default:
+            refuse("unknown argument '\(argument)'")
+        }
+    }
+}
+
 func option(_ name: String) -> String? {
     guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else {
         return nil
@@ -203,6 +242,7 @@ func runAgent() async throws {
     try await checkpointer.close()
 }
 
+checkArguments()
 do {
     try await runAgent()
 } catch {

@@ -36,6 +36,18 @@ struct ExampleAgentTests {
         try await checkpointer.close()
     }
 
+    /// A typo or a value the agent cannot use stops it with its usage, before it opens the store.
+    @Test(arguments: [["--anwser", "yes"], ["--answer", "maybe"], ["--rewind", "two"], ["--turns"]])
+    func anArgumentItDoesNotKnowStopsItWithItsUsage(_ arguments: [String]) async throws {
+        let database = try TemporaryDatabase()
+        let error = await #expect(throws: CheckpointError.self) {
+            try await runExampleAgent(arguments, databasePath: database.path)
+        }
+        #expect(error?.message.contains("exited with 2") == true)
+        #expect(error?.message.contains("usage: example-agent") == true)
+        #expect(!FileManager.default.fileExists(atPath: database.path), "nothing was opened")
+    }
+
     @Test func twoProcessesRacingOnOneThreadLoseNothing() async throws {
         let database = try TemporaryDatabase()
         let path = database.path
