@@ -422,6 +422,9 @@ package enum DecodedChannel {
 /// `@unchecked Sendable`: it holds only values decoded as parts of a `Sendable` state.
 package struct DecodedChannels: @unchecked Sendable {
     package var channels: [String: DecodedChannel] = [:]
+    /// The channels the state type asked for while decoding (present or not): the stored
+    /// channels outside it belong to another type, and a save keeps them.
+    package var requested: Set<String> = []
 
     package init() {}
 }
@@ -456,6 +459,7 @@ package struct ChannelDecoding {
         let state = try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder, reuse: reuse))
         var decoded = DecodedChannels()
         decoded.channels = reuse?.next ?? [:]
+        decoded.requested = reuse?.requested ?? []
         return (state, decoded)
     }
 }
@@ -473,6 +477,7 @@ extension JSONDecoder {
 final class ChannelReuse {
     let previous: [String: DecodedChannel]
     var next: [String: DecodedChannel] = [:]
+    var requested: Set<String> = []
 
     init(previous: [String: DecodedChannel]) {
         self.previous = previous
@@ -508,9 +513,13 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     var codingPath: [any CodingKey] { [] }
     var allKeys: [Key] { channels.keys.compactMap { Key(stringValue: $0) } }
 
-    func contains(_ key: Key) -> Bool { channels[key.stringValue] != nil }
+    func contains(_ key: Key) -> Bool {
+        reuse?.requested.insert(key.stringValue)
+        return channels[key.stringValue] != nil
+    }
 
     private func channel(_ key: Key) throws -> ChannelValue {
+        reuse?.requested.insert(key.stringValue)
         guard let channel = channels[key.stringValue] else {
             throw DecodingError.keyNotFound(key, .init(codingPath: [], debugDescription: "no stored channel"))
         }

@@ -16,6 +16,10 @@ import Synchronization
 /// }
 /// ```
 ///
+/// Stored properties that `State` does not have (written by another type, say a newer deploy's)
+/// are kept by its saves, unchanged; an optional property set to `nil` is removed as before. To
+/// drop a property's stored data, register a ``StateVersions`` upgrade that removes it.
+///
 /// A read decodes only what changed since the façade's last decode: channels whose stored bytes
 /// are the same are reused, and of a list that grew only the new elements are decoded (plain
 /// values only: a decoded class instance is never handed out twice, and a channel holding a
@@ -138,8 +142,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             return nil
         }
         let checkpoint = try opened(stored)
-        let (state, upgraded) = try decodeUpgrading(checkpoint)
-        let next = try makeBase(checkpoint, state: state, forks: false, upgraded: upgraded)
+        let (state, upgraded, foreign) = try decodeRecording(checkpoint)
+        let next = try makeBase(checkpoint, state: state, forks: false, upgraded: upgraded, foreign: foreign)
         bases.withLock { $0.read(next, head: true, task: task) }
         return StateSnapshot(next)
     }
@@ -159,8 +163,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     public func rewind(to checkpointID: CheckpointID) async throws -> State {
         let task = FacadeBases<State>.currentTask()
         let checkpoint = try opened(try await load(checkpointID))
-        let (state, upgraded) = try decodeUpgrading(checkpoint)
-        let next = try makeBase(checkpoint, state: state, forks: true, upgraded: upgraded)
+        let (state, upgraded, foreign) = try decodeRecording(checkpoint)
+        let next = try makeBase(checkpoint, state: state, forks: true, upgraded: upgraded, foreign: foreign)
         bases.withLock { $0.read(next, head: false, task: task) }
         return state
     }
@@ -354,6 +358,10 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             sealedFields.store(Self.hasSealedFields, ordering: .relaxed)
             channels = try channelWrites(state, previous: previous, useContext: true)
         }
+        // Channels stored by another type (a newer deploy's property) stay as they are: a save
+        // through a type that lacks them must not remove them.
+        let carried = parent.map { Self.carriedChannels(after: $0, writing: channels.writes) } ?? []
+        for name in carried { channels.writes[name] = .unchanged }
         var write = CheckpointWrite(
             id: .make(after: parent?.id), thread: id, namespace: namespace, parentID: parent?.id,
             step: (parent?.step ?? -1) + 1, metadata: metadata, channels: channels.writes, pause: pause)
@@ -361,9 +369,17 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
         let next = FacadeBase(
             id: write.id, step: write.step, state: state, values: channels.values, lists: channels.lists,
-            listsInState: channels.listsInState, forks: false, metadata: metadata, pause: pause, answer: nil)
+            listsInState: channels.listsInState, carried: carried, forks: false, metadata: metadata, pause: pause,
+            answer: nil)
         bases.withLock { $0.saved(next, task: task) }
         return StateSnapshot(next)
+    }
+
+    /// The channels of `parent`'s checkpoint that belong to another state type (this one never
+    /// asked for them when it decoded): none when the state is stored whole.
+    private static func carriedChannels(after parent: FacadeBase<State>, writing writes: [String: ChannelWrite]) -> Set<String> {
+        guard writes[wholeStateChannel] == nil else { return [] }
+        return parent.carried.subtracting(writes.keys)
     }
 
     /// What a save writes: per channel, what changed since `previous` (sealed when the façade
@@ -589,6 +605,13 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
 
     /// Decodes a checkpoint, upgraded first when it was saved at an older state version.
     private func decodeUpgrading(_ checkpoint: Checkpoint) throws -> (state: State, upgraded: Bool) {
+        let (state, upgraded, _) = try decodeRecording(checkpoint)
+        return (state, upgraded)
+    }
+
+    /// Decodes a checkpoint, upgraded first when it was saved at an older state version; also
+    /// returns the stored channels the type did not ask for (none after an upgrade).
+    private func decodeRecording(_ checkpoint: Checkpoint) throws -> (state: State, upgraded: Bool, foreign: Set<String>) {
         var (version, channels) = try StateVersions.split(checkpoint.channels)
         let current = versions?.current ?? 1
         guard version <= current else {
@@ -603,13 +626,15 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             }
             let context = sealing.map { SealingContext(sealing: $0, thread: id, namespace: namespace) }
             guard version == current else {
-                return (try decoding.decode(State.self, from: channels, context: context), true)
+                return (try decoding.decode(State.self, from: channels, context: context), true, [])
             }
             // Upgraded channels are not the stored bytes: only a current-version decode is reused.
             let previous = decoded.withLock { $0 }
             let (state, next) = try decoding.decode(State.self, from: channels, context: context, reusing: previous)
             decoded.withLock { $0 = next }
-            return (state, false)
+            var foreign = Set(channels.keys).subtracting(next.requested)
+            if channels.count == 1, channels[wholeStateChannel] != nil { foreign = [] }
+            return (state, false, foreign)
         } catch let error as CheckpointError {
             throw error  // a sealed field that does not open, an upgrade that failed
         } catch {
@@ -680,7 +705,9 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     ///
     /// After an upgrade the stored bytes have the old shape: the base then holds none, so that
     /// the next save stores every channel anew.
-    private func makeBase(_ checkpoint: Checkpoint, state: State, forks: Bool, upgraded: Bool) throws -> FacadeBase<State> {
+    private func makeBase(
+        _ checkpoint: Checkpoint, state: State, forks: Bool, upgraded: Bool, foreign: Set<String>
+    ) throws -> FacadeBase<State> {
         var values: [String: Data] = [:]
         var lists: [String: [Data]] = [:]
         for (name, channel) in checkpoint.channels where !upgraded {
@@ -715,9 +742,12 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
                 values[StateVersions.channel] = marker
             }
         }
+        // The stored channels of another type are kept by the next save; after an upgrade the
+        // upgrade decided the shape.
+        let carried = upgraded ? [] : foreign
         return FacadeBase(
             id: checkpoint.id, step: checkpoint.step, state: state, values: values, lists: lists, listsInState: [],
-            forks: forks, metadata: checkpoint.metadata, pause: checkpoint.pause, answer: checkpoint.answer)
+            carried: carried, forks: forks, metadata: checkpoint.metadata, pause: checkpoint.pause, answer: checkpoint.answer)
     }
 }
 

@@ -99,6 +99,9 @@ final class FacadeBase<State: Sendable>: Sendable {
     /// List channels whose elements' bytes are not kept: they are values whose encoding is
     /// taken from ``state`` when a save needs it (see `AppendableChannelList`).
     let listsInState: Set<String>
+    /// Stored channels that `State` has no property for (written by another type, say a newer
+    /// deploy's with a property more): a save after this base keeps them as they are.
+    let carried: Set<String>
     /// Whether a save after this base forks (its parent need not be the head): after a rewind.
     let forks: Bool
     let metadata: Metadata
@@ -107,9 +110,11 @@ final class FacadeBase<State: Sendable>: Sendable {
 
     init(
         id: CheckpointID, step: Int, state: State, values: [String: Data], lists: [String: [Data]],
-        listsInState: Set<String>, forks: Bool, metadata: Metadata, pause: Pause?, answer: PauseAnswer?
+        listsInState: Set<String>, carried: Set<String> = [], forks: Bool, metadata: Metadata, pause: Pause?,
+        answer: PauseAnswer?
     ) {
         self.listsInState = listsInState
+        self.carried = carried
         self.id = id
         self.step = step
         self.state = state
