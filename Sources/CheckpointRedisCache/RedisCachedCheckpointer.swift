@@ -143,7 +143,8 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// Invalidates every entry of the owed threads (or, after too many, every entry of the
     /// prefix). A thread's head entries become tombstones newer than anything written before:
     /// a write that a frozen Redis still holds in a dead connection's buffer, run later, cannot
-    /// put an old head back. Its reads then come from the base store until its next put.
+    /// put an old head back. Its next read that finds the tombstone puts the store's head in
+    /// its place (unless something wrote the entry meanwhile), as does its next put.
     private static func invalidate(
         _ owed: PendingInvalidations.Owed, prefix: String, ttl: Data, on connection: RedisConnection,
         threadIndexKey: (ThreadID) -> Data
@@ -225,9 +226,14 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// from the base store), so it may go in right after the thread's owed invalidation, which
     /// ``withRedis(_:)`` runs first.
     ///
+    /// - Parameter seen: the entry without content (a tombstone) that a read found before it
+    ///   read the base store: when Redis still holds exactly it, the value replaces it even
+    ///   though it is older (see ``Scripts/setIfNewer``).
     /// - Returns: the entry written (it carries the answering server's run id), or `nil`.
     @discardableResult
-    private func setGuarded(_ key: Data, order: Data, body: Data, thread: ThreadID) async -> Data? {
+    private func setGuarded(
+        _ key: Data, order: Data, body: Data, thread: ThreadID, replacing seen: Data? = nil
+    ) async -> Data? {
         let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
         let index = threadIndexKey(thread)
         let written: Data? = await withRedis { connection in
@@ -235,7 +241,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
             _ = try Self.check(
                 connection.command([
                     Data("EVAL".utf8), Data(Scripts.setIfNewer.utf8), Data("2".utf8), key, index, order, value, ttl,
-                ]))
+                ] + (seen.map { [$0] } ?? [])))
             return value
         }
         if written == nil { pending.add(thread) }
@@ -266,6 +272,9 @@ public final class RedisCachedCheckpointer: Checkpointer {
         try throwIfCancelled()
         let entryKey = id == nil ? key("h", thread, namespace) : key("c", thread, namespace, id)
         let isUpdating = updating.contains(thread)
+        // An entry without content this read found in Redis (a tombstone): the store's head,
+        // read after it, may take its place if nothing wrote the entry meanwhile.
+        var seenWithoutContent: Data?
         if !pending.contains(thread) && !isUpdating {
             let command: [Data] =
                 configuration.refreshOnRead
@@ -302,6 +311,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
                         if id == nil { localHeads.store(thread, namespace, checkpoint, entry: value) }
                         return checkpoint
                     }
+                    seenWithoutContent = value
                     counters.miss()
                     metrics.misses.increment()
                 } catch is CacheEntryOfAnotherRun {
@@ -335,7 +345,9 @@ public final class RedisCachedCheckpointer: Checkpointer {
         // A put's update under way will cache a head at least this new.
         if isUpdating && id == nil { return checkpoint }
         let (order, body) = try content(of: checkpoint)
-        if let value = await setGuarded(entryKey, order: order, body: body, thread: thread), id == nil {
+        if let value = await setGuarded(
+            entryKey, order: order, body: body, thread: thread, replacing: seenWithoutContent), id == nil
+        {
             localHeads.attach(value, thread, namespace, checkpoint.id)
         }
         return checkpoint

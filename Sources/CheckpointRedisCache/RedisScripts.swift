@@ -1,10 +1,27 @@
 /// The Lua scripts, each run atomically by Redis.
 enum Scripts {
-    /// KEYS: entry, thread index. ARGV: order, value, ttl. Sets the entry unless it holds an
-    /// order at least as new (orders are hex of the same length, so byte order is time order).
+    /// KEYS: entry, thread index. ARGV: order, value, ttl, and optionally the entry a read saw.
+    /// Sets the entry unless it holds an order at least as new (orders are hex of the same
+    /// length, so byte order is time order), or, with the fourth argument, when it still holds
+    /// exactly the entry without content that the read saw.
+    ///
+    /// That second form lets a read that met an entry without content (a tombstone newer than
+    /// any head, after an invalidation) put the store's head, read after it, in its place: if
+    /// nothing wrote the entry since, that head is at least as new as any write made before.
+    /// A set refused by an entry without content changes that entry's bytes (its order stays),
+    /// so that a read's fill that began before the refused write fails and the next read's
+    /// goes in: the refused write's head may be newer than the one that read found.
     static let setIfNewer = """
         local current = redis.call('GETRANGE', KEYS[1], 0, 32)
-        if current ~= '' and current >= ARGV[1] then return 0 end
+        if current ~= '' and current >= ARGV[1] then
+            if string.sub(current, 33, 33) ~= '0' then return 0 end
+            local value = redis.call('GET', KEYS[1])
+            if value ~= ARGV[4] then
+                local mark = string.sub(redis.sha1hex(value .. ARGV[1]), 1, 16)
+                redis.call('SET', KEYS[1], current .. mark, 'KEEPTTL')
+                return 0
+            end
+        end
         redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
         redis.call('SADD', KEYS[2], KEYS[1])
         redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))

@@ -259,6 +259,62 @@ struct RedisCacheTests {
         try await cache.close()
     }
 
+    /// A thread whose cache update Redis missed (frozen while a save's update ran) is owed an
+    /// invalidation, whose tombstone is newer than every head saved so far. Its next reads
+    /// cache the store's head again: a thread that is only read after the fault does not stay
+    /// uncached until its next save or the tombstone's time to live.
+    @Test func aThreadInvalidatedByAMissedUpdateIsCachedAgainByItsReads() async throws {
+        let redis = try PrivateRedis()
+        let folder = try TemporaryFolder()
+        let cache = try await cached(
+            SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
+            "timeout_ms=100&breaker_cooldown_ms=1")
+        let thread = try cache.thread("acme:reread", as: Chat.self)
+        try await thread.save(Chat(messages: ["one"], turn: 1))
+        await cache.flush()
+        try redis.freeze()
+        try await thread.save(Chat(messages: ["one", "two"], turn: 2))
+        await cache.flush()  // the update timed out: the thread is owed an invalidation
+        try redis.thaw()
+        let hits = cache.statistics.hits
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            #expect(try await thread.latest()?.turn == 2)
+        } while cache.statistics.hits == hits && ContinuousClock.now < deadline
+        #expect(cache.statistics.hits > hits, "reads alone cache the thread again: \(cache.statistics)")
+        try await cache.close()
+    }
+
+    /// The race a read's fill of an entry without content must lose: the reader saw a
+    /// tombstone and read the store; meanwhile a save older than the tombstone was refused by
+    /// it. Its head may be newer than what the reader read, so the reader must not put its
+    /// head in place of the tombstone; a reader that reads again after that may.
+    @Test func aFillOverATombstoneFailsWhenARefusedWriteCameBetween() async throws {
+        let raw = try RawRedis(url: try TestServers.redisURL())
+        let prefix = TestServers.uniquePrefix()
+        let key = Data("\(prefix):h:race".utf8)
+        let index = Data("\(prefix):i:race".utf8)
+        let older = CheckpointID.make()
+        let newer = CheckpointID.make()
+        let tombstone = CacheEntryFormat.order(.make(), "0") + Data(count: 16)
+        try raw.set(key, tombstone)
+        func set(_ id: CheckpointID, expecting seen: Data?) throws -> RedisReply {
+            let order = CacheEntryFormat.order(id, "1")
+            return try raw.command(
+                [Data("EVAL".utf8), Data(Scripts.setIfNewer.utf8), Data("2".utf8), key, index, order, order + Data("x".utf8), Data("60".utf8)]
+                    + (seen.map { [$0] } ?? []))
+        }
+        let seen = try #require(try raw.get(key))
+        #expect(try set(newer, expecting: nil) == .integer(0), "a save older than the tombstone is refused")
+        #expect(try set(older, expecting: seen) == .integer(0), "so the fill from before it fails")
+        #expect(try raw.get(key)?.prefix(CacheEntryFormat.orderLength) == tombstone.prefix(CacheEntryFormat.orderLength))
+        let seenAgain = try #require(try raw.get(key))
+        #expect(try set(newer, expecting: seenAgain) == .integer(1), "a fill from a later read goes in")
+        #expect(try raw.get(key) == CacheEntryFormat.order(newer, "1") + Data("x".utf8))
+        #expect(try set(older, expecting: seenAgain) == .integer(0), "and from then on only newer heads")
+        _ = try raw.command([Data("DEL".utf8), key, index])
+    }
+
     /// An older head put back into Redis with the same server (another instance's late
     /// write-back, a restore): the instance that saved newer never serves it.
     @Test func anInstanceNeverReadsOlderThanItsOwnSaves() async throws {
