@@ -357,6 +357,13 @@ public final class SQLiteCheckpointer: Checkpointer {
                 return read.checkpoint
             }
         }
+        // The writer, when it is free, reads with its page cache intact: a reader connection's
+        // is dropped whenever another connection commits, so the first read after each save
+        // would load its pages again (40 µs against 16 on the benchmark's machine).
+        if let checkpoint = try writer.runIfFree(read) {
+            await SerializedConnection.yieldAfterInlineCall()
+            return checkpoint
+        }
         return try await reader().run(read)
     }
 

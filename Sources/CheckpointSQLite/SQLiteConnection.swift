@@ -283,6 +283,9 @@ final class SerializedConnection: @unchecked Sendable {
     /// Held by the one call using the connection.
     private let owner = NSLock()
     private let inline: InlineCalls?
+    /// Calls queued for the connection's thread: while there are any, ``runIfFree(_:)`` leaves
+    /// the connection to them (an optional inline user must never starve a queued one).
+    private let queued = Atomic<Int>(0)
     /// The connection's database file, for error messages.
     private let path: String
 
@@ -325,7 +328,9 @@ final class SerializedConnection: @unchecked Sendable {
         let cancelled = Atomic<Bool>(false)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
+                queued.add(1, ordering: .relaxed)
                 thread.submit {
+                    defer { self.queued.subtract(1, ordering: .relaxed) }
                     if cancelled.load(ordering: .acquiring) {
                         continuation.resume(throwing: CheckpointError.cancellation)
                         return
@@ -354,6 +359,15 @@ final class SerializedConnection: @unchecked Sendable {
 
     /// Inline calls so far, in the whole process.
     private static let inlineCalls = Atomic<Int>(0)
+
+    /// Runs `body` on the caller's thread if the connection takes inline calls, is free right
+    /// now and no call waits for it; `nil` (nothing ran, or what ran changed nothing and was
+    /// rolled back) otherwise.
+    func runIfFree<T>(_ body: (SQLiteConnection) throws -> T) throws -> T? {
+        guard let inline, !thread.isCurrent, queued.load(ordering: .relaxed) == 0 else { return nil }
+        try throwIfCancelled()
+        return try runInline(body, inline)?.value
+    }
 
     /// Runs `body` holding the connection.
     private func locked<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
