@@ -213,7 +213,8 @@ public final class PostgresCheckpointer: Checkpointer {
     /// the read is repeated in one snapshot.
     public func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
         try checkOpen()
-        let checkpoint = try await pool.run { [contentCache] connection in
+        let (statement, parameters) = Self.readStatement(thread, namespace, id)
+        let whole: @Sendable (PostgresConnection) throws -> ReadCheckpoint? = { [contentCache] connection in
             do {
                 return try Self.read(thread, namespace, id, on: connection, contentCache: contentCache)
             } catch let error as CheckpointError where error.code == .corruptData {
@@ -222,6 +223,25 @@ public final class PostgresCheckpointer: Checkpointer {
                 }
             }
         }
+        // The row's query is sent from the caller's thread when a connection is free; its reply,
+        // when it comes soon, is read there too. A read that needs more (lists whose elements
+        // are not in the content cache, a row that fails its check) is done whole on the
+        // connection's thread.
+        let checkpoint = try await pool.run(
+            replyWait: configuration.inlineReplyWait,
+            sending: { connection in try connection.send(statement, parameters) },
+            receiving: { [contentCache] connection -> ReadCheckpoint?? in
+                do {
+                    return .some(
+                        try Self.interpret(
+                            connection.receive(), thread, namespace, id, on: nil, contentCache: contentCache))
+                } catch is NeedsTheConnection {
+                    return nil
+                } catch let error as CheckpointError where error.code == .corruptData {
+                    return nil
+                }
+            },
+            otherwise: whole)
         if let checkpoint, let manifest = checkpoint.manifest {
             heads.store(thread, namespace, checkpoint.checkpoint.id, manifest)
         }
@@ -233,17 +253,37 @@ public final class PostgresCheckpointer: Checkpointer {
         var manifest: Manifest?
     }
 
+    /// The statement that reads a checkpoint's row (the head's when `id` is `nil`).
+    private static func readStatement(
+        _ thread: ThreadID, _ namespace: String, _ id: CheckpointID?
+    ) -> (PostgresSQL, [PostgresValue]) {
+        if let id {
+            (PostgresSchema.selectCheckpoint, [.text(thread.rawValue), .text(namespace), .id(id)])
+        } else {
+            (PostgresSchema.selectHead, [.text(thread.rawValue), .text(namespace)])
+        }
+    }
+
+    /// Thrown by ``interpret(_:_:_:_:on:contentCache:)`` without a connection when the row's
+    /// state needs more rows than the content cache holds.
+    private struct NeedsTheConnection: Error {}
+
     private static func read(
         _ thread: ThreadID, _ namespace: String, _ id: CheckpointID?, on connection: PostgresConnection,
         contentCache: ContentCache
     ) throws -> ReadCheckpoint? {
-        let result =
-            if let id {
-                try connection.query(
-                    PostgresSchema.selectCheckpoint, [.text(thread.rawValue), .text(namespace), .id(id)])
-            } else {
-                try connection.query(PostgresSchema.selectHead, [.text(thread.rawValue), .text(namespace)])
-            }
+        let (statement, parameters) = readStatement(thread, namespace, id)
+        return try interpret(
+            connection.query(statement, parameters), thread, namespace, id, on: connection, contentCache: contentCache)
+    }
+
+    /// The checkpoint in a row read by ``readStatement(_:_:_:)``; the rows its lists need that
+    /// the content cache does not hold are read on `connection` (without one, it throws
+    /// ``NeedsTheConnection``).
+    private static func interpret(
+        _ result: PostgresResult, _ thread: ThreadID, _ namespace: String, _ id: CheckpointID?,
+        on connection: PostgresConnection?, contentCache: ContentCache
+    ) throws -> ReadCheckpoint? {
         guard result.rowCount == 1 else { return nil }
         let threadKey = try result.int64(0, 0)
         let (row, fields) = try result.verifiedRow(0, at: 1, thread: thread, namespace: namespace, id: id)
@@ -254,12 +294,14 @@ public final class PostgresCheckpointer: Checkpointer {
             try manifest.materialize(
                 scope: threadKey, cache: contentCache,
                 payloadBlob: { rowID in
+                    guard let connection else { throw NeedsTheConnection() }
                     let rows = try connection.query(PostgresSchema.selectPayload, [.int8(threadKey), .id(rowID)])
                     guard rows.rowCount == 1 else { return nil }
                     let fields = try rows.verifiedRow(0, at: 0, thread: thread, namespace: namespace, id: rowID).fields
                     return fields.isNull(PostgresRowColumn.payload) ? nil : fields.data(PostgresRowColumn.payload)
                 },
                 segmentRows: { tip, visit in
+                    guard let connection else { throw NeedsTheConnection() }
                     let rows = try connection.query(PostgresSchema.selectSegments, [.int8(threadKey), .id(tip)])
                     var order = DescendingRows(thread: thread, through: tip)
                     for index in 0..<rows.rowCount {

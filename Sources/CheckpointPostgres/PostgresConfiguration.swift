@@ -52,6 +52,17 @@ extension PostgresCheckpointer {
         /// `SQLiteCheckpointer.Configuration.idleSpin`). Default: 50 µs.
         public var idleSpin: Duration = .microseconds(50)
 
+        /// How long a read may wait for the server's reply on the caller's own thread.
+        ///
+        /// A checkpoint read whose connection is free sends its query from the calling thread
+        /// and, when the reply comes within this time, reads it there too: no thread hand-off,
+        /// the cost of the raw libpq call. A reply that takes longer is received on the
+        /// connection's thread with the task suspended, so a slow server or network keeps one
+        /// of Swift's shared threads this long at most; once replies take longer than this on
+        /// average, reads stop waiting on the caller's thread until they are quick again.
+        /// Default: 500 µs; `0` hands every read to a connection's thread.
+        public var inlineReplyWait: Duration = .microseconds(500)
+
         /// Bytes of channel content (list elements, stored values) kept in memory, so that
         /// reading a head does not fetch every segment of its lists again. Entries never go
         /// stale: stored content never changes. Default: 16 MiB; `0` disables it.
@@ -73,7 +84,7 @@ extension PostgresCheckpointer {
         public static let urlParameters: Set<String> = [
             "pool_max", "pool_min", "acquire_timeout_ms", "connect_timeout", "sslmode", "sslrootcert", "sslcert",
             "sslkey", "sslcrl", "sslpassword", "application_name", "tenant", "schema", "idle_spin_us",
-            "content_cache_bytes",
+            "content_cache_bytes", "inline_reply_wait_us",
         ]
 
         /// Reads a `postgres://` or `postgresql://` URL:
@@ -81,7 +92,7 @@ extension PostgresCheckpointer {
         ///
         /// Parameters: `pool_max`, `pool_min`, `acquire_timeout_ms`, `connect_timeout` (seconds),
         /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`, `sslpassword`,
-        /// `application_name`, `tenant`, `schema`, `idle_spin_us`, `content_cache_bytes`. A password or
+        /// `application_name`, `tenant`, `schema`, `idle_spin_us`, `content_cache_bytes`, `inline_reply_wait_us` (0 to 10,000). A password or
         /// user with reserved characters is percent-encoded.
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
@@ -128,6 +139,9 @@ extension PostgresCheckpointer {
             if let value = url.parameters["tenant"] { tenant = value }
             if let value = url.parameters["schema"] { schema = value }
             if let value = try url.integerParameter("idle_spin_us", in: 0...10_000) { idleSpin = .microseconds(value) }
+            if let value = try url.integerParameter("inline_reply_wait_us", in: 0...10_000) {
+                inlineReplyWait = .microseconds(value)
+            }
             if let value = try url.integerParameter("content_cache_bytes", in: 0...(1 << 40)) {
                 contentCacheBytes = value
             }

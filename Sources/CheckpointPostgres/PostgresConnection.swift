@@ -101,7 +101,7 @@ struct PostgresSQL: Sendable {
 /// Owns one `PGconn*` and knows which statements it prepared.
 ///
 /// Not `Sendable`: only the pool's worker thread that owns it touches it.
-final class PostgresConnection: PooledConnection {
+final class PostgresConnection: RequestReplyConnection {
     private var handle: OpaquePointer?
     private var prepared: Set<Int> = []
     /// Prepared dynamic statements (history filters, inbox shapes), by text.
@@ -221,6 +221,17 @@ final class PostgresConnection: PooledConnection {
 
     private func executePrepared(name: String, _ parameters: [PostgresValue]) throws(PostgresError) -> PostgresResult {
         guard let handle else { throw lostConnectionError() }
+        let result = Self.withWire(parameters) { count, values, lengths, formats in
+            PQexecPrepared(handle, name, count, values, lengths, formats, 1)
+        }
+        return try check(result)
+    }
+
+    /// Calls `body` with the parameters as libpq takes them (binary format).
+    private static func withWire<R>(
+        _ parameters: [PostgresValue],
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, [Int32], [Int32]) -> R
+    ) -> R {
         let wires = parameters.map(\.wire)
         var lengths = [Int32](repeating: 0, count: wires.count)
         let formats = [Int32](repeating: 1, count: wires.count)
@@ -237,12 +248,52 @@ final class PostgresConnection: PooledConnection {
             lengths[index] = Int32(wire.count)
         }
         defer { for pointer in pointers { pointer?.deallocate() } }
-        let result = pointers.withUnsafeBufferPointer { values in
+        return pointers.withUnsafeBufferPointer { values in
             values.withMemoryRebound(to: UnsafePointer<CChar>?.self) { values in
-                PQexecPrepared(handle, name, Int32(wires.count), values.baseAddress, lengths, formats, 1)
+                body(Int32(wires.count), values.baseAddress, lengths, formats)
             }
         }
-        return try check(result)
+    }
+
+    /// Sends the execution of a fixed statement without waiting for its reply (see
+    /// ``receive()``).
+    ///
+    /// - Returns: `false` when the statement is not prepared on this connection yet: nothing
+    ///   was sent (``query(_:_:)`` prepares it).
+    func send(_ sql: PostgresSQL, _ parameters: [PostgresValue]) throws(PostgresError) -> Bool {
+        guard prepared.contains(sql.key) else { return false }
+        guard let handle else { throw lostConnectionError() }
+        let name = "checkpointing_\(sql.key)"
+        let sent = Self.withWire(parameters) { count, values, lengths, formats in
+            PQsendQueryPrepared(handle, name, count, values, lengths, formats, 1)
+        }
+        guard sent == 1 else { throw lostConnectionError() }
+        return true
+    }
+
+    /// Whether the reply to what ``send(_:_:)`` sent has arrived, waiting up to `wait`.
+    func replyArrives(within wait: Duration) throws -> Bool {
+        guard let handle else { throw lostConnectionError() }
+        let deadline = ContinuousClock.now + wait
+        while true {
+            guard PQconsumeInput(handle) == 1 else { throw lostConnectionError() }
+            if PQisBusy(handle) == 0 { return true }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            guard checkpoint_wait_readable(PQsocket(handle), left.nanoseconds) >= 0 || errno == EINTR else {
+                throw lostConnectionError()
+            }
+        }
+    }
+
+    /// The reply to what ``send(_:_:)`` sent, waiting for it when it has not arrived.
+    func receive() throws(PostgresError) -> PostgresResult {
+        guard let handle else { throw lostConnectionError() }
+        let first = PQgetResult(handle)
+        // A statement has one result; libpq then returns NULL, after which the connection
+        // takes the next request.
+        while let extra = PQgetResult(handle) { PQclear(extra) }
+        return try check(first)
     }
 
     /// Runs SQL with text parameters and returns every value as text (diagnostics only).

@@ -27,9 +27,11 @@ package protocol PooledConnection: AnyObject, SendableMetatype {
 package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// How a driver's error becomes a ``CheckpointError``, and whether it broke the connection.
     package typealias Classify = @Sendable (any Error) -> (error: any Error, connectionLost: Bool)
-    /// One thread and the connection only it touches.
+    /// One thread and its connection.
     final class Worker: @unchecked Sendable {
-        // Safe: `connection` is only touched by jobs running on `thread`, one at a time.
+        // Safe: `connection` is only touched by whoever holds the worker (taken from `idle`
+        // under the pool's lock, given back the same way): a job on `thread`, or a caller
+        // running a call inline (``ConnectionPool/run(replyWait:sending:receiving:otherwise:)``).
         let thread: JobThread
         var connection: Connection?
         let index: Int
@@ -66,6 +68,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     private let acquireTimeout: Duration
     private let serverName: String
     private let logger: Logger
+    /// How long the server's recent replies took, measured by calls whose reply may be
+    /// received on the caller's thread.
+    package let replyTimes = ReplyTimes()
 
     /// - Parameters:
     ///   - size: the most connections open at once.
@@ -178,6 +183,11 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// Runs a job, then the jobs that waited for a worker, then gives the worker back.
     private func drain(_ worker: Worker, first: @Sendable (Worker) -> Void) {
         first(worker)
+        drainWaiters(worker)
+    }
+
+    /// On the worker's thread: runs the jobs that waited for a worker, then gives it back.
+    private func drainWaiters(_ worker: Worker) {
         while true {
             let next: Waiter? = state.withLock { state in
                 if state.waiters.isEmpty {
@@ -189,6 +199,45 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
             guard let next else { return }
             next.job(worker)
         }
+    }
+
+    /// An idle worker, taken (no job will get it until it is given back), if there is one.
+    private func takeIdleWorker() -> Worker? {
+        state.withLock { state in state.isClosed ? nil : state.idle.popLast().map { workers[$0] } }
+    }
+
+    /// Gives back a worker taken by a caller: to the first waiting job (on the worker's
+    /// thread), or to the idle ones.
+    private func giveBack(_ worker: Worker) {
+        let next: Waiter? = state.withLock { state in
+            if state.waiters.isEmpty {
+                state.idle.append(worker.index)
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        if let next { worker.thread.submit { self.drain(worker, first: next.job) } }
+    }
+
+    /// Runs `body` on a taken worker's thread, whether or not the task is cancelled (it
+    /// finishes a call under way), then gives the worker back there.
+    private func finish<T: Sendable>(on worker: Worker, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+            worker.thread.submit {
+                continuation.resume(with: Result { try body() })
+                self.drainWaiters(worker)
+            }
+        }
+    }
+
+    /// Drops the connection when `error` broke it; the error as callers see it.
+    private func failed(_ error: any Error, _ connection: Connection, on worker: Worker) -> any Error {
+        let classified = classify(error)
+        if classified.connectionLost {
+            connection.close()
+            worker.connection = nil
+        }
+        return classified.error
     }
 
     /// Runs `body` with the worker's connection, opening one when it has none or the one it
@@ -214,12 +263,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         do {
             return try body(connection)
         } catch {
-            let classified = classify(error)
-            if classified.connectionLost {
-                connection.close()
-                worker.connection = nil
-            }
-            throw classified.error
+            throw failed(error, connection, on: worker)
         }
     }
 
@@ -239,6 +283,78 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
                     continuation.resume()
                 }
             }
+        }
+    }
+}
+
+extension ConnectionPool where Connection: RequestReplyConnection {
+    /// Runs a call of one request with as few thread hand-offs as a free connection allows.
+    ///
+    /// When a worker is idle and its connection open and healthy, `send` runs on the caller's
+    /// thread: it writes one request without waiting for the server, or returns `false` to
+    /// leave the call to a worker's thread. The caller then waits for the reply up to
+    /// `replyWait`, as long as the server's recent replies came within it (``replyTimes``); a
+    /// reply that came is received by `receive` on the caller's thread too, so the call costs
+    /// what the raw driver's does. A later reply is received on the worker's thread with the
+    /// task suspended: a slow server or network holds a shared thread for `replyWait` at most.
+    /// `receive` returns `nil` when the call needs more than the reply (another round trip);
+    /// `whole` then runs on the worker's thread. When no worker is idle, when its connection
+    /// must be opened first, or when `send` declines, `whole` runs as ``run(_:)`` runs it.
+    ///
+    /// A `replyWait` of zero runs every call as ``run(_:)`` does. A task cancelled before the
+    /// call started gets ``CheckpointError/Code/cancelled``; once the request is sent its reply
+    /// is received, whatever happens to the task.
+    package func run<T: Sendable>(
+        replyWait: Duration,
+        sending send: (Connection) throws -> Bool,
+        receiving receive: @escaping @Sendable (Connection) throws -> T?,
+        otherwise whole: @escaping @Sendable (Connection) throws -> T
+    ) async throws -> T {
+        try throwIfCancelled()
+        guard replyWait > .zero, workers.allSatisfy({ !$0.thread.isCurrent }), let worker = takeIdleWorker() else {
+            return try await run(whole)
+        }
+        guard let connection = worker.connection, connection.isHealthy else {
+            return try await finish(on: worker) { try self.execute(whole, on: worker) }
+        }
+        let started = ContinuousClock.now
+        let arrived: Bool
+        do {
+            guard try send(connection) else {
+                return try await finish(on: worker) { try self.execute(whole, on: worker) }
+            }
+            arrived = try connection.replyArrives(within: replyTimes.typical <= replyWait ? replyWait : .zero)
+        } catch {
+            let failure = failed(error, connection, on: worker)
+            giveBack(worker)
+            throw failure
+        }
+        if arrived {
+            replyTimes.record(ContinuousClock.now - started)
+            let received: T?
+            do {
+                received = try receive(connection)
+            } catch {
+                let failure = failed(error, connection, on: worker)
+                giveBack(worker)
+                throw failure
+            }
+            guard let received else { return try await finish(on: worker) { try self.execute(whole, on: worker) } }
+            giveBack(worker)
+            await InlineCallYield.afterCall()
+            return received
+        }
+        let times = replyTimes
+        return try await finish(on: worker) {
+            guard let connection = worker.connection else { return try self.execute(whole, on: worker) }
+            let received: T?
+            do {
+                received = try receive(connection)
+                times.record(ContinuousClock.now - started)
+            } catch {
+                throw self.failed(error, connection, on: worker)
+            }
+            return try received ?? self.execute(whole, on: worker)
         }
     }
 }

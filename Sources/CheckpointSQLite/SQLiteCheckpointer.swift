@@ -361,7 +361,7 @@ public final class SQLiteCheckpointer: Checkpointer {
         // is dropped whenever another connection commits, so the first read after each save
         // would load its pages again (40 µs against 16 on the benchmark's machine).
         if let checkpoint = try writer.runIfFree(read) {
-            await SerializedConnection.yieldAfterInlineCall()
+            await InlineCallYield.afterCall()
             return checkpoint
         }
         return try await reader().run(read)

@@ -322,7 +322,7 @@ final class SerializedConnection: @unchecked Sendable {
             return try locked(body)
         }
         if let inline, let result = try runInline(body, inline) {
-            await Self.yieldAfterInlineCall()
+            await InlineCallYield.afterCall()
             return result.value
         }
         let cancelled = Atomic<Bool>(false)
@@ -344,21 +344,6 @@ final class SerializedConnection: @unchecked Sendable {
     }
 
     private struct Outcome<T> { var value: T }
-
-    /// A call that ran inline did not suspend its task: a task that loops on such calls (reads
-    /// that keep finding a free connection) would keep a thread of the shared pool forever, and
-    /// on a small machine every other task (another writer, a cache update) would wait for it.
-    /// So every 16th inline call of the process lets the executor run what else is waiting: a
-    /// loop of calls keeps a thread for 16 calls at most. (A yield after every call cost 8 µs of
-    /// a 16 µs head read on the benchmark's machine; one in 16 costs half a microsecond.)
-    static func yieldAfterInlineCall() async {
-        if inlineCalls.wrappingAdd(1, ordering: .relaxed).oldValue % 16 == 15 {
-            await Task.yield()
-        }
-    }
-
-    /// Inline calls so far, in the whole process.
-    private static let inlineCalls = Atomic<Int>(0)
 
     /// Runs `body` on the caller's thread if the connection takes inline calls, is free right
     /// now and no call waits for it; `nil` (nothing ran, or what ran changed nothing and was

@@ -311,24 +311,64 @@ struct PostgresBackendTests {
         #expect(try await runExampleAgent(["--turns", "1"], url: url).contains("approved the refund"))
     }
 
+    /// A read sends its query from the caller's thread; a reply slower than the inline wait
+    /// (here the table is locked by another session) is received on the connection's thread,
+    /// and the read returns the right head once the lock goes. Reads on the same connection
+    /// afterwards see their own replies, not the late one.
+    @Test func aReadWhoseReplyIsLateIsReceivedOnTheConnectionsThread() async throws {
+        let base = try TestServer.isolatedURL()
+        let url = base + "&pool_max=2&inline_reply_wait_us=200"
+        let checkpointer = try await PostgresCheckpointer(url: url)
+        let id = try ThreadID("acme:late")
+        let thread = try checkpointer.thread(id, as: Turn.self)
+        try await thread.save(Turn(messages: ["one"], turn: 1))
+        #expect(try await thread.latest()?.turn == 1, "read inline: the connection is free and the reply quick")
+        // The observer (one connection) holds an advisory lock; the locker takes the table,
+        // then waits for the advisory lock: the table stays locked until the observer lets go.
+        let observer = try await PostgresCheckpointer(url: base + "&pool_max=1")
+        let locker = try await PostgresCheckpointer(url: url)
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(4242)")
+        let lock = Task {
+            try await locker.diagnosticQuery(
+                "DO $$ BEGIN LOCK TABLE checkpoint_rows IN ACCESS EXCLUSIVE MODE; PERFORM pg_advisory_lock(4242); END $$")
+        }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock(4242)%'")
+        let read = Task { try await thread.latest() }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%checkpoint_threads%'")
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(4242)")
+        _ = try await lock.value
+        #expect(try await read.value?.turn == 1)
+        for turn in 2...4 {
+            try await thread.save(Turn(messages: ["one"], turn: turn))
+            #expect(try await thread.latest()?.turn == turn)
+        }
+        for closing in [observer, locker, checkpointer] { try await closing.close() }
+    }
+
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
         let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=200")
         // The only connection is held by a slow statement; the next call waits, then fails.
         // Wait until the server runs it (seen from another connection), not for a fixed time.
         let observer = try await TestServer.checkpointer()
         let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(3)") }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try await observer.diagnosticQuery(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()"
-        ).first?.first == "0" {
-            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "pg_sleep never started") }
-            await Task.yield()
-        }
+        try await waitUntilActivity(observer, "state = 'active' AND query LIKE '%pg_sleep(3)%'")
         try await observer.close()
         let error = try await requireError(.connectionFailed) { try await checkpointer.head(thread: ThreadID("acme:x")) }
         #expect(error.message.contains("acquire timeout"))
         _ = try await slow.value
         #expect(try await checkpointer.head(thread: ThreadID("acme:x")) == nil, "the pool works again")
         try await checkpointer.close()
+    }
+}
+
+/// Waits until another session of the server matches `condition` in `pg_stat_activity`
+/// (seen through `observer`), for at most 30 seconds.
+func waitUntilActivity(_ observer: PostgresCheckpointer, _ condition: String) async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while try await observer.diagnosticQuery(
+        "SELECT count(*) FROM pg_stat_activity WHERE \(condition) AND pid <> pg_backend_pid()"
+    ).first?.first == "0" {
+        guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "never seen: \(condition)") }
+        await Task.yield()
     }
 }

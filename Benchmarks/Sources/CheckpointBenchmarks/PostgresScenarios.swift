@@ -69,7 +69,9 @@ func postgresScenarios(_ rows: inout [Row], url: String) async throws {
     var pooledResults: [ConversationResult] = []
     var affinityResults: [ConversationResult] = []
     for index in 0..<pgThreads {
-        let checkpointer = try await PostgresCheckpointer(url: base + "&pool_max=2" + (option("--pg-spin").map { "&idle_spin_us=\($0)" } ?? ""))
+        let checkpointer = try await PostgresCheckpointer(
+            url: base + "&pool_max=2" + (option("--pg-spin").map { "&idle_spin_us=\($0)" } ?? "")
+                + (option("--pg-parameters").map { "&" + $0 } ?? ""))
         let floor = try RawPostgres(url: url)
         pooledResults.append(
             try await conversationScenario(

@@ -124,20 +124,24 @@ func profileSeal() throws {
 }
 
 /// `--profile pg-read|pg-put`: alternating loops of ours and the raw libpq floor on one
-/// connection's thread, for a profiler and for stable medians.
-nonisolated func profilePostgres(_ operation: String) async throws {
+/// connection's thread, for a profiler and for stable medians; `pg-read-pool|pg-put-pool`:
+/// the same from Swift's shared pool (no executor preference).
+nonisolated func profilePostgres(_ mode: String) async throws {
+    let fromPool = mode.hasSuffix("-pool")
+    let operation = fromPool ? String(mode.dropLast(5)) : mode
     guard let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"] else {
         fatalError("--postgres URL is required")
     }
     let schema = "profile_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-    let checkpointer = try await PostgresCheckpointer(url: url + "?schema=\(schema)&pool_max=2")
+    let checkpointer = try await PostgresCheckpointer(
+        url: url + "?schema=\(schema)&pool_max=2" + (option("--pg-parameters").map { "&" + $0 } ?? ""))
     let floor = try RawPostgres(url: url)
     let thread = try checkpointer.thread("profile", as: ConversationState.self)
     var state = ConversationState()
     var ours = Samples()
     var raw = Samples()
     let encoder = JSONEncoder()
-    try await withTaskExecutorPreference(checkpointer.connectionExecutor(0)) {
+    try await withTaskExecutorPreference(fromPool ? nil : checkpointer.connectionExecutor(0)) {
         for size in 1...20 {
             state.messages.append(message(size))
             try await thread.save(state)
@@ -172,7 +176,7 @@ nonisolated func profilePostgres(_ operation: String) async throws {
             }
         }
     }
-    print(String(format: "%@: ours p50 %.1f µs, floor p50 %.1f µs, ratio %.2f", operation, ours.p50 / 1000, raw.p50 / 1000, ours.p50 / raw.p50))
+    print(String(format: "%@: ours p50 %.1f µs, floor p50 %.1f µs, ratio %.2f", mode, ours.p50 / 1000, raw.p50 / 1000, ours.p50 / raw.p50))
     try await checkpointer.close()
 }
 
