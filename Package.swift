@@ -28,10 +28,13 @@ let package = Package(
         // The backends' runtime (the connection pool, the job thread, the content cache): not a
         // product, and `package`-scoped, so that `import Checkpointing` shows users only what
         // they use.
+        // Waiting for a socket with a sub-millisecond timeout (ppoll), for the runtime.
+        .systemLibrary(name: "CCheckpointPoll", path: "Sources/CCheckpointPoll"),
         .target(
             name: "CheckpointRuntime",
             dependencies: [
                 "Checkpointing",
+                "CCheckpointPoll",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

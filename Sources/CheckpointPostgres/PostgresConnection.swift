@@ -280,8 +280,10 @@ final class PostgresConnection: RequestReplyConnection {
             if PQisBusy(handle) == 0 { return true }
             let left = deadline - ContinuousClock.now
             guard left > .zero else { return false }
-            guard checkpoint_wait_readable(PQsocket(handle), left.nanoseconds) >= 0 || errno == EINTR else {
-                throw lostConnectionError()
+            do {
+                _ = try waitUntilReadable(PQsocket(handle), within: left)
+            } catch {
+                throw PostgresError(sqlState: nil, message: "\(error)", connectionLost: true)
             }
         }
     }

@@ -37,6 +37,13 @@ extension RedisCachedCheckpointer {
         /// How long a connection's thread keeps polling for its next call before it parks.
         /// Default: 50 µs.
         public var idleSpin: Duration = .microseconds(50)
+        /// How long a cached read may wait for Redis's reply on the caller's own thread: a read
+        /// whose connection is free sends its GET from the calling thread and reads a reply that
+        /// comes within this time there too, with no thread hand-off; a later reply is received
+        /// on the connection's thread with the task suspended (see
+        /// `PostgresCheckpointer.Configuration.inlineReplyWait`). Default: 500 µs; `0` hands
+        /// every read to a connection's thread.
+        public var inlineReplyWait: Duration = .microseconds(500)
         /// Where the cache's metrics go (`checkpoint_cache_hits`, `checkpoint_cache_misses`,
         /// `checkpoint_cache_fallbacks`, `checkpoint_cache_corrupt_entries`). Default: `nil`,
         /// the process-wide `MetricsSystem`.
@@ -53,13 +60,14 @@ extension RedisCachedCheckpointer {
         /// The URL parameters ``init(url:environment:)`` reads.
         public static let urlParameters: Set<String> = [
             "ttl", "prefix", "refresh_on_read", "timeout_ms", "breaker_cooldown_ms", "pool_max", "integrity_key_env",
-            "local_heads",
+            "local_heads", "inline_reply_wait_us",
         ]
 
         /// Reads a `redis://` URL: `redis://:password@host:6379/0?ttl=300&prefix=ckpt`.
         ///
         /// Parameters: `ttl` (seconds), `prefix`, `refresh_on_read` (`true`/`false`),
-        /// `timeout_ms`, `breaker_cooldown_ms`, `pool_max`, `local_heads`, and
+        /// `timeout_ms`, `breaker_cooldown_ms`, `pool_max`, `local_heads`,
+        /// `inline_reply_wait_us` (0 to 10,000), and
         /// `integrity_key_env` (the name of an environment variable holding the integrity key,
         /// base64). The path is the database index.
         ///
@@ -97,6 +105,9 @@ extension RedisCachedCheckpointer {
             }
             if let value = try url.integerParameter("pool_max", in: 1...256) { poolMax = value }
             if let value = try url.integerParameter("local_heads", in: 0...1_000_000) { localHeads = value }
+            if let value = try url.integerParameter("inline_reply_wait_us", in: 0...10_000) {
+                inlineReplyWait = .microseconds(value)
+            }
             if let variable = url.parameters["integrity_key_env"] {
                 guard let text = environment[variable], let key = Data(base64Encoded: text), !key.isEmpty else {
                     throw CheckpointError(

@@ -108,21 +108,48 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// Runs Redis commands unless the breaker is open; `nil` when Redis was skipped or failed
     /// (the failure opens the breaker). Invalidations owed from earlier failures run first.
     private func withRedis<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async -> T? {
+        await guarded { owed in
+            try await self.pool.run(self.payingFirst(owed, body))
+        }
+    }
+
+    /// Reads one entry (`command` is a GET or a script that reads) as ``withRedis(_:)`` runs
+    /// commands, sending it from the calling thread when a connection is free and reading a
+    /// quick reply there too (``Configuration/inlineReplyWait``).
+    private func read(_ command: [Data]) async -> (reply: RedisReply, runID: Data)? {
+        await guarded { owed in
+            let whole = self.payingFirst(owed) { connection in (try Self.check(connection.command(command)), connection.runID) }
+            guard owed.threads.isEmpty && !owed.everything else { return try await self.pool.run(whole) }
+            return try await self.pool.run(
+                replyWait: self.configuration.inlineReplyWait,
+                sending: { connection in
+                    try connection.send(command)
+                    return true
+                },
+                receiving: { connection in (try Self.check(connection.receive()), connection.runID) },
+                otherwise: whole)
+        }
+    }
+
+    /// `body`, after the owed invalidations when there are any.
+    private func payingFirst<T: Sendable>(
+        _ owed: PendingInvalidations.Owed, _ body: @escaping @Sendable (RedisConnection) throws -> T
+    ) -> @Sendable (RedisConnection) throws -> T {
+        guard !owed.threads.isEmpty || owed.everything else { return body }
+        let prefix = configuration.prefix
+        let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
+        return { [owed] connection in
+            try Self.invalidate(owed, prefix: prefix, ttl: ttl, on: connection, threadIndexKey: { self.threadIndexKey($0) })
+            return try body(connection)
+        }
+    }
+
+    /// Runs `call` with what is owed unless the breaker is open, and records its outcome.
+    private func guarded<T: Sendable>(_ call: (PendingInvalidations.Owed) async throws -> T) async -> T? {
         guard breaker.allowsCall() else { return nil }
         do {
             let owed = pending.take()
-            let result: T
-            if owed.threads.isEmpty && !owed.everything {
-                result = try await pool.run(body)
-            } else {
-                let prefix = configuration.prefix
-                let ttl = Data(String(configuration.timeToLive.components.seconds).utf8)
-                result = try await pool.run { [owed] connection -> T in
-                    try Self.invalidate(
-                        owed, prefix: prefix, ttl: ttl, on: connection, threadIndexKey: { self.threadIndexKey($0) })
-                    return try body(connection)
-                }
-            }
+            let result = try await call(owed)
             breaker.recordSuccess()
             if !owed.threads.isEmpty || owed.everything { pending.done(owed) }
             return result
@@ -282,9 +309,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
                     Data("EVAL".utf8), Data(Scripts.getAndRefresh.utf8), Data("2".utf8), entryKey, threadIndexKey(thread),
                     Data(String(configuration.timeToLive.components.seconds).utf8),
                 ] : [Self.get, entryKey]
-            let answer: (reply: RedisReply, runID: Data)? = await withRedis { connection in
-                (try Self.check(connection.command(command)), connection.runID)
-            }
+            let answer = await read(command)
             switch answer?.reply {
             case .string(let value)?:
                 let runID = answer?.runID ?? Data()

@@ -28,7 +28,7 @@ enum RedisReply: Equatable {
 /// argument is binary-safe and nothing is formatted into a command string.
 ///
 /// Not `Sendable`: only the pool's worker thread that owns it touches it.
-final class RedisConnection: PooledConnection {
+final class RedisConnection: RequestReplyConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     /// The server's `run_id` (40 hex characters), new each time a Redis server starts: cache
     /// entries carry the one they were written under, so that entries a restarted server came
@@ -88,6 +88,10 @@ final class RedisConnection: PooledConnection {
     }
 
     func close() {
+        if let arrived {
+            freeReplyObject(arrived)
+            self.arrived = nil
+        }
         if let context {
             redisFree(context)
             self.context = nil
@@ -114,6 +118,19 @@ final class RedisConnection: PooledConnection {
     /// `.error`, not thrown; a broken connection or a timeout throws.
     func command(_ arguments: [Data]) throws(RedisError) -> RedisReply {
         guard let context else { throw RedisError(message: "the Redis connection is closed", connectionLost: true) }
+        let raw = Self.withArgv(arguments) { count, argv, lengths in redisCommandArgv(context, count, argv, lengths) }
+        guard let raw else {
+            let message = Self.errorString(context)
+            throw RedisError(message: "Redis call failed: \(message)", connectionLost: true)
+        }
+        defer { freeReplyObject(raw) }
+        return Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Calls `body` with the arguments as hiredis's argv form takes them.
+    private static func withArgv<R>(
+        _ arguments: [Data], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?, [Int]) -> R
+    ) -> R {
         let lengths = arguments.map { $0.count }
         let buffers = arguments.map { argument -> UnsafeMutablePointer<CChar> in
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, argument.count))
@@ -126,15 +143,66 @@ final class RedisConnection: PooledConnection {
         }
         defer { for buffer in buffers { buffer.deallocate() } }
         var argv: [UnsafePointer<CChar>?] = buffers.map { UnsafePointer($0) }
-        let raw: UnsafeMutableRawPointer? = argv.withUnsafeMutableBufferPointer { argv in
-            redisCommandArgv(context, Int32(arguments.count), argv.baseAddress, lengths)
+        return argv.withUnsafeMutableBufferPointer { argv in body(Int32(arguments.count), argv.baseAddress, lengths) }
+    }
+
+    /// A reply read by ``replyArrives(within:)`` and not yet taken by ``receive()``.
+    private var arrived: UnsafeMutableRawPointer?
+
+    /// Sends one command without waiting for its reply (see ``receive()``).
+    func send(_ arguments: [Data]) throws(RedisError) {
+        guard let context, arrived == nil else {
+            throw RedisError(message: "the Redis connection is closed", connectionLost: true)
         }
-        guard let raw else {
-            let message = Self.errorString(context)
-            throw RedisError(message: "Redis call failed: \(message)", connectionLost: true)
+        let appended = Self.withArgv(arguments) { count, argv, lengths in
+            redisAppendCommandArgv(context, count, argv, lengths)
         }
+        var done: Int32 = 0
+        guard appended == REDIS_OK else { throw failure(context) }
+        while done == 0 {
+            guard redisBufferWrite(context, &done) == REDIS_OK else { throw failure(context) }
+        }
+    }
+
+    /// Whether the reply to what ``send(_:)`` sent has arrived, waiting up to `wait`.
+    func replyArrives(within wait: Duration) throws -> Bool {
+        guard let context else { throw RedisError(message: "the Redis connection is closed", connectionLost: true) }
+        if arrived != nil { return true }
+        let deadline = ContinuousClock.now + wait
+        while true {
+            var reply: UnsafeMutableRawPointer?
+            guard redisGetReplyFromReader(context, &reply) == REDIS_OK else { throw failure(context) }
+            if let reply {
+                arrived = reply
+                return true
+            }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            do {
+                guard try waitUntilReadable(context.pointee.fd, within: left) else { continue }
+            } catch {
+                throw RedisError(message: "Redis call failed: \(error)", connectionLost: true)
+            }
+            guard redisBufferRead(context) == REDIS_OK else { throw failure(context) }
+        }
+    }
+
+    /// The reply to what ``send(_:)`` sent, waiting for it (up to the timeout) when it has not
+    /// arrived.
+    func receive() throws(RedisError) -> RedisReply {
+        guard let context else { throw RedisError(message: "the Redis connection is closed", connectionLost: true) }
+        var raw = arrived
+        arrived = nil
+        if raw == nil {
+            guard redisGetReply(context, &raw) == REDIS_OK else { throw failure(context) }
+        }
+        guard let raw else { throw failure(context) }
         defer { freeReplyObject(raw) }
         return Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private func failure(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
+        RedisError(message: "Redis call failed: \(Self.errorString(context))", connectionLost: true)
     }
 
     private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {

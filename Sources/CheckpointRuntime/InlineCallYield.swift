@@ -1,3 +1,5 @@
+import CCheckpointPoll
+import Glibc
 import Synchronization
 
 /// Bookkeeping for calls that run on the caller's thread (a free connection used inline)
@@ -26,6 +28,22 @@ package protocol RequestReplyConnection: PooledConnection {
     /// Whether the reply to the request sent has arrived (receiving it will not block),
     /// waiting up to `wait` for it.
     func replyArrives(within wait: Duration) throws -> Bool
+}
+
+/// Waits until `descriptor` has something to read, for at most `wait`.
+///
+/// - Returns: whether it became readable (an interrupted wait counts as not yet).
+/// - Throws: the `errno` of a failed wait.
+package func waitUntilReadable(_ descriptor: Int32, within wait: Duration) throws -> Bool {
+    let ready = checkpoint_wait_readable(descriptor, wait.nanoseconds)
+    if ready < 0 && errno != EINTR { throw POSIXWaitError(code: errno) }
+    return ready > 0
+}
+
+/// A failed wait for a socket (`errno`).
+package struct POSIXWaitError: Error, CustomStringConvertible {
+    package var code: Int32
+    package var description: String { "waiting for the socket failed: \(String(cString: strerror(code)))" }
 }
 
 /// A moving average of how long a server takes to answer, which decides whether waiting for

@@ -10,7 +10,7 @@ struct RedisURLTests {
     @Test(arguments: [
         "redis://:s3cr@/0", "redis://:s3cr@:6379/0", "redis:///0", "redis://:s3cr@h:0/0", "redis://:s3cr@h:65536/0",
         "redis://h/2000000", "redis://h/0?pool_max=257", "redis://h/0?prefix=a%00b", "redis://h/0?ttl=5&ttl=6",
-        "redis://h/0?timeout_ms=%ZZ",
+        "redis://h/0?timeout_ms=%ZZ", "redis://h/0?inline_reply_wait_us=10001",
     ])
     func badURLsAreRefused(_ url: String) throws {
         let error = #expect(throws: CheckpointError.self) {
@@ -19,6 +19,12 @@ struct RedisURLTests {
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.isRetryable == false)
         #expect(error?.description.contains("s3cr") == false)
+    }
+
+    @Test func theInlineReplyWaitIsReadInMicroseconds() throws {
+        let configuration = try RedisCachedCheckpointer.Configuration(url: CheckpointerURL("redis://h/0?inline_reply_wait_us=0"))
+        #expect(configuration.inlineReplyWait == .zero)
+        #expect(try RedisCachedCheckpointer.Configuration(url: CheckpointerURL("redis://h/0")).inlineReplyWait == .microseconds(500))
     }
 
     @Test func aPortOutOfRangeSetInCodeIsRefusedToo() async throws {

@@ -18,12 +18,14 @@ func redisScenarios(_ rows: inout [Row], redisURL: String, url: String) async th
     var floorReadsPool = Samples()
     var coldReads = Samples()
     var floorReadsCold = Samples()
+    // `--redis-parameters inline_reply_wait_us=0`, for example, to measure a setting.
+    let extra = option("--redis-parameters").map { "&" + $0 } ?? ""
     for index in 0..<conversations {
         // Fresh connections per conversation, as for Postgres: each side gets the same mix
         // of server process placements.
         let base = try await PostgresCheckpointer(url: url + "?schema=\(schema)&pool_max=2")
         let cache = try await RedisCachedCheckpointer(
-            base: base, configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)&pool_max=2")))
+            base: base, configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)&pool_max=2" + extra)))
         let floor = try RawRedis(host: parsed.host ?? "127.0.0.1", port: parsed.port ?? 6379)
         let cachedThread = try cache.thread("cached-\(index)", as: ConversationState.self)
         let baseThread = try base.thread("base-\(index)", as: ConversationState.self)
@@ -61,7 +63,7 @@ func redisScenarios(_ rows: inout [Row], redisURL: String, url: String) async th
         // Another instance, keeping nothing locally: every hit is checked and decoded.
         let other = try await RedisCachedCheckpointer(
             base: InMemoryCheckpointer(),
-            configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)&pool_max=1&local_heads=0")))
+            configuration: .init(url: CheckpointerURL(redisURL + "?prefix=\(prefix)&pool_max=1&local_heads=0" + extra)))
         try await withTaskExecutorPreference(other.connectionExecutor(0)) {
             for round in 0..<10 {
                 if round % 2 == 0 { _ = time(&floorReadsCold) { floor.get(key) } }
