@@ -58,8 +58,9 @@ extension PostgresCheckpointer {
         /// and, when the reply comes within this time, reads it there too: no thread hand-off,
         /// the cost of the raw libpq call. A reply that takes longer is received on the
         /// connection's thread with the task suspended, so a slow server or network keeps one
-        /// of Swift's shared threads this long at most; once replies take longer than this on
-        /// average, reads stop waiting on the caller's thread until they are quick again.
+        /// of Swift's shared threads this long at most; while most recent replies take longer
+        /// than this, reads stop waiting on the caller's thread (every 8th still does, to notice
+        /// when they are quick again).
         /// Default: 500 µs; `0` hands every read to a connection's thread.
         public var inlineReplyWait: Duration = .microseconds(500)
 

@@ -323,14 +323,14 @@ extension ConnectionPool where Connection: RequestReplyConnection {
             guard try send(connection) else {
                 return try await finish(on: worker) { try self.execute(whole, on: worker) }
             }
-            arrived = try connection.replyArrives(within: replyTimes.typical <= replyWait ? replyWait : .zero)
+            arrived = try connection.replyArrives(within: replyTimes.waitingPays ? replyWait : .zero)
         } catch {
             let failure = failed(error, connection, on: worker)
             giveBack(worker)
             throw failure
         }
         if arrived {
-            replyTimes.record(ContinuousClock.now - started)
+            replyTimes.record(late: false)
             let received: T?
             do {
                 received = try receive(connection)
@@ -350,7 +350,7 @@ extension ConnectionPool where Connection: RequestReplyConnection {
             let received: T?
             do {
                 received = try receive(connection)
-                times.record(ContinuousClock.now - started)
+                times.record(late: ContinuousClock.now - started > replyWait)
             } catch {
                 throw self.failed(error, connection, on: worker)
             }

@@ -46,21 +46,30 @@ package struct POSIXWaitError: Error, CustomStringConvertible {
     package var description: String { "waiting for the socket failed: \(String(cString: strerror(code)))" }
 }
 
-/// A moving average of how long a server takes to answer, which decides whether waiting for
-/// a reply on the caller's thread pays.
+/// Whether the server's recent replies came within the inline wait, which decides whether
+/// waiting for a reply on the caller's thread pays.
+///
+/// It keeps the outcome of the last 16 replies (came in time or late). While at least half
+/// were late (a distant server, a loaded one), calls stop waiting on the caller's thread,
+/// except every 8th, which keeps measuring so that waiting resumes once replies are quick
+/// again. One slow reply (a fresh connection's first statement, a checkpoint on the server)
+/// does not stop it.
 package final class ReplyTimes: Sendable {
-    /// The average in nanoseconds, updated by every reply (a weight of 1/8 for the newest).
-    private let average = Atomic<Int64>(0)
+    /// One bit per recent reply, newest lowest: 1 when it came later than the wait.
+    private let late = Atomic<UInt16>(0)
+    private let calls = Atomic<UInt8>(0)
 
     package init() {}
 
-    /// Records one reply's time from sending the request.
-    package func record(_ elapsed: Duration) {
-        let sample = elapsed.nanoseconds
-        let old = average.load(ordering: .relaxed)
-        average.store(old == 0 ? sample : old + (sample - old) / 8, ordering: .relaxed)
+    /// Records whether a reply came within the wait.
+    package func record(late isLate: Bool) {
+        let old = late.load(ordering: .relaxed)
+        late.store(old << 1 | (isLate ? 1 : 0), ordering: .relaxed)
     }
 
-    /// The recent average reply time.
-    package var typical: Duration { .nanoseconds(average.load(ordering: .relaxed)) }
+    /// Whether the next call should wait for its reply on the caller's thread.
+    package var waitingPays: Bool {
+        if late.load(ordering: .relaxed).nonzeroBitCount < 8 { return true }
+        return calls.wrappingAdd(1, ordering: .relaxed).oldValue % 8 == 0
+    }
 }
