@@ -532,6 +532,16 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        do {
+            return try decodeChannel(type, forKey: key)
+        } catch let error as DecodingError {
+            // Each channel decodes on its own: its errors' paths start inside it. The key goes
+            // in front, as in JSONDecoder's path for the whole state.
+            throw error.prefixed(with: key)
+        }
+    }
+
+    private func decodeChannel<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let value = try channel(key)
         let name = key.stringValue
         let context = jsonDecoder.userInfo.isEmpty ? nil : jsonDecoder.userInfo[.checkpointSealing] as? SealingContext
@@ -601,4 +611,20 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 package func fastJSON<T: Encodable>(_ value: T) -> Data? {
     guard T.self == String.self || T.self == Int.self || T.self == Bool.self else { return nil }
     return FastJSONEncoder().encode(value)
+}
+
+extension DecodingError {
+    /// The same error with `key` in front of its coding path.
+    func prefixed(with key: any CodingKey) -> DecodingError {
+        func moved(_ context: Context) -> Context {
+            Context(codingPath: [key] + context.codingPath, debugDescription: context.debugDescription, underlyingError: context.underlyingError)
+        }
+        switch self {
+        case .typeMismatch(let type, let context): return .typeMismatch(type, moved(context))
+        case .valueNotFound(let type, let context): return .valueNotFound(type, moved(context))
+        case .keyNotFound(let missing, let context): return .keyNotFound(missing, moved(context))
+        case .dataCorrupted(let context): return .dataCorrupted(moved(context))
+        @unknown default: return self
+        }
+    }
 }

@@ -676,7 +676,7 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     }
 
     private static func path(_ context: DecodingError.Context) -> String {
-        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+        let path = context.codingPath.map { $0.intValue.map { "#\($0)" } ?? $0.stringValue }.joined(separator: ".")
         return path.isEmpty ? "the top level" : path
     }
 

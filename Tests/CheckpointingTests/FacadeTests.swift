@@ -21,6 +21,35 @@ struct FacadeTests {
         #expect(try await thread.latest()?.turn == 1)
     }
 
+    struct Ticket: Codable, Sendable {
+        struct Line: Codable, Sendable { var amount: Int }
+        var turn = 0
+        var lines: [Line] = []
+    }
+    struct TicketWithTextAmounts: Codable, Sendable {
+        struct Line: Codable, Sendable { var amount: String }
+        var turn = 0
+        var lines: [Line] = []
+    }
+    struct TicketWithTextTurn: Codable, Sendable {
+        var turn = ""
+    }
+
+    /// A type mismatch names the property it happened in (the stored channel) and the element,
+    /// as JSONDecoder's coding path would for the whole state.
+    @Test func aDecodingErrorNamesTheChannelAndTheElement() async throws {
+        let checkpointer = InMemoryCheckpointer()
+        try await checkpointer.thread("t", as: Ticket.self).save(Ticket(turn: 3, lines: [.init(amount: 1), .init(amount: 2)]))
+        let inList = try await requireError(.decodingFailed) {
+            try await checkpointer.thread("t", as: TicketWithTextAmounts.self).latest()
+        }
+        #expect(inList.message.contains("at lines.#0.amount"), "\(inList.message)")
+        let inValue = try await requireError(.decodingFailed) {
+            try await checkpointer.thread("t", as: TicketWithTextTurn.self).latest()
+        }
+        #expect(inValue.message.contains("at turn"), "\(inValue.message)")
+    }
+
     struct WideState: Codable, Sendable, Equatable {
         var messages: [String] = []
         var turn = 0
