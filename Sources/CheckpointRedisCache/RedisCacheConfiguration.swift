@@ -45,7 +45,8 @@ extension RedisCachedCheckpointer {
         /// every read to a connection's thread.
         public var inlineReplyWait: Duration = .microseconds(500)
         /// Where the cache's metrics go (`checkpoint_cache_hits`, `checkpoint_cache_misses`,
-        /// `checkpoint_cache_fallbacks`, `checkpoint_cache_corrupt_entries`). Default: `nil`,
+        /// `checkpoint_cache_fallbacks`, `checkpoint_cache_own_updates_in_flight`,
+        /// `checkpoint_cache_corrupt_entries`). Default: `nil`,
         /// the process-wide `MetricsSystem`.
         public var metricsFactory: (any MetricsFactory)?
 

@@ -358,6 +358,9 @@ public final class RedisCachedCheckpointer: Checkpointer {
                 counters.miss()
                 metrics.misses.increment()
             }
+        } else if isUpdating && !pending.contains(thread) {
+            counters.ownUpdateInFlight()
+            metrics.ownUpdates.increment()
         } else {
             counters.fallback()
             metrics.fallbacks.increment()

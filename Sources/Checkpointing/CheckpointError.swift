@@ -1,3 +1,5 @@
+import Foundation
+
 /// The error every checkpointer throws, whatever its backend.
 ///
 /// Match on ``code`` to react to a condition; backends keep the native detail
@@ -135,6 +137,13 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         if let nativeCode { text += " [\(nativeCode)]" }
         return text
     }
+}
+
+/// `localizedDescription` (what much logging code prints) is the same text as ``description``,
+/// not Foundation's generic "The operation could not be completed".
+extension CheckpointError: LocalizedError {
+    /// The code, the message and the native code, as ``description``.
+    public var errorDescription: String? { description }
 }
 
 extension CheckpointError {

@@ -667,10 +667,12 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     private static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "\(type(of: error))" }
         switch error {
-        case .keyNotFound(let key, _): return "missing '\(key.stringValue)'"
+        case .keyNotFound(let key, let context):
+            return context.codingPath.isEmpty ? "missing '\(key.stringValue)'" : "missing '\(key.stringValue)' at \(path(context))"
         case .typeMismatch(let type, let context): return "type mismatch for \(type) at \(path(context))"
         case .valueNotFound(let type, let context): return "missing \(type) at \(path(context))"
-        case .dataCorrupted(let context): return "malformed data at \(path(context))"
+        case .dataCorrupted(let context):
+            return "a value that does not fit the type at \(path(context)) (an unknown enum case, a number that does not fit, a malformed date or URL)"
         @unknown default: return "decoding failed"
         }
     }

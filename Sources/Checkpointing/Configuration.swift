@@ -142,7 +142,7 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
         guard let text = parameters[name] else { return nil }
         guard let value = Int(text), range.contains(value) else {
             throw CheckpointError(
-                .invalidConfiguration, "URL parameter '\(name)' must be an integer in \(range), not '\(text)'")
+                .invalidConfiguration, "\(scheme) URL parameter '\(name)' must be an integer in \(range), not '\(text)'")
         }
         return value
     }

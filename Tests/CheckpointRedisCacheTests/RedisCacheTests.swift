@@ -315,6 +315,24 @@ struct RedisCacheTests {
         _ = try raw.command([Data("DEL".utf8), key, index])
     }
 
+    /// A read right after this process's own save is served by the store while the save's
+    /// cache update runs: counted as that, not as a fallback (an alert on fallbacks must not
+    /// fire while Redis is healthy).
+    @Test func readsRightAfterOwnSavesAreNotFallbacks() async throws {
+        let folder = try TemporaryFolder()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)))
+        let thread = try cache.thread("acme:own", as: Chat.self)
+        for turn in 1...50 {
+            try await thread.save(Chat(messages: ["m\(turn)"], turn: turn))
+            #expect(try await thread.latest()?.turn == turn)
+        }
+        await cache.flush()
+        let statistics = cache.statistics
+        #expect(statistics.fallbacks == 0, "\(statistics)")
+        #expect(statistics.hits + statistics.misses + statistics.ownUpdatesInFlight == 50, "\(statistics)")
+        try await cache.close()
+    }
+
     /// An older head put back into Redis with the same server (another instance's late
     /// write-back, a restore): the instance that saved newer never serves it.
     @Test func anInstanceNeverReadsOlderThanItsOwnSaves() async throws {
@@ -496,6 +514,7 @@ struct RedisCacheTests {
             "timeout_ms=50")
         let thread = try cache.thread("acme:nocache", as: Chat.self)
         try await thread.save(Chat(messages: ["x"], turn: 1))
+        await cache.flush()  // the save's cache update failed: the read after it is a fallback
         #expect(try await thread.latest() == Chat(messages: ["x"], turn: 1))
         #expect(cache.statistics.hits == 0 && cache.statistics.fallbacks > 0)
         try await cache.close()

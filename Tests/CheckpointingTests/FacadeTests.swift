@@ -48,6 +48,15 @@ struct FacadeTests {
             try await checkpointer.thread("t", as: TicketWithTextTurn.self).latest()
         }
         #expect(inValue.message.contains("at turn"), "\(inValue.message)")
+        struct TicketWithNotes: Codable, Sendable {
+            struct Line: Codable, Sendable { var amount: Int; var note: String }
+            var lines: [Line] = []
+        }
+        let missing = try await requireError(.decodingFailed) {
+            try await checkpointer.thread("t", as: TicketWithNotes.self).latest()
+        }
+        #expect(missing.message.contains("missing 'note' at lines.#0"), "\(missing.message)")
+        #expect(missing.localizedDescription == missing.description, "logging code that prints localizedDescription sees the message")
     }
 
     struct WideState: Codable, Sendable, Equatable {
