@@ -471,6 +471,18 @@ public final class PostgresCheckpointer: Checkpointer {
     }
 
     /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
+    /// One round trip on a pooled connection, with the newest migration the schema records;
+    /// see ``Checkpointer/health()``. While the server is down it waits for a connection
+    /// attempt (`connect_timeout`) at most.
+    public func health() async -> HealthReport {
+        await HealthReport.probing("postgres") {
+            try checkOpen()
+            return try await pool.run { connection in
+                try connection.textQuery("SELECT max(name) FROM checkpoint_migrations", []).first?.first ?? nil
+            }
+        }
+    }
+
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await pool.close()

@@ -21,6 +21,9 @@ final class CircuitBreaker: Sendable {
         }
     }
 
+    /// Whether calls skip Redis now (a failure happened and no call has succeeded since).
+    var isOpen: Bool { openUntil.withLock { $0 != nil } }
+
     func recordSuccess() { openUntil.withLock { $0 = nil } }
 
     func recordFailure() { openUntil.withLock { $0 = ContinuousClock.now + cooldown } }

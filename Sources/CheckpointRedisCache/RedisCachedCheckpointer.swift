@@ -486,6 +486,27 @@ public final class RedisCachedCheckpointer: Checkpointer {
         await updating.drain()
     }
 
+    /// Redis (one `PING`, whatever the circuit breaker says, without changing it) and the base
+    /// store's own report among ``HealthReport/parts``. `degraded` when Redis does not answer
+    /// or the breaker is open: calls then go to the base store, slower but never wrong;
+    /// `unavailable` when the base store is.
+    public func health() async -> HealthReport {
+        let baseReport = await base.health()
+        let ping = await HealthReport.probing("redis") {
+            _ = try await pool.run { connection in try Self.check(connection.command([Data("PING".utf8)])) }
+            return nil
+        }
+        let breakerOpen = breaker.isOpen
+        let status: HealthReport.Status =
+            baseReport.status == .unavailable
+            ? .unavailable : max(baseReport.status, ping.status == .healthy && !breakerOpen ? .healthy : .degraded)
+        return HealthReport(
+            component: "redis-cache", status: status, latency: ping.latency,
+            details: ["breaker": breakerOpen ? "open" : "closed"],
+            problem: ping.problem.map { "Redis: \($0)" } ?? (baseReport.status == .healthy ? nil : "the base store is \(baseReport.status.rawValue)"),
+            parts: [baseReport])
+    }
+
     /// Finishes the cache updates under way, then closes the Redis connections and the base store.
     public func close() async throws {
         await updating.drain()

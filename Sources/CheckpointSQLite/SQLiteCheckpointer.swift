@@ -559,6 +559,15 @@ public final class SQLiteCheckpointer: Checkpointer {
 
     /// Closes every connection, even from a cancelled task. Later calls fail with
     /// ``CheckpointError/Code/closed``.
+    /// One round trip to the file on a reader connection, with the newest migration it records;
+    /// see ``Checkpointer/health()``.
+    public func health() async -> HealthReport {
+        await HealthReport.probing("sqlite") {
+            try checkOpen()
+            return try await reader().run { connection in try Self.recordedMigrations(connection).max() }
+        }
+    }
+
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for connection in [writer, walConnection] + readers {

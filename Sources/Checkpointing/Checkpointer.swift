@@ -90,6 +90,11 @@ public protocol Checkpointer: Sendable {
 
     /// Releases the store's connections. Calls after `close()` fail with ``CheckpointError/Code/closed``.
     func close() async throws
+
+    /// Whether the store answers, how fast, and at which schema; never throws. A default
+    /// (one head read of a thread that does not exist) is provided; a wrapper reports its own
+    /// state with its base's report among ``HealthReport/parts``.
+    func health() async -> HealthReport
 }
 
 extension Checkpointer {

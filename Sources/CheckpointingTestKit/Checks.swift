@@ -384,6 +384,15 @@ extension CheckpointerConformance {
         try await require(try await nested.latest() == ["a": [1, 2], "b": []], "a dictionary state round-trips")
     }
 
+    static let healthFollowsTheStore = ConformanceCheck("health() is healthy while open, unavailable once closed") {
+        checkpointer in
+        let open = await checkpointer.health()
+        try await require(open.status == .healthy && open.latency != nil, "an open store answers its probe: \(open)")
+        try await checkpointer.close()
+        let closed = await checkpointer.health()
+        try await require(closed.status == .unavailable && closed.problem != nil, "a closed one says so: \(closed)")
+    }
+
     static let closedCheckpointer = ConformanceCheck("a closed checkpointer fails with closed") { checkpointer in
         let thread = try uniqueThread("closed")
         try await checkpointer.close()

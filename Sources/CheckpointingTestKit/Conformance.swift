@@ -158,6 +158,7 @@ public enum CheckpointerConformance {
         unsplittableState,
     ] + facadeChecks + decodingChecks + metadataFilterChecks + pauseChecks + retentionChecks + [
         canonicallyEquivalentTextIsDistinct, datesReadBack, cancelledCallsDoNothing, closedCheckpointer,
+        healthFollowsTheStore,
     ]
 }
 

@@ -60,9 +60,13 @@ struct PostgresBackendTests {
         #expect(down.isRetryable)
         #expect(ContinuousClock.now - start < .seconds(5), "a refused connection fails at once, not after a timeout")
         await #expect(throws: CheckpointError.self) { try await checkpointer.history(thread: ThreadID("acme:restart")) }
+        let unhealthy = await checkpointer.health()
+        #expect(unhealthy.status == .unavailable && unhealthy.problem?.contains("connectionFailed") == true, "\(unhealthy)")
 
         // Up again: the very next calls succeed on new connections, and nothing was lost.
         try server.start()
+        let healthy = await checkpointer.health()
+        #expect(healthy.status == .healthy && healthy.schema?.hasPrefix("20") == true, "\(healthy)")
         let state = try await thread.latest()
         #expect(state?.turn == 5)
         for turn in 6...8 { #expect(try await saveRetrying(thread, turn: turn).isEmpty) }

@@ -333,6 +333,17 @@ struct RedisCacheTests {
         try await cache.close()
     }
 
+    /// A healthy stack reports Redis's round trip, a closed breaker, and the store's schema.
+    @Test func aHealthyStackReportsEachPart() async throws {
+        let folder = try TemporaryFolder()
+        let cache = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)))
+        let report = await cache.health()
+        #expect(report.status == .healthy && report.latency != nil && report.details["breaker"] == "closed", "\(report)")
+        #expect(report.parts.first?.schema?.hasPrefix("20") == true, "the store's newest migration: \(report)")
+        #expect(report.description.contains("redis-cache: healthy") && report.description.contains("\n  sqlite: healthy"))
+        try await cache.close()
+    }
+
     /// An older head put back into Redis with the same server (another instance's late
     /// write-back, a restore): the instance that saved newer never serves it.
     @Test func anInstanceNeverReadsOlderThanItsOwnSaves() async throws {
@@ -517,6 +528,11 @@ struct RedisCacheTests {
         await cache.flush()  // the save's cache update failed: the read after it is a fallback
         #expect(try await thread.latest() == Chat(messages: ["x"], turn: 1))
         #expect(cache.statistics.hits == 0 && cache.statistics.fallbacks > 0)
+        // Calls work, slower: degraded, with the reason, the breaker, and a healthy store below.
+        let report = await cache.health()
+        #expect(report.status == .degraded, "\(report)")
+        #expect(report.details["breaker"] == "open" && report.problem?.hasPrefix("Redis:") == true, "\(report)")
+        #expect(report.parts.map(\.component) == ["sqlite"] && report.parts.first?.status == .healthy, "\(report)")
         try await cache.close()
 
         for url in ["redis://h/abc", "redis://h/0?nonsense=1", "redis://h/0?ttl=0", "redis://h/0?refresh_on_read=maybe",
