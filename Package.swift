@@ -36,6 +36,7 @@ let package = Package(
                 "Checkpointing",
                 "CCheckpointPoll",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .systemLibrary(
@@ -140,6 +141,7 @@ let package = Package(
             name: "CheckpointPostgresTests",
             dependencies: [
                 "Checkpointing", "CheckpointPostgres", "CheckpointEncryption", "CheckpointingTestKit",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

@@ -56,6 +56,7 @@ public final class PostgresCheckpointer: Checkpointer {
         pool = ConnectionPool(
             size: configuration.poolMax, label: "checkpointing.postgres", serverName: "PostgreSQL",
             idleSpin: configuration.idleSpin, acquireTimeout: configuration.acquireTimeout, logger: logger,
+            metricsFactory: configuration.metricsFactory,
             connect: {
                 let connection = try PostgresConnection(parameters: parameters)
                 if let tenant {

@@ -1,4 +1,5 @@
 import Checkpointing
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -48,6 +49,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
 
     private struct Waiter {
         var id: UInt64
+        var since: ContinuousClock.Instant
         var job: @Sendable (Worker) -> Void
         var fail: @Sendable (CheckpointError) -> Void
     }
@@ -71,16 +73,26 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// How long the server's recent replies took, measured by calls whose reply may be
     /// received on the caller's thread.
     package let replyTimes = ReplyTimes()
+    private let metrics: PoolMetrics
+    /// Connections open now.
+    private let openConnections = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - size: the most connections open at once.
     ///   - serverName: how messages name the server (`PostgreSQL`, `Redis`).
     ///   - connect: opens and sets up a connection; it runs on a worker's thread.
     ///   - classify: maps the driver's errors (from `connect` and from calls).
+    ///   - metricsFactory: where the pool's metrics go (see ``PoolMetrics``); `nil` for the
+    ///     process-wide `MetricsSystem`.
     package init(
         size: Int, label: String, serverName: String, idleSpin: Duration, acquireTimeout: Duration, logger: Logger,
+        metricsFactory: (any MetricsFactory)? = nil,
         connect: @escaping @Sendable () throws -> Connection, classify: @escaping Classify
     ) {
+        metrics = PoolMetrics(pool: label, factory: metricsFactory)
+        metrics.inUse.record(0)
+        metrics.waiting.record(0)
+        metrics.open.record(0)
         workers = (0..<size).map { Worker(index: $0, label: label, idleSpin: idleSpin) }
         state = Mutex(State(idle: Array((0..<size).reversed())))
         self.connect = connect
@@ -151,24 +163,29 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private func dispatch(job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (CheckpointError) -> Void) {
-        let decision: Decision = state.withLock { state in
-            if state.isClosed { return .closed }
-            if let index = state.idle.popLast() { return .run(workers[index]) }
+        let (decision, counts): (Decision, Counts) = state.withLock { state in
+            if state.isClosed { return (.closed, Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count)) }
+            if let index = state.idle.popLast() { return (.run(workers[index]), Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count)) }
             let id = state.nextWaiterID
             state.nextWaiterID += 1
-            state.waiters.append(Waiter(id: id, job: job, fail: fail))
-            return .wait(id)
+            state.waiters.append(Waiter(id: id, since: .now, job: job, fail: fail))
+            return (.wait(id), Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
         }
+        metrics.record(counts)
         switch decision {
         case .run(let worker):
+            metrics.acquireWait.recordNanoseconds(0)
             worker.thread.submit { self.drain(worker, first: job) }
         case .wait(let id):
             let timeout = acquireTimeout
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds))) {
-                let expired = self.state.withLock { state -> Waiter? in
-                    guard let position = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                    return state.waiters.remove(at: position)
+                let (expired, counts) = self.state.withLock { state -> (Waiter?, Counts) in
+                    guard let position = state.waiters.firstIndex(where: { $0.id == id }) else {
+                        return (nil, Counts(inUse: self.workers.count - state.idle.count, waiting: state.waiters.count))
+                    }
+                    return (state.waiters.remove(at: position), Counts(inUse: self.workers.count - state.idle.count, waiting: state.waiters.count))
                 }
+                self.metrics.record(counts)
                 expired?.fail(
                     CheckpointError(
                         .connectionFailed,
@@ -189,34 +206,42 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// On the worker's thread: runs the jobs that waited for a worker, then gives it back.
     private func drainWaiters(_ worker: Worker) {
         while true {
-            let next: Waiter? = state.withLock { state in
-                if state.waiters.isEmpty {
-                    state.idle.append(worker.index)
-                    return nil
-                }
-                return state.waiters.removeFirst()
-            }
-            guard let next else { return }
+            guard let next = handOver(worker) else { return }
             next.job(worker)
         }
     }
 
+    /// The first waiting job, which the worker runs next, or `nil` after the worker went back
+    /// to the idle ones.
+    private func handOver(_ worker: Worker) -> Waiter? {
+        let (next, counts): (Waiter?, Counts) = state.withLock { state in
+            if state.waiters.isEmpty {
+                state.idle.append(worker.index)
+                return (nil, Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+            }
+            return (state.waiters.removeFirst(), Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+        }
+        metrics.record(counts)
+        if let next { metrics.acquireWait.recordNanoseconds((ContinuousClock.now - next.since).nanoseconds) }
+        return next
+    }
+
     /// An idle worker, taken (no job will get it until it is given back), if there is one.
     private func takeIdleWorker() -> Worker? {
-        state.withLock { state in state.isClosed ? nil : state.idle.popLast().map { workers[$0] } }
+        let (worker, counts) = state.withLock { state in
+            (state.isClosed ? nil : state.idle.popLast().map { workers[$0] }, Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+        }
+        if worker != nil {
+            metrics.record(counts)
+            metrics.acquireWait.recordNanoseconds(0)
+        }
+        return worker
     }
 
     /// Gives back a worker taken by a caller: to the first waiting job (on the worker's
     /// thread), or to the idle ones.
     private func giveBack(_ worker: Worker) {
-        let next: Waiter? = state.withLock { state in
-            if state.waiters.isEmpty {
-                state.idle.append(worker.index)
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        if let next { worker.thread.submit { self.drain(worker, first: next.job) } }
+        if let next = handOver(worker) { worker.thread.submit { self.drain(worker, first: next.job) } }
     }
 
     /// Runs `body` on a taken worker's thread, whether or not the task is cancelled (it
@@ -234,10 +259,18 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     private func failed(_ error: any Error, _ connection: Connection, on worker: Worker) -> any Error {
         let classified = classify(error)
         if classified.connectionLost {
-            connection.close()
-            worker.connection = nil
+            drop(worker)
+            metrics.replaced.increment()  // a new one opens for the next call
         }
         return classified.error
+    }
+
+    /// Closes and forgets the worker's connection, if it has one.
+    private func drop(_ worker: Worker) {
+        guard let connection = worker.connection else { return }
+        connection.close()
+        worker.connection = nil
+        metrics.open.record(openConnections.subtract(1, ordering: .relaxed).newValue)
     }
 
     /// Runs `body` with the worker's connection, opening one when it has none or the one it
@@ -250,15 +283,16 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
             if worker.connection != nil {
                 logger.info(
                     "replacing a \(serverName) connection the server closed", metadata: ["worker": "\(worker.index)"])
+                metrics.replaced.increment()
             }
-            worker.connection?.close()
-            worker.connection = nil
+            drop(worker)
             do {
                 connection = try connect()
             } catch {
                 throw classify(error).error
             }
             worker.connection = connection
+            metrics.open.record(openConnections.add(1, ordering: .relaxed).newValue)
         }
         do {
             return try body(connection)
@@ -278,12 +312,47 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         for worker in workers {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 worker.thread.submit {
-                    worker.connection?.close()
-                    worker.connection = nil
+                    self.drop(worker)
                     continuation.resume()
                 }
             }
         }
+    }
+}
+
+/// How many workers are in use and how many calls wait, taken under the pool's lock.
+private struct Counts {
+    var inUse: Int
+    var waiting: Int
+}
+
+/// A pool's metrics, with the dimension `pool` (`checkpointing.postgres`,
+/// `checkpointing.redis`): `checkpoint_pool_connections` (open now),
+/// `checkpoint_pool_in_use` (connections running a call), `checkpoint_pool_waiting` (calls
+/// waiting for a connection), `checkpoint_pool_acquire_wait` (a timer: how long each call
+/// waited for its connection, zero when one was free) and
+/// `checkpoint_pool_connections_replaced` (connections lost during a call or found closed by
+/// the server before one: each is replaced by a new one for the next call).
+package struct PoolMetrics: Sendable {
+    let open: Gauge
+    let inUse: Gauge
+    let waiting: Gauge
+    let acquireWait: CoreMetrics.Timer
+    let replaced: Counter
+
+    init(pool: String, factory: (any MetricsFactory)?) {
+        let factory = factory ?? MetricsSystem.factory
+        let dimensions = [("pool", pool)]
+        open = Gauge(label: "checkpoint_pool_connections", dimensions: dimensions, factory: factory)
+        inUse = Gauge(label: "checkpoint_pool_in_use", dimensions: dimensions, factory: factory)
+        waiting = Gauge(label: "checkpoint_pool_waiting", dimensions: dimensions, factory: factory)
+        acquireWait = CoreMetrics.Timer(label: "checkpoint_pool_acquire_wait", dimensions: dimensions, factory: factory)
+        replaced = Counter(label: "checkpoint_pool_connections_replaced", dimensions: dimensions, factory: factory)
+    }
+
+    fileprivate func record(_ counts: Counts) {
+        inUse.record(counts.inUse)
+        waiting.record(counts.waiting)
     }
 }
 

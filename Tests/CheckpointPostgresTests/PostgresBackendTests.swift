@@ -3,6 +3,7 @@ import CheckpointEncryption
 import Checkpointing
 import CheckpointingTestKit
 import Foundation
+import MetricsTestKit
 import Synchronization
 import Testing
 
@@ -347,6 +348,46 @@ struct PostgresBackendTests {
             #expect(try await thread.latest()?.turn == turn)
         }
         for closing in [observer, locker, checkpointer] { try await closing.close() }
+    }
+
+    /// The pool's metrics: connections open and in use, calls waiting and how long they
+    /// waited, and connections the server closed that were replaced.
+    @Test func thePoolReportsConnectionsWaitsAndReplacementsAsMetrics() async throws {
+        let metrics = TestMetrics()
+        var configuration = try PostgresCheckpointer.Configuration(url: CheckpointerURL(TestServer.isolatedURL("pool_max=1")))
+        configuration.metricsFactory = metrics
+        let checkpointer = try await PostgresCheckpointer(configuration: configuration)
+        let pool = [("pool", "checkpointing.postgres")]
+        let id = try ThreadID("acme:metrics")
+        _ = try await checkpointer.head(thread: id)
+        #expect(try metrics.expectGauge("checkpoint_pool_connections", pool).lastValue == 1)
+        #expect(try metrics.expectGauge("checkpoint_pool_in_use", pool).lastValue == 0)
+
+        // The only connection is held; the next call waits for it.
+        let observer = try await TestServer.checkpointer()
+        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(1) AS metrics_test") }
+        try await waitUntilActivity(observer, "state = 'active' AND query LIKE '%metrics_test%'")
+        #expect(try metrics.expectGauge("checkpoint_pool_in_use", pool).lastValue == 1)
+        let waiting = Task { try await checkpointer.head(thread: id) }
+        _ = try await slow.value
+        _ = try await waiting.value
+        #expect(try metrics.expectGauge("checkpoint_pool_waiting", pool).values.contains(1), "a call waited")
+        #expect(try metrics.expectTimer("checkpoint_pool_acquire_wait", pool).values.contains { $0 > 0 })
+
+        // The server closes the connection: the pool replaces it.
+        let pid = try #require(try await checkpointer.diagnosticQuery("SELECT pg_backend_pid()").first?.first ?? nil)
+        _ = try await observer.diagnosticQuery("SELECT pg_terminate_backend($1::int)", [pid])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? metrics.expectCounter("checkpoint_pool_connections_replaced", pool).totalValue) ?? 0 == 0 {
+            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "never replaced") }
+            _ = try? await checkpointer.head(thread: id)  // the first call may meet the closing connection
+        }
+        #expect(try await checkpointer.head(thread: id) == nil, "the next call runs on a new connection")
+        #expect(try metrics.expectCounter("checkpoint_pool_connections_replaced", pool).totalValue == 1)
+        #expect(try metrics.expectGauge("checkpoint_pool_connections", pool).lastValue == 1)
+        try await observer.close()
+        try await checkpointer.close()
+        #expect(try metrics.expectGauge("checkpoint_pool_connections", pool).lastValue == 0)
     }
 
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
