@@ -61,6 +61,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var waiters: [Waiter] = []
         var nextWaiterID: UInt64 = 0
         var isClosed = false
+
+        /// What the pool's gauges show, in a pool of `size` workers.
+        func counts(_ size: Int) -> Counts { Counts(inUse: size - idle.count, waiting: waiters.count) }
     }
 
     let workers: [Worker]
@@ -164,12 +167,12 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
 
     private func dispatch(job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (CheckpointError) -> Void) {
         let (decision, counts): (Decision, Counts) = state.withLock { state in
-            if state.isClosed { return (.closed, Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count)) }
-            if let index = state.idle.popLast() { return (.run(workers[index]), Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count)) }
+            if state.isClosed { return (.closed, state.counts(workers.count)) }
+            if let index = state.idle.popLast() { return (.run(workers[index]), state.counts(workers.count)) }
             let id = state.nextWaiterID
             state.nextWaiterID += 1
             state.waiters.append(Waiter(id: id, since: .now, job: job, fail: fail))
-            return (.wait(id), Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+            return (.wait(id), state.counts(workers.count))
         }
         metrics.record(counts)
         switch decision {
@@ -181,9 +184,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds))) {
                 let (expired, counts) = self.state.withLock { state -> (Waiter?, Counts) in
                     guard let position = state.waiters.firstIndex(where: { $0.id == id }) else {
-                        return (nil, Counts(inUse: self.workers.count - state.idle.count, waiting: state.waiters.count))
+                        return (nil, state.counts(self.workers.count))
                     }
-                    return (state.waiters.remove(at: position), Counts(inUse: self.workers.count - state.idle.count, waiting: state.waiters.count))
+                    return (state.waiters.remove(at: position), state.counts(self.workers.count))
                 }
                 self.metrics.record(counts)
                 expired?.fail(
@@ -217,9 +220,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         let (next, counts): (Waiter?, Counts) = state.withLock { state in
             if state.waiters.isEmpty {
                 state.idle.append(worker.index)
-                return (nil, Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+                return (nil, state.counts(workers.count))
             }
-            return (state.waiters.removeFirst(), Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+            return (state.waiters.removeFirst(), state.counts(workers.count))
         }
         metrics.record(counts)
         if let next { metrics.acquireWait.recordNanoseconds((ContinuousClock.now - next.since).nanoseconds) }
@@ -229,7 +232,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// An idle worker, taken (no job will get it until it is given back), if there is one.
     private func takeIdleWorker() -> Worker? {
         let (worker, counts) = state.withLock { state in
-            (state.isClosed ? nil : state.idle.popLast().map { workers[$0] }, Counts(inUse: workers.count - state.idle.count, waiting: state.waiters.count))
+            (state.isClosed ? nil : state.idle.popLast().map { workers[$0] }, state.counts(workers.count))
         }
         if worker != nil {
             metrics.record(counts)
