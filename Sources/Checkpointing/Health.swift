@@ -51,7 +51,7 @@ public struct HealthReport: Sendable, Hashable, CustomStringConvertible {
     /// Times `probe` (one round trip that returns the schema level, or `nil`): `healthy` with
     /// its latency when it returns, `unavailable` with the error when it throws.
     public static func probing(
-        _ component: String, _ probe: () async throws -> String?
+        _ component: String, isolation: isolated (any Actor)? = #isolation, _ probe: () async throws -> String?
     ) async -> HealthReport {
         let started = ContinuousClock.now
         do {

@@ -233,6 +233,14 @@ public actor InMemoryCheckpointer: Checkpointer {
     }
 
     /// Drops everything; later calls fail with ``CheckpointError/Code/closed``.
+    /// `healthy` while open (there is no store to reach), `unavailable` once closed.
+    public func health() async -> HealthReport {
+        await HealthReport.probing("memory") {
+            try checkOpen()
+            return nil
+        }
+    }
+
     public func close() async throws {
         isClosed = true
         threads = [:]

@@ -361,23 +361,35 @@ struct PostgresBackendTests {
         let id = try ThreadID("acme:metrics")
         _ = try await checkpointer.head(thread: id)
         #expect(try metrics.expectGauge("checkpoint_pool_connections", pool).lastValue == 1)
-        #expect(try metrics.expectGauge("checkpoint_pool_in_use", pool).lastValue == 0)
+        // A connection's thread gives itself back just after it resumed its caller: the gauge
+        // comes back to 0 a moment after the call returned.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? metrics.expectGauge("checkpoint_pool_in_use", pool).lastValue) != 0 {
+            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "still in use") }
+            await Task.yield()
+        }
 
-        // The only connection is held; the next call waits for it.
-        let observer = try await TestServer.checkpointer()
-        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(1) AS metrics_test") }
-        try await waitUntilActivity(observer, "state = 'active' AND query LIKE '%metrics_test%'")
+        // The only connection is held (its statement waits for an advisory lock the observer
+        // holds, until the observer lets go); the next call waits for the connection.
+        let observer = try await PostgresCheckpointer(url: TestServer.isolatedURL("pool_max=1"))
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(4343)")
+        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(4343) AS metrics_test") }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%metrics_test%'")
         #expect(try metrics.expectGauge("checkpoint_pool_in_use", pool).lastValue == 1)
         let waiting = Task { try await checkpointer.head(thread: id) }
+        while (try? metrics.expectGauge("checkpoint_pool_waiting", pool).lastValue) != 1 {
+            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "the call never waited") }
+            await Task.yield()
+        }
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(4343)")
         _ = try await slow.value
         _ = try await waiting.value
-        #expect(try metrics.expectGauge("checkpoint_pool_waiting", pool).values.contains(1), "a call waited")
+        #expect(try metrics.expectGauge("checkpoint_pool_waiting", pool).lastValue == 0)
         #expect(try metrics.expectTimer("checkpoint_pool_acquire_wait", pool).values.contains { $0 > 0 })
 
         // The server closes the connection: the pool replaces it.
         let pid = try #require(try await checkpointer.diagnosticQuery("SELECT pg_backend_pid()").first?.first ?? nil)
         _ = try await observer.diagnosticQuery("SELECT pg_terminate_backend($1::int)", [pid])
-        let deadline = ContinuousClock.now + .seconds(30)
         while (try? metrics.expectCounter("checkpoint_pool_connections_replaced", pool).totalValue) ?? 0 == 0 {
             guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "never replaced") }
             _ = try? await checkpointer.head(thread: id)  // the first call may meet the closing connection
