@@ -128,8 +128,7 @@ struct RedisCacheTests {
 
         try redis.start()
         // Turns go on until the breaker lets a call through again and hits resume.
-        let deadline = ContinuousClock.now + .seconds(10)
-        repeat { try await turn("back") } while cache.statistics.hits <= hitsBeforeKill && ContinuousClock.now < deadline
+        try await readUntilHitsPass(hitsBeforeKill, cache) { try await turn("back") }
         #expect(cache.statistics.hits > hitsBeforeKill, "hits resume once Redis is back")
         try await cache.close()
     }
@@ -155,11 +154,9 @@ struct RedisCacheTests {
         // breaker is open nor once calls reach Redis again (the first one that does runs the
         // owed invalidation; reads keep coming until one did).
         let hitsAtThaw = cache.statistics.hits
-        let deadline = ContinuousClock.now + .seconds(10)
-        repeat {
-            let head = try await cache.thread("acme:frozen", as: Chat.self).latest()
-            #expect(head?.turn == 3)
-        } while cache.statistics.hits == hitsAtThaw && ContinuousClock.now < deadline
+        try await readUntilHitsPass(hitsAtThaw, cache) { () async throws in
+            #expect(try await cache.thread("acme:frozen", as: Chat.self).latest()?.turn == 3)
+        }
         #expect(cache.statistics.hits > hitsAtThaw, "reads reached Redis again, and got turn 3 from it")
         // After the next save the cache serves the thread again.
         try await thread.save(Chat(messages: ["one", "two", "three", "four"], turn: 4))
@@ -253,8 +250,7 @@ struct RedisCacheTests {
             await cache.flush()
         }
         let hits = cache.statistics.hits
-        let deadline = ContinuousClock.now + .seconds(10)
-        repeat { try await readAll(1) } while cache.statistics.hits == hits && ContinuousClock.now < deadline
+        try await readUntilHitsPass(hits, cache) { try await readAll(1) }
         #expect(cache.statistics.hits > hits, "the cache serves again after the freeze: \(cache.statistics)")
         try await cache.close()
     }
@@ -277,10 +273,7 @@ struct RedisCacheTests {
         await cache.flush()  // the update timed out: the thread is owed an invalidation
         try redis.thaw()
         let hits = cache.statistics.hits
-        let deadline = ContinuousClock.now + .seconds(10)
-        repeat {
-            #expect(try await thread.latest()?.turn == 2)
-        } while cache.statistics.hits == hits && ContinuousClock.now < deadline
+        try await readUntilHitsPass(hits, cache) { () async throws in #expect(try await thread.latest()?.turn == 2) }
         #expect(cache.statistics.hits > hits, "reads alone cache the thread again: \(cache.statistics)")
         try await cache.close()
     }
@@ -565,4 +558,11 @@ struct XXHash64Tests {
     @Test func matchesTheReferenceForABC() {
         #expect(Array("abc".utf8).withUnsafeBytes { XXHash64.hash($0) } == 0x44BC_2CF5_AD77_0999)
     }
+}
+
+/// Runs `read` at least once, and again until the cache's hits pass `hits` or 10 seconds have
+/// passed (the caller then checks the hits, so a cache that never serves again fails there).
+func readUntilHitsPass(_ hits: Int, _ cache: RedisCachedCheckpointer, _ read: () async throws -> Void) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    repeat { try await read() } while cache.statistics.hits <= hits && ContinuousClock.now < deadline
 }
