@@ -187,6 +187,7 @@ public final class PostgresCheckpointer: Checkpointer {
                 pause.map { .float8($0.createdAt.timeIntervalSince1970) } ?? .null,
                 pause?.expiresAt.map { .float8($0.timeIntervalSince1970) } ?? .null,
                 .optional(row.segments), .optional(row.payload), .optional(row.pause), .int8(row.checksum),
+                .int8(ActivityTime.microseconds(write.createdAt)),
             ])
         guard result.rowCount == 1 else {
             try diagnose(write, expecting: expecting, on: connection)
@@ -402,6 +403,38 @@ public final class PostgresCheckpointer: Checkpointer {
         }
     }
 
+    /// Lists threads from the `checkpoint_threads_by_activity` or `_by_tenant` index; see
+    /// ``Checkpointer/threads(_:)``.
+    public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
+        try checkOpen()
+        try query.validate()
+        let listing = PostgresThreadListing(query)
+        return try await pool.run { connection in
+            let result = try connection.query(text: listing.sql, listing.parameters)
+            var items: [ThreadSummary] = []
+            for index in 0..<result.rowCount {
+                let thread = try ThreadID(result.text(index, 0))
+                let namespace = result.text(index, 1)
+                var pause: Pause?
+                if result.bool(index, 5) {
+                    let (row, fields) = try result.verifiedRow(index, at: 6, thread: thread, namespace: namespace)
+                    guard !fields.isNull(PostgresRowColumn.pause) else {
+                        throw CheckpointError(
+                            .corruptData,
+                            "the thread row of '\(thread)' names waiting checkpoint \(row.id), which has no pause")
+                    }
+                    pause = try Pause(decoding: fields.data(PostgresRowColumn.pause))
+                }
+                items.append(
+                    ThreadSummary(
+                        thread: thread, namespace: namespace, headID: try result.checkpointID(index, 2),
+                        lastActivity: ActivityTime.date(try result.int64(index, 3)),
+                        checkpointCount: Int(try result.int64(index, 4)), waitingPause: pause))
+            }
+            return query.page(items)
+        }
+    }
+
     /// Records an answer exactly once, in one transaction holding the thread's row; see
     /// ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
@@ -430,7 +463,8 @@ public final class PostgresCheckpointer: Checkpointer {
                                 thread: thread, namespace: namespace, checkpointID: headID, pauseID: pauseID,
                                 response: response, answeredAt: now.timeIntervalSince1970)),
                     ])
-                _ = try connection.query(PostgresSchema.clearWaiting, [.int8(key)])
+                _ = try connection.query(
+                    PostgresSchema.clearWaiting, [.int8(key), .int8(ActivityTime.microseconds(now))])
             }
         }
     }
@@ -465,6 +499,10 @@ public final class PostgresCheckpointer: Checkpointer {
                         PostgresSchema.tombstoneRow,
                         [.int8(key), .id(id), .optional(kept.segments), .optional(kept.payload), .int8(kept.checksum)])
                     _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
+                }
+                if plan.removedFromHistory > 0 {
+                    _ = try connection.query(
+                        PostgresSchema.uncountCheckpoints, [.int8(key), .int8(Int64(plan.removedFromHistory))])
                 }
                 return plan.removedFromHistory
             }
@@ -563,6 +601,59 @@ struct PostgresInbox {
             SELECT page.thread, page.namespace, \(PostgresSchema.rowColumns)
             FROM page JOIN checkpoint_rows c ON c.thread_key = page.key AND c.id = page.head_id
             ORDER BY page.waiting_created_at, page.thread, page.namespace
+            """
+        self.parameters = parameters
+    }
+}
+
+/// The SQL of a thread listing: a range of `checkpoint_threads_by_activity` (or `_by_tenant`),
+/// in the query's order, then the waiting pauses of the page's threads. Every value is a
+/// bound parameter.
+struct PostgresThreadListing {
+    let sql: String
+    let parameters: [PostgresValue]
+
+    init(_ query: ThreadQuery) {
+        var conditions = ["t.last_activity IS NOT NULL"]
+        var parameters: [PostgresValue] = []
+        func parameter(_ value: PostgresValue) -> String {
+            parameters.append(value)
+            return "$\(parameters.count)"
+        }
+        if let tenant = query.tenant { conditions.append("t.tenant = \(parameter(.text(tenant)))") }
+        if let namespace = query.namespace { conditions.append("t.namespace = \(parameter(.text(namespace)))") }
+        let bounds = query.activityBounds
+        if let before = bounds.before { conditions.append("t.last_activity < \(parameter(.int8(before)))") }
+        if let since = bounds.since { conditions.append("t.last_activity >= \(parameter(.int8(since)))") }
+        if let paused = query.paused {
+            conditions.append(paused ? "t.waiting_pause_id IS NOT NULL" : "t.waiting_pause_id IS NULL")
+        }
+        let newestFirst = query.order == .newestActivityFirst
+        if let after = query.after {
+            let activity = parameter(.int8(after.activityMicroseconds))
+            let thread = parameter(.text(after.thread))
+            let namespace = parameter(.text(after.namespace))
+            conditions.append(
+                "(t.last_activity, t.thread, t.namespace) \(newestFirst ? "<" : ">") (\(activity), \(thread), \(namespace))")
+        }
+        let limit = parameter(.int8(Int64(query.limit)))
+        let direction = newestFirst ? "DESC" : "ASC"
+        let order = "last_activity \(direction), thread \(direction), namespace \(direction)"
+        // The page comes first (a range of an index, then the limit), and only then the pauses
+        // of its waiting heads, as in the inbox.
+        sql = """
+            WITH page AS MATERIALIZED (
+                SELECT t.key, t.thread, t.namespace, t.head_id, t.last_activity, t.checkpoint_count,
+                       t.waiting_pause_id IS NOT NULL AS waiting
+                FROM checkpoint_threads t
+                WHERE \(conditions.joined(separator: " AND "))
+                ORDER BY t.\(order.replacingOccurrences(of: ", ", with: ", t."))
+                LIMIT \(limit)
+            )
+            SELECT page.thread, page.namespace, page.head_id, page.last_activity, page.checkpoint_count, page.waiting,
+                   \(PostgresSchema.rowColumns)
+            FROM page LEFT JOIN checkpoint_rows c ON page.waiting AND c.thread_key = page.key AND c.id = page.head_id
+            ORDER BY page.\(order.replacingOccurrences(of: ", ", with: ", page."))
             """
         self.parameters = parameters
     }

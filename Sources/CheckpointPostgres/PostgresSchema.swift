@@ -102,6 +102,31 @@ enum PostgresSchema {
             name: "2026-12-02-row-checksums",
             sql: "ALTER TABLE checkpoint_rows ADD COLUMN checksum bigint; ALTER TABLE checkpoint_answers ADD COLUMN checksum bigint",
             after: PostgresRowChecksums.computeForExistingRows),
+        // The thread listing: each thread's row holds its last activity (whole microseconds)
+        // and checkpoint count, kept by every put, answer and prune, filled here for the
+        // threads stored before (an id's first 48 bits are its milliseconds); two indexes
+        // order the rows by activity. The index builds hold the threads table's write lock
+        // while they run (about a second per million threads).
+        Migration(
+            name: "2026-12-03-thread-activity",
+            sql: """
+                ALTER TABLE checkpoint_threads ADD COLUMN last_activity bigint;
+                ALTER TABLE checkpoint_threads ADD COLUMN checkpoint_count bigint NOT NULL DEFAULT 0;
+                UPDATE checkpoint_threads t SET checkpoint_count = s.count, last_activity = greatest(s.activity, a.answered)
+                FROM (
+                    SELECT thread_key, count(*) AS count, max(coalesce(
+                        round(created_at * 1000000)::bigint,
+                        ('x' || encode(substring(id FROM 1 FOR 6), 'hex'))::bit(48)::bigint * 1000)) AS activity
+                    FROM checkpoint_rows WHERE length(manifest) > 0 GROUP BY thread_key
+                ) s
+                LEFT JOIN (
+                    SELECT thread_key, round(max(answered_at) * 1000000)::bigint AS answered
+                    FROM checkpoint_answers GROUP BY thread_key
+                ) a ON a.thread_key = s.thread_key
+                WHERE t.key = s.thread_key;
+                CREATE INDEX checkpoint_threads_by_activity ON checkpoint_threads (last_activity, thread, namespace);
+                CREATE INDEX checkpoint_threads_by_tenant ON checkpoint_threads (tenant, last_activity, thread, namespace);
+                """),
     ]
 
     /// The columns of a checkpoint row that its checksum covers, then the checksum, in the
@@ -115,7 +140,8 @@ enum PostgresSchema {
 
     /// The head and waiting-pause columns a put sets on the thread's row.
     private static let headAssignments = """
-        head_id = $4, waiting_pause_id = $11, waiting_reason = $12, waiting_created_at = $13, waiting_expires_at = $14
+        head_id = $4, waiting_pause_id = $11, waiting_reason = $12, waiting_created_at = $13, waiting_expires_at = $14,
+        last_activity = greatest(t.last_activity, $19), checkpoint_count = t.checkpoint_count + 1
         """
 
     /// The checkpoint row a put inserts, for the thread row the first part returned.
@@ -127,10 +153,10 @@ enum PostgresSchema {
         """
 
     /// The types of a put's parameters: `$1`-`$17` as the statements use them, `$18` the
-    /// row's checksum.
+    /// row's checksum, `$19` its activity in microseconds.
     private static let putParameterTypes: [PostgresType] = [
         .text, .text, .text, .bytea, .bytea, .int8, .float8, .jsonb, .bytea, .bool, .bytea, .text, .float8, .float8,
-        .bytea, .bytea, .bytea, .int8,
+        .bytea, .bytea, .bytea, .int8, .int8,
     ]
 
     /// A put that starts a thread: fails (no row) when the thread exists.
@@ -139,8 +165,9 @@ enum PostgresSchema {
         """
         WITH thread AS (
             INSERT INTO checkpoint_threads AS t
-                (thread, namespace, tenant, head_id, waiting_pause_id, waiting_reason, waiting_created_at, waiting_expires_at)
-            SELECT $1, $2, $3, $4, $11, $12, $13, $14 WHERE $5::bytea IS NULL AND $10::bool IS NOT NULL
+                (thread, namespace, tenant, head_id, waiting_pause_id, waiting_reason, waiting_created_at, waiting_expires_at,
+                 last_activity, checkpoint_count)
+            SELECT $1, $2, $3, $4, $11, $12, $13, $14, $19, 1 WHERE $5::bytea IS NULL AND $10::bool IS NOT NULL
             ON CONFLICT (thread, namespace) DO NOTHING
             RETURNING key
         )
@@ -154,8 +181,9 @@ enum PostgresSchema {
         """
         WITH thread AS (
             INSERT INTO checkpoint_threads AS t
-                (thread, namespace, tenant, head_id, waiting_pause_id, waiting_reason, waiting_created_at, waiting_expires_at)
-            SELECT $1, $2, $3, $4, $11, $12, $13, $14 WHERE $5::bytea IS NULL AND $10::bool IS NOT NULL
+                (thread, namespace, tenant, head_id, waiting_pause_id, waiting_reason, waiting_created_at, waiting_expires_at,
+                 last_activity, checkpoint_count)
+            SELECT $1, $2, $3, $4, $11, $12, $13, $14, $19, 1 WHERE $5::bytea IS NULL AND $10::bool IS NOT NULL
             ON CONFLICT (thread, namespace) DO UPDATE SET \(headAssignments)
             WHERE t.head_id < $4
             RETURNING key
@@ -267,12 +295,18 @@ enum PostgresSchema {
         """)
 
     static let clearWaiting = PostgresSQL(
-        15, [.int8],
+        15, [.int8, .int8],
         """
         UPDATE checkpoint_threads
-        SET waiting_pause_id = NULL, waiting_reason = NULL, waiting_created_at = NULL, waiting_expires_at = NULL
+        SET waiting_pause_id = NULL, waiting_reason = NULL, waiting_created_at = NULL, waiting_expires_at = NULL,
+            last_activity = greatest(last_activity, $2)
         WHERE key = $1
         """)
+
+    /// Retention's change of a thread's count.
+    static let uncountCheckpoints = PostgresSQL(
+        24, [.int8, .int8],
+        "UPDATE checkpoint_threads SET checkpoint_count = greatest(checkpoint_count - $2, 0) WHERE key = $1")
 
     // MARK: Retention
 

@@ -446,6 +446,12 @@ public final class RedisCachedCheckpointer: Checkpointer {
         return try await base.pausedThreads(query)
     }
 
+    /// The thread listing, from the base store.
+    public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
+        try throwIfCancelled()
+        return try await base.threads(query)
+    }
+
     /// Records the answer in the base store, then caches the answered head.
     ///
     /// Once the base store recorded the answer the call succeeds: when the answered head

@@ -256,12 +256,21 @@ public final class SQLiteCheckpointer: Checkpointer {
             let resolved = try ResolvedWrite(write, parent: parentManifest)
 
             let key: Int64
+            let activity = ActivityTime.microseconds(write.createdAt)
             if let threadKey {
                 key = threadKey
+                let advance = try connection.statement(Schema.advanceThread)
+                try advance.bind(1, key)
+                try advance.bind(2, write.id)
+                try advance.bind(3, activity)
+                try advance.run()
             } else {
                 let insertThread = try connection.statement(Schema.insertThread)
                 try insertThread.bind(1, write.thread.rawValue)
                 try insertThread.bind(2, write.namespace)
+                if let tenant = write.thread.tenant { try insertThread.bind(3, String(tenant)) } else { try insertThread.bindNull(3) }
+                try insertThread.bind(4, write.id)
+                try insertThread.bind(5, activity)
                 try insertThread.run()
                 key = connection.lastInsertRowID
             }
@@ -457,6 +466,22 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
     }
 
+    /// Lists threads from the `threads_by_activity` or `threads_by_tenant` index; see
+    /// ``Checkpointer/threads(_:)``.
+    public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
+        try checkOpen()
+        try query.validate()
+        let listing = ThreadListingSQL(query)
+        return try await reader().run { connection in
+            let select = try connection.statement(listing.sql)
+            try listing.bind(select)
+            defer { select.reset() }
+            var items: [ThreadSummary] = []
+            while try select.step() { items.append(try ThreadListingSQL.item(select)) }
+            return query.page(items)
+        }
+    }
+
     /// Records an answer exactly once, in one write transaction; see
     /// ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
@@ -501,6 +526,10 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let delete = try connection.statement(Schema.deleteWaiting)
                 try delete.bind(1, key)
                 try delete.run()
+                let touch = try connection.statement(Schema.touchThread)
+                try touch.bind(1, key)
+                try touch.bind(2, ActivityTime.microseconds(now))
+                try touch.run()
             }
         }
     }
@@ -551,6 +580,12 @@ public final class SQLiteCheckpointer: Checkpointer {
                     if let payload = kept.payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
                     try tombstone.bind(5, kept.checksum)
                     try tombstone.run()
+                }
+                if plan.removedFromHistory > 0 {
+                    let uncount = try connection.statement(Schema.uncountCheckpoints)
+                    try uncount.bind(1, key)
+                    try uncount.bind(2, Int64(plan.removedFromHistory))
+                    try uncount.run()
                 }
                 return plan.removedFromHistory
             }

@@ -70,6 +70,20 @@ enum Schema {
             name: "2026-12-02-row-checksums",
             sql: "ALTER TABLE checkpoints ADD COLUMN checksum INTEGER; ALTER TABLE answers ADD COLUMN checksum INTEGER",
             after: RowChecksums.computeForExistingRows),
+        // The thread listing: each thread's row holds its tenant, head, last activity (whole
+        // microseconds) and checkpoint count, kept by every put, answer and prune, and two
+        // indexes order the rows by activity, so that a page of threads is a range of an index.
+        Migration(
+            name: "2026-12-03-thread-activity",
+            sql: """
+                ALTER TABLE threads ADD COLUMN tenant TEXT;
+                ALTER TABLE threads ADD COLUMN head_id BLOB;
+                ALTER TABLE threads ADD COLUMN last_activity INTEGER;
+                ALTER TABLE threads ADD COLUMN checkpoint_count INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX threads_by_activity ON threads (last_activity, thread, namespace);
+                CREATE INDEX threads_by_tenant ON threads (tenant, last_activity, thread, namespace);
+                """,
+            after: ThreadActivity.computeForExistingThreads),
     ]
 
     static let migrationsTable = """
@@ -87,7 +101,27 @@ enum Schema {
 
     // Writes.
     static let selectThreadKey = SQL(5, "SELECT key FROM threads WHERE thread = ?1 AND namespace = ?2")
-    static let insertThread = SQL(6, "INSERT INTO threads (thread, namespace) VALUES (?1, ?2)")
+    static let insertThread = SQL(
+        6,
+        """
+        INSERT INTO threads (thread, namespace, tenant, head_id, last_activity, checkpoint_count)
+        VALUES (?1, ?2, ?3, ?4, ?5, 1)
+        """)
+    /// A put's change of its thread's row: the new head, its activity (the latest time, not
+    /// the last written), one more checkpoint.
+    static let advanceThread = SQL(
+        33,
+        """
+        UPDATE threads SET head_id = ?2, last_activity = max(coalesce(last_activity, ?3), ?3),
+            checkpoint_count = checkpoint_count + 1
+        WHERE key = ?1
+        """)
+    /// An answer's activity.
+    static let touchThread = SQL(
+        34, "UPDATE threads SET last_activity = max(coalesce(last_activity, ?2), ?2) WHERE key = ?1")
+    /// Retention's change of the count.
+    static let uncountCheckpoints = SQL(
+        35, "UPDATE threads SET checkpoint_count = max(checkpoint_count - ?2, 0) WHERE key = ?1")
     /// The columns of a checkpoint row that its checksum covers, then the checksum, in the
     /// order ``SQLiteStatement/verifiedRow(at:thread:namespace:)`` reads them.
     static let rowColumns =

@@ -83,6 +83,16 @@ public protocol CheckpointStorage: Sendable {
     /// the `inbox` capability to the conformance suite.
     func waitingPauses(_ query: InboxQuery) async throws -> [PausedThread]
 
+    /// The threads' namespaces, with their head, last activity, checkpoint count and waiting
+    /// pause, in any order.
+    ///
+    /// `query` is a hint: the storage may narrow by any of its filters and its cursor, and
+    /// should when it can (a store with many threads keeps an index by activity); the shared
+    /// layer filters, orders and pages what this returns. The activity is the latest of the
+    /// namespace's checkpoints' ``CheckpointSummary/createdAt`` and its answers' times; the
+    /// count leaves out pruned checkpoints.
+    func threads(_ query: ThreadQuery) async throws -> [ThreadSummary]
+
     /// Releases what the storage holds. ``StorageCheckpointer`` calls it once, from its own
     /// ``Checkpointer/close()``, and refuses every later call with
     /// ``CheckpointError/Code/closed`` itself. The default does nothing.

@@ -76,6 +76,15 @@ public protocol Checkpointer: Sendable {
     /// - Throws: ``CheckpointError/Code/invalidArgument`` for a limit below 1.
     func pausedThreads(_ query: InboxQuery) async throws -> InboxPage
 
+    /// Lists threads (one item per thread and namespace) by their last activity, with their
+    /// head, checkpoint count and waiting pause; cursor-paged with ``ThreadQuery/after``. The
+    /// persistent backends serve it from an index of threads by activity (and by tenant and
+    /// activity), not a scan of checkpoints.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` for a limit below 1, or
+    ///   ``ThreadQuery/activeSince`` not before ``ThreadQuery/activeBefore``.
+    func threads(_ query: ThreadQuery) async throws -> ThreadPage
+
     /// Records a person's answer to a pause, exactly once.
     ///
     /// - Parameters:

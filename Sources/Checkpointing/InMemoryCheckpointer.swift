@@ -19,12 +19,15 @@ public actor InMemoryCheckpointer: Checkpointer {
         var ids: [CheckpointID] = []  // ascending
         var answers: [CheckpointID: PauseAnswer] = [:]
         var answeredPauses: Set<UUID> = []
+        /// The latest checkpoint creation or answer time, in microseconds (``ActivityTime``).
+        var lastActivity = Int64.min
 
         /// Adds a checkpoint newer than every other, which becomes the head.
         mutating func insert(_ checkpoint: StoredCheckpoint) {
             checkpoints[checkpoint.summary.id] = checkpoint
             ids.append(checkpoint.summary.id)
             head = checkpoint.summary.id
+            lastActivity = max(lastActivity, ActivityTime.microseconds(checkpoint.summary.createdAt))
         }
     }
 
@@ -182,6 +185,26 @@ public actor InMemoryCheckpointer: Checkpointer {
         return query.page(unordered: items)
     }
 
+    /// Lists threads by activity; see ``Checkpointer/threads(_:)``. It looks at every thread
+    /// (this store is for tests).
+    public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
+        try checkOpen()
+        try query.validate()
+        var items: [ThreadSummary] = []
+        for (thread, store) in threads {
+            for (namespace, space) in store.namespaces {
+                guard let head = space.head else { continue }
+                let pause = space.answers[head] == nil ? space.checkpoints[head]?.pause : nil
+                items.append(
+                    ThreadSummary(
+                        thread: thread, namespace: namespace.text, headID: head,
+                        lastActivity: ActivityTime.date(space.lastActivity), checkpointCount: space.checkpoints.count,
+                        waitingPause: pause))
+            }
+        }
+        return query.page(unordered: items)
+    }
+
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()
@@ -193,6 +216,9 @@ public actor InMemoryCheckpointer: Checkpointer {
         threads[thread]?.namespaces[key]?.answers[head] = PauseAnswer(
             pauseID: pauseID, response: response, answeredAt: now)
         threads[thread]?.namespaces[key]?.answeredPauses.insert(pauseID)
+        if let activity = threads[thread]?.namespaces[key]?.lastActivity {
+            threads[thread]?.namespaces[key]?.lastActivity = max(activity, ActivityTime.microseconds(now))
+        }
     }
 
     /// Keeps the newest checkpoints and unanswered pauses; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.

@@ -215,6 +215,14 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
         return query.page(unordered: try await call("waitingPauses") { try await storage.waitingPauses(query) })
     }
 
+    /// Lists threads by activity from ``CheckpointStorage/threads(_:)``, filtered, ordered and
+    /// paged here; see ``Checkpointer/threads(_:)``.
+    public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
+        try checkOpen()
+        try query.validate()
+        return query.page(unordered: try await call("threads") { try await storage.threads(query) })
+    }
+
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()

@@ -63,3 +63,32 @@ public func sampleText(_ count: Int, seed: Int) -> String {
 public func sampleMessage(_ index: Int) -> TestMessage {
     TestMessage(role: index % 2 == 0 ? "user" : "assistant", text: "\(index): " + sampleText(300, seed: index))
 }
+
+/// Four threads of `tenant` for tests of the thread listing: saves, a pruned history, a
+/// waiting pause and an answered one (threads `<tenant>:0` to `<tenant>:3`).
+public func makeListingFixture(on checkpointer: any Checkpointer, tenant: String) async throws {
+    for index in 0..<4 {
+        let agent = try checkpointer.thread(ThreadID("\(tenant):\(index)"), as: TestAgentState.self)
+        var state = TestAgentState()
+        for turn in 0..<(index + 2) {
+            state.messages.append(sampleMessage(turn))
+            try await agent.save(state)
+        }
+        if index == 1 { _ = try await agent.prune(keepingLatest: 1) }
+        if index >= 2 {
+            let pause = try await agent.pause(state, reason: "approve", prompt: "go on?")
+            if index == 3 { try await agent.resume(pause.id, with: "yes") }
+        }
+    }
+}
+
+/// Whether two listings name the same items with the same heads, counts, pauses and
+/// activity (within a microsecond).
+public func sameListing(_ first: [ThreadSummary], _ second: [ThreadSummary]) -> Bool {
+    first.count == second.count
+        && zip(first, second).allSatisfy { a, b in
+            a.thread == b.thread && a.namespace == b.namespace && a.headID == b.headID
+                && a.checkpointCount == b.checkpointCount && a.waitingPause == b.waitingPause
+                && abs(a.lastActivity.timeIntervalSince(b.lastActivity)) < 0.000_002
+        }
+}

@@ -54,7 +54,9 @@ struct SQLiteBackendTests {
         #expect(try raw.query("PRAGMA journal_mode") == ["wal"])
         #expect(
             try raw.query("SELECT name FROM checkpoint_migrations ORDER BY name")
-                == ["2026-11-23-initial", "2026-11-23-pauses", "2026-12-02-row-checksums"])
+                == [
+                    "2026-11-23-initial", "2026-11-23-pauses", "2026-12-02-row-checksums", "2026-12-03-thread-activity",
+                ])
         // Opening again applies nothing twice.
         let again = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         try await again.close()

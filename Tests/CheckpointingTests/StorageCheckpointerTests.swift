@@ -88,6 +88,16 @@ actor DictionaryStorage: CheckpointStorage {
         return statistics
     }
 
+    func threads(_ query: ThreadQuery) -> [ThreadSummary] {
+        spaces.values.compactMap { space in
+            guard let head = space.head.flatMap({ space.checkpoints[$0] }) else { return nil }
+            let times = space.checkpoints.values.flatMap { [$0.createdAt] + ($0.answer.map { [$0.answeredAt] } ?? []) }
+            return ThreadSummary(
+                thread: head.thread, namespace: head.namespace, headID: head.id, lastActivity: times.max() ?? head.createdAt,
+                checkpointCount: space.checkpoints.count, waitingPause: head.answer == nil ? head.pause : nil)
+        }
+    }
+
     func waitingPauses(_ query: InboxQuery) throws -> [PausedThread] {
         guard offersInbox else { throw CheckpointError(.unsupported, "no inbox here") }
         return spaces.values.compactMap { space in

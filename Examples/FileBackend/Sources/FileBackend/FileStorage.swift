@@ -146,6 +146,33 @@ public actor FileStorage: CheckpointStorage {
 
     /// Every waiting pause, by reading every file: the inbox of a small store.
     public func waitingPauses(_ query: InboxQuery) throws -> [PausedThread] {
+        var waiting: [PausedThread] = []
+        try everySpace { thread, space in
+            guard let head = space.checkpoints.last, head.answer == nil, let pause = try head.pause?.pause() else { return }
+            waiting.append(PausedThread(thread: thread, namespace: space.name, checkpointID: head.id, pause: pause))
+        }
+        return waiting
+    }
+
+    /// Every thread's namespaces, by reading every file: the thread listing of a small store.
+    /// The activity is computed from the checkpoints kept and their answers.
+    public func threads(_ query: ThreadQuery) throws -> [ThreadSummary] {
+        var summaries: [ThreadSummary] = []
+        try everySpace { thread, space in
+            guard let head = space.checkpoints.last else { return }
+            let activity = space.checkpoints.flatMap { [Date(bits: $0.createdAt)] + ($0.answer.map { [Date(bits: $0.answeredAt)] } ?? []) }
+                .max() ?? Date(bits: head.createdAt)
+            summaries.append(
+                ThreadSummary(
+                    thread: thread, namespace: space.name, headID: head.id, lastActivity: activity,
+                    checkpointCount: space.checkpoints.count,
+                    waitingPause: head.answer == nil ? try head.pause?.pause() : nil))
+        }
+        return summaries
+    }
+
+    /// Visits every namespace of every thread, under the shared lock.
+    private func everySpace(_ visit: (ThreadID, SpaceRecord) throws -> Void) throws {
         try locked(exclusive: false) {
             let names: [String]
             do {
@@ -153,20 +180,14 @@ public actor FileStorage: CheckpointStorage {
             } catch {
                 throw CheckpointError(.backendFailure, "the directory \(directory.path) cannot be listed", underlying: error)
             }
-            var waiting: [PausedThread] = []
             // Only bucket files (16 hex digits): anything else a person left in the directory is
-            // not this storage's, and must not break the inbox.
+            // not this storage's, and must not break the inbox or the listing.
             for name in names where Self.isBucketFileName(name) {
                 for thread in try load(directory.appending(path: name)).threads {
                     let id = try ThreadID(thread.id)
-                    for space in thread.namespaces {
-                        guard let head = space.checkpoints.last, head.answer == nil, let pause = try head.pause?.pause()
-                        else { continue }
-                        waiting.append(PausedThread(thread: id, namespace: space.name, checkpointID: head.id, pause: pause))
-                    }
+                    for space in thread.namespaces { try visit(id, space) }
                 }
             }
-            return waiting
         }
     }
 
