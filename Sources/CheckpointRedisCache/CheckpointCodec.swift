@@ -147,10 +147,8 @@ package enum CheckpointCodec {
                 channels[name] = .list(existing + elements)
             }
         }
-        // As the stores read it back: the id's own time when equal, else the time in seconds.
-        let createdAt =
-            write.createdAt == write.id.timestamp
-            ? write.id.timestamp : Date(timeIntervalSince1970: write.createdAt.timeIntervalSince1970)
+        // As the stores read it back: the time in seconds since 1970.
+        let createdAt = Date(timeIntervalSince1970: write.createdAt.timeIntervalSince1970)
         return Checkpoint(
             id: write.id, thread: write.thread, namespace: write.namespace, parentID: write.parentID, step: write.step,
             createdAt: createdAt, metadata: write.metadata, channels: channels, pause: write.pause, answer: nil)

@@ -188,7 +188,8 @@ package struct DescendingRows {
 /// A checkpoint row about to be written, computed once for every backend from a put: its
 /// stored creation time, metadata text, manifest and blobs, and its checksum.
 package struct NewCheckpointRow: Sendable {
-    /// The creation time to store; `nil` when it is the id's own timestamp (not stored twice).
+    /// The creation time to store, in seconds since 1970. (Rows written before 2026-12-03
+    /// hold none when it was the id's own timestamp; their readers take the id's.)
     package var createdAt: Double?
     /// The metadata's canonical JSON; `nil` when there is none.
     package var metadata: Data?
@@ -200,7 +201,7 @@ package struct NewCheckpointRow: Sendable {
 
     /// The row of `write`, resolved against its parent into `resolved`.
     package init(_ write: CheckpointWrite, resolved: ResolvedWrite) throws(CheckpointError) {
-        createdAt = write.createdAt == write.id.timestamp ? nil : write.createdAt.timeIntervalSince1970
+        createdAt = write.createdAt.timeIntervalSince1970
         metadata = write.metadata.isEmpty ? nil : try write.metadata.jsonData()
         manifest = resolved.manifest.encoded(owner: write.id)
         segments = resolved.encodedSegments(parentID: write.parentID)

@@ -31,6 +31,22 @@ struct SQLiteThreadListingTests {
         try await reopened.close()
     }
 
+    /// A person who opens the file sees every checkpoint's creation time, also when it is the
+    /// id's own millisecond.
+    @Test func everyRowHoldsItsCreationTime() async throws {
+        let database = try TemporaryDatabase()
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let thread = try uniqueThread("created-at")
+        let id = CheckpointID.make()
+        try await checkpointer.put(
+            CheckpointWrite(id: id, thread: thread, parentID: nil, step: 0, createdAt: id.timestamp, channels: [:]))
+        try await makeListingFixture(on: checkpointer, tenant: "created")
+        try await checkpointer.close()
+        let raw = try RawDatabase(database.path)
+        #expect(try raw.query("SELECT count(*) FROM checkpoints WHERE created_at IS NULL") == ["0"])
+        #expect(try raw.query("SELECT count(*) FROM checkpoints") != ["0"])
+    }
+
     /// A page is a range of an index of threads: SQLite's plan reads no checkpoint but the
     /// waiting heads', and sorts nothing.
     @Test func aPageIsARangeOfAnIndex() async throws {
