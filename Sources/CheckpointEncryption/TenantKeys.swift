@@ -232,3 +232,21 @@ final class MaterialCache: Sendable {
         _ = entries.withLock { $0.removeValue(forKey: path) }
     }
 }
+
+extension Checkpointer {
+    /// Right to erasure with per-tenant keys: destroys the tenant's key material first (so that
+    /// no copy of its rows, in a backup or a replica, opens again, even if what follows fails),
+    /// then deletes every thread of the tenant (``Checkpointer/deleteTenant(_:batchSize:)``).
+    ///
+    /// - Throws: what ``TenantKeyProvider/destroy(tenant:)`` throws when the material could not
+    ///   be destroyed (nothing is deleted then); what `deleteTenant` throws.
+    @discardableResult
+    public func deleteTenant(
+        _ tenant: String, destroyingKeysIn keys: TenantKeyProvider, batchSize: Int = 100
+    ) async throws -> TenantErasure {
+        try keys.destroy(tenant: tenant)
+        var erasure = try await deleteTenant(tenant, batchSize: batchSize)
+        erasure.keyMaterialDestroyed = true
+        return erasure
+    }
+}

@@ -470,10 +470,10 @@ public final class PostgresCheckpointer: Checkpointer {
     }
 
     /// Keeps the newest checkpoints and unanswered pauses, in one transaction holding the
-    /// thread's row; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
-    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+    /// thread's row; see ``Checkpointer/prune(thread:namespace:by:)``.
+    public func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int {
         try checkOpen()
-        try validateRetention(count)
+        try rule.validate()
         return try await pool.run { connection in
             try connection.transaction {
                 let locked = try connection.query(PostgresSchema.lockThread, [.text(thread.rawValue), .text(namespace)])
@@ -485,7 +485,7 @@ public final class PostgresCheckpointer: Checkpointer {
                     let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
                     rows.append(try fields.retentionRow(row, awaitsAnswer: result.bool(index, PostgresRowColumn.count)))
                 }
-                let plan = RetentionPlan(rows: rows, keepingLatest: count)
+                let plan = RetentionPlan(rows: rows, rule: rule)
                 for id in plan.delete {
                     _ = try connection.query(PostgresSchema.deleteRow, [.int8(key), .id(id)])
                     _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])

@@ -418,9 +418,9 @@ public final class RedisCachedCheckpointer: Checkpointer {
     }
 
     /// Prunes in the base store, then drops the thread's by-id entries.
-    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+    public func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int {
         try throwIfCancelled()
-        let removed = try await base.prune(thread: thread, namespace: namespace, keepingLatest: count)
+        let removed = try await base.prune(thread: thread, namespace: namespace, by: rule)
         if removed > 0 {
             let index = threadIndexKey(thread)
             let prefix = Data(configuration.prefix.utf8)

@@ -535,10 +535,10 @@ public final class SQLiteCheckpointer: Checkpointer {
     }
 
     /// Keeps the newest checkpoints and unanswered pauses, in one write transaction; see
-    /// ``Checkpointer/prune(thread:namespace:keepingLatest:)``. It reads every row of the thread.
-    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+    /// ``Checkpointer/prune(thread:namespace:by:)``. It reads every row of the thread.
+    public func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int {
         try checkOpen()
-        try validateRetention(count)
+        try rule.validate()
         return try await writer.run { connection in
             try connection.transaction(immediate: true) { () throws -> Int in
                 let selectKey = try connection.statement(Schema.selectThreadKey)
@@ -556,7 +556,7 @@ public final class SQLiteCheckpointer: Checkpointer {
                     rows.append(try fields.retentionRow(row, awaitsAnswer: select.int64(RowColumn.count) != 0))
                 }
                 select.reset()
-                let plan = RetentionPlan(rows: rows, keepingLatest: count)
+                let plan = RetentionPlan(rows: rows, rule: rule)
                 let delete = try connection.statement(Schema.deleteCheckpoint)
                 for id in plan.delete {
                     delete.reset()

@@ -90,8 +90,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     ///     plain bytes. Reading checkpoints written with another setting fails.
     ///   - versions: the state's current version and the upgrades of older checkpoints (see
     ///     ``StateVersions``); `nil` for a state that is still at version 1.
-    ///   - now: the clock ``pauseStatus(at:)`` and ``isAwaitingAnswer`` use (default: the
-    ///     system clock); tests pass one they move by hand.
+    ///   - now: the clock ``pauseStatus(at:)`` and ``isAwaitingAnswer`` use, and the creation
+    ///     time of what it saves (default: the system clock); tests pass one they move by hand.
     /// - Throws: ``CheckpointError/Code/invalidArgument`` for a bad namespace or versions.
     public init(
         checkpointer: any Checkpointer, id: ThreadID, namespace: String = "", sealing: Sealing? = nil,
@@ -364,7 +364,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
         for name in carried { channels.writes[name] = .unchanged }
         var write = CheckpointWrite(
             id: .make(after: parent?.id), thread: id, namespace: namespace, parentID: parent?.id,
-            step: (parent?.step ?? -1) + 1, metadata: metadata, channels: channels.writes, pause: pause)
+            step: (parent?.step ?? -1) + 1, createdAt: now(), metadata: metadata, channels: channels.writes,
+            pause: pause)
         write.inlineChannels = channels.inlineChannels
         try await checkpointer.put(write, expecting: parent?.forks == true ? .anyParent : .parentIsHead)
         let next = FacadeBase(
@@ -543,7 +544,14 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
     /// from the history; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
     @discardableResult
     public func prune(keepingLatest count: Int) async throws -> Int {
-        try await checkpointer.prune(thread: id, namespace: namespace, keepingLatest: count)
+        try await checkpointer.prune(thread: id, namespace: namespace, by: .keepingLatest(count))
+    }
+
+    /// Removes the checkpoints created before `date`, except the head and every unanswered
+    /// pause; see ``Checkpointer/prune(thread:namespace:by:)``.
+    @discardableResult
+    public func prune(olderThan date: Date) async throws -> Int {
+        try await checkpointer.prune(thread: id, namespace: namespace, by: .olderThan(date))
     }
 
     /// Lists this thread's checkpoints newest first; see

@@ -57,14 +57,15 @@ public protocol Checkpointer: Sendable {
     /// Deleting a thread that does not exist is not an error.
     func deleteThread(_ thread: ThreadID) async throws
 
-    /// Retention: keeps the newest `count` checkpoints of a thread's namespace and removes the
-    /// older ones from its history, except that a checkpoint whose pause has no answer is never
-    /// removed. Content that kept checkpoints still use (the messages of a conversation, a value
-    /// stored long ago and unchanged since) stays; content nothing uses any more is deleted.
+    /// Retention: removes from a thread's namespace's history the checkpoints `rule` does not
+    /// keep (the older ones beyond a count, or those older than a date), except that a
+    /// checkpoint whose pause has no answer is never removed and the head always stays. Content
+    /// that kept checkpoints still use (the messages of a conversation, a value stored long ago
+    /// and unchanged since) stays; content nothing uses any more is deleted.
     ///
     /// - Returns: how many checkpoints left the history.
-    /// - Throws: ``CheckpointError/Code/invalidArgument`` when `count` is below 1.
-    func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` when a count is below 1.
+    func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int
 
     /// Reports what a thread occupies in the store, in every namespace.
     func storageStatistics(thread: ThreadID) async throws -> StorageStatistics
@@ -124,6 +125,20 @@ extension Checkpointer {
             response = try sealing.seal(response, .answer(pauseID: pauseID), thread: thread, namespace: namespace)
         }
         try await resume(thread: thread, namespace: namespace, pauseID: pauseID, response: response, at: now)
+    }
+
+    /// Keeps the newest `count` checkpoints of a thread's namespace; see
+    /// ``prune(thread:namespace:by:)``.
+    @discardableResult
+    public func prune(thread: ThreadID, namespace: String = "", keepingLatest count: Int) async throws -> Int {
+        try await prune(thread: thread, namespace: namespace, by: .keepingLatest(count))
+    }
+
+    /// Removes the checkpoints of a thread's namespace created before `date`, keeping the head;
+    /// see ``prune(thread:namespace:by:)``.
+    @discardableResult
+    public func prune(thread: ThreadID, namespace: String = "", olderThan date: Date) async throws -> Int {
+        try await prune(thread: thread, namespace: namespace, by: .olderThan(date))
     }
 
     /// Appends a checkpoint whose parent must be the thread's head.

@@ -221,17 +221,17 @@ public actor InMemoryCheckpointer: Checkpointer {
         }
     }
 
-    /// Keeps the newest checkpoints and unanswered pauses; see ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
-    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+    /// Keeps the newest checkpoints and unanswered pauses; see ``Checkpointer/prune(thread:namespace:by:)``.
+    public func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int {
         try checkOpen()
-        try validateRetention(count)
+        try rule.validate()
         let space = BytewiseString(namespace)
         guard let store = threads[thread], let stored = store.namespaces[space] else { return 0 }
         var rows: [CheckpointID: RetentionRow] = [:]
         for (id, checkpoint) in stored.checkpoints {
             rows[id] = RetentionRow(
                 id: id, manifest: checkpoint.manifest, awaitsAnswer: checkpoint.pause != nil && stored.answers[id] == nil,
-                links: [:])
+                links: [:], createdAt: checkpoint.summary.createdAt)
         }
         for key in store.payloads.keys where key.namespace == space && rows[key.version] == nil {
             rows[key.version] = RetentionRow(id: key.version, manifest: nil, awaitsAnswer: false, links: [:])
@@ -240,7 +240,7 @@ public actor InMemoryCheckpointer: Checkpointer {
             rows[key.version, default: RetentionRow(id: key.version, manifest: nil, awaitsAnswer: false, links: [:])]
                 .links[key.channel] = .some(segment.previous)
         }
-        let plan = RetentionPlan(rows: Array(rows.values), keepingLatest: count)
+        let plan = RetentionPlan(rows: Array(rows.values), rule: rule)
         modify(thread) { store in
             for id in plan.delete.union(plan.tombstone.keys) {
                 store.namespaces[space]?.checkpoints[id] = nil

@@ -1,5 +1,30 @@
 import Foundation
 
+/// Which checkpoints of a thread's namespace retention keeps in the history. Either way, a
+/// checkpoint whose pause has no answer is never removed, and content that kept checkpoints
+/// use stays.
+public enum RetentionRule: Sendable, Hashable, CustomStringConvertible {
+    /// Keeps the newest `count` checkpoints (at least 1).
+    case keepingLatest(Int)
+    /// Removes the checkpoints created before the date (by their
+    /// ``CheckpointSummary/createdAt``); the head stays whatever its age, so a thread is never
+    /// emptied by retention.
+    case olderThan(Date)
+
+    /// The rule in words, as logs and errors show it.
+    public var description: String {
+        switch self {
+        case .keepingLatest(let count): "keep the latest \(count)"
+        case .olderThan(let date): "remove older than \(date)"
+        }
+    }
+
+    /// Checks the rule, shared by every backend.
+    package func validate() throws(CheckpointError) {
+        if case .keepingLatest(let count) = self { try validateRetention(count) }
+    }
+}
+
 /// One checkpoint as retention sees it.
 package struct RetentionRow: Sendable {
     package var id: CheckpointID
@@ -9,12 +34,17 @@ package struct RetentionRow: Sendable {
     package var awaitsAnswer: Bool
     /// For each list channel the row appended to, the segment before its own.
     package var links: [String: CheckpointID?]
+    /// When the checkpoint was made (for a rule by age); `nil` for a row already removed.
+    package var createdAt: Date?
 
-    package init(id: CheckpointID, manifest: Manifest?, awaitsAnswer: Bool, links: [String: CheckpointID?]) {
+    package init(
+        id: CheckpointID, manifest: Manifest?, awaitsAnswer: Bool, links: [String: CheckpointID?], createdAt: Date? = nil
+    ) {
         self.id = id
         self.manifest = manifest
         self.awaitsAnswer = awaitsAnswer
         self.links = links
+        self.createdAt = createdAt
     }
 }
 
@@ -36,8 +66,17 @@ package struct RetentionPlan: Sendable {
     package var removedFromHistory = 0
 
     package init(rows: [RetentionRow], keepingLatest count: Int) {
+        self.init(rows: rows, rule: .keepingLatest(count))
+    }
+
+    package init(rows: [RetentionRow], rule: RetentionRule) {
         let live = rows.filter { $0.manifest != nil }.sorted { $0.id > $1.id }
-        keep = Set(live.prefix(count).map(\.id)).union(live.filter(\.awaitsAnswer).map(\.id))
+        let kept: [RetentionRow] =
+            switch rule {
+            case .keepingLatest(let count): Array(live.prefix(count))
+            case .olderThan(let date): Array(live.prefix(1)) + live.dropFirst().filter { ($0.createdAt ?? .distantPast) >= date }
+            }
+        keep = Set(kept.map(\.id)).union(live.filter(\.awaitsAnswer).map(\.id))
         let byID = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var values: [CheckpointID: Set<String>] = [:]
         var segments: [CheckpointID: Set<String>] = [:]

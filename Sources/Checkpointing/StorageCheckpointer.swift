@@ -186,17 +186,20 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
     }
 
     /// Keeps the newest checkpoints and unanswered pauses; see
-    /// ``Checkpointer/prune(thread:namespace:keepingLatest:)``.
-    public func prune(thread: ThreadID, namespace: String, keepingLatest count: Int) async throws -> Int {
+    /// ``Checkpointer/prune(thread:namespace:by:)``.
+    public func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int {
         try checkOpen()
-        try validateRetention(count)
+        try rule.validate()
         var rows: [RetentionRow] = []
         try await forEachRecord(thread: thread, namespace: namespace, before: nil, pageSize: 500) { record in
             // Every checkpoint is whole: it shares no content, so its manifest is empty.
-            rows.append(RetentionRow(id: record.summary.id, manifest: Manifest(), awaitsAnswer: record.awaitsAnswer, links: [:]))
+            rows.append(
+                RetentionRow(
+                    id: record.summary.id, manifest: Manifest(), awaitsAnswer: record.awaitsAnswer, links: [:],
+                    createdAt: record.summary.createdAt))
             return true
         }
-        let plan = RetentionPlan(rows: rows, keepingLatest: count)
+        let plan = RetentionPlan(rows: rows, rule: rule)
         guard !plan.delete.isEmpty else { return 0 }
         try await call("delete") { try await storage.delete(plan.delete.sorted(), thread: thread, namespace: namespace) }
         return plan.removedFromHistory

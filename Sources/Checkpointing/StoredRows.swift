@@ -124,7 +124,7 @@ extension CheckpointRowFields {
             id: row.id, manifest: try manifest(owner: row.id), awaitsAnswer: awaitsAnswer,
             links: try data(.segments).map { data throws(CheckpointError) in
                 try RowBlobs.links(in: data, parentID: row.parentID)
-            } ?? [:])
+            } ?? [:], createdAt: row.createdAt)
     }
 
     /// The row that stays of a checkpoint that left the history: no manifest, metadata or

@@ -1,9 +1,12 @@
 import Checkpointing
 import Foundation
+import Synchronization
 
 extension CheckpointerConformance {
     /// The retention checks, part of ``checks``.
-    static let retentionChecks: [ConformanceCheck] = [pruneKeepsTheNewestWhole, pruneNeverRemovesUnansweredPauses]
+    static let retentionChecks: [ConformanceCheck] = [
+        pruneKeepsTheNewestWhole, pruneNeverRemovesUnansweredPauses, pruneOlderThanKeepsRecentHeadAndPauses,
+    ]
 
     static let pruneKeepsTheNewestWhole = ConformanceCheck("prune keeps the newest checkpoints whole") { checkpointer in
         let id = try uniqueThread("prune")
@@ -89,5 +92,64 @@ extension CheckpointerConformance {
         try await agent.resume(pause.id, with: "ok")
         _ = try await agent.latest()
         try await require(try agent.answer(as: String.self) == "ok", "and can be answered")
+    }
+}
+
+extension CheckpointerConformance {
+    /// A clock a check moves by hand.
+    final class ManualClock: Sendable {
+        private let time: Mutex<Date>
+        init(_ start: Date) { time = Mutex(start) }
+        var now: Date { time.withLock { $0 } }
+        func set(_ date: Date) { time.withLock { $0 = date } }
+    }
+
+    static let pruneOlderThanKeepsRecentHeadAndPauses = ConformanceCheck(
+        "prune by age keeps the recent checkpoints, the head and unanswered pauses"
+    ) { checkpointer in
+        let tenant = uniqueTenant("prune-age")
+        let id = try ThreadID("\(tenant):thread")
+        let base = Date(timeIntervalSince1970: 1_750_000_000)
+        let clock = ManualClock(base)
+        let thread = try CheckpointThread<TestAgentState>(
+            checkpointer: checkpointer, id: id, sealing: CheckpointerConformance.sealing, now: { clock.now })
+        var state = TestAgentState(document: sampleText(500, seed: 1))
+        var saved: [(CheckpointID, TestAgentState)] = []
+        for turn in 0..<10 {
+            clock.set(base + Double(turn) * 3600)
+            state.messages.append(sampleMessage(turn))
+            state.turn = turn
+            if turn == 2 {
+                try await thread.pause(state, reason: "approve", prompt: "ok?")
+                guard let paused = try await checkpointer.head(thread: id) else {
+                    throw ConformanceFailure(message: "the paused head is not found", file: #filePath, line: #line)
+                }
+                saved.append((paused.id, state))
+            } else {
+                saved.append((try await thread.save(state), state))
+            }
+        }
+        // Turns 0, 1, 3, 4, 5 are older than turn 6; turn 2 waits for an answer.
+        let removed = try await thread.prune(olderThan: base + 6 * 3600)
+        try await require(removed == 5, "five checkpoints are older than the cut, not \(removed)")
+        let history = try await thread.history(limit: 100).map(\.id)
+        let kept = [9, 8, 7, 6, 2].map { saved[$0].0 }
+        try await require(history == kept, "the recent ones and the unanswered pause stay")
+        for index in [9, 6, 2] {
+            try await require(
+                try await thread.state(at: saved[index].0) == saved[index].1, "a kept checkpoint reads back whole")
+        }
+        try await require(
+            try await checkpointer.checkpoint(thread: id, namespace: "", id: saved[5].0) == nil,
+            "a removed checkpoint is not found")
+        try await require(try await thread.prune(olderThan: base + 6 * 3600) == 0, "pruning again removes nothing")
+        // A cut after every checkpoint keeps the head: retention never empties a thread.
+        let all = try await thread.prune(olderThan: base + 1_000_000)
+        try await require(all == 3, "everything but the head and the pause goes, \(all) removed")
+        try await require(
+            try await thread.history(limit: 100).map(\.id) == [saved[9].0, saved[2].0], "the head and the pause stay")
+        try await require(try await thread.latest() == saved[9].1, "the head reads back whole")
+        let listed = try await checkpointer.threads(ThreadQuery(tenant: tenant)).items
+        try await require(listed.map(\.checkpointCount) == [2], "the listing counts what stays")
     }
 }

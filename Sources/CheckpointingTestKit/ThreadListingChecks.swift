@@ -3,7 +3,9 @@ import Foundation
 
 extension CheckpointerConformance {
     /// The thread listing checks, part of ``checks``.
-    static let threadListingChecks: [ConformanceCheck] = [threadsListByActivity, threadsFollowAnswersPrunesAndDeletes]
+    static let threadListingChecks: [ConformanceCheck] = [
+        threadsListByActivity, threadsFollowAnswersPrunesAndDeletes, deleteTenantErasesEveryThreadOfTheTenant,
+    ]
 
     /// A tenant no other check uses, so that a listing of it sees only this check's threads.
     static func uniqueTenant(_ label: String) -> String { "\(label)-\(UUID().uuidString.prefix(8))" }
@@ -146,5 +148,53 @@ extension CheckpointerConformance {
         try await checkpointer.deleteThread(waiting)
         let remaining = try await allPages(checkpointer, ThreadQuery(tenant: tenant))
         try await require(remaining.map(\.thread) == [answered, long], "a deleted thread is not listed")
+    }
+
+    static let deleteTenantErasesEveryThreadOfTheTenant = ConformanceCheck(
+        "deleteTenant erases every thread of the tenant, and no other"
+    ) { checkpointer in
+        let tenant = uniqueTenant("erase")
+        let neighbour = tenant + "x"
+        let base = Date(timeIntervalSince1970: 1_700_200_000)
+        var doomed: [ThreadID] = []
+        for index in 0..<7 {
+            let thread = try ThreadID("\(tenant):\(index)")
+            doomed.append(thread)
+            let first = try await putAt(checkpointer, thread, after: nil, createdAt: base + Double(index))
+            try await putAt(checkpointer, thread, after: first, createdAt: base + Double(index) + 0.5)
+        }
+        try await putAt(checkpointer, doomed[0], namespace: "tools", after: nil, createdAt: base + 20)
+        let question = try Pause(reason: "approve", prompt: Data("{}".utf8), createdAt: base + 30)
+        try await putAt(checkpointer, doomed[1], namespace: "review", after: nil, createdAt: base + 30, pause: question)
+        let kept = try ThreadID("\(neighbour):0")
+        try await putAt(checkpointer, kept, after: nil, createdAt: base)
+        let untenanted = try uniqueThread("no-tenant")
+        try await putAt(checkpointer, untenanted, after: nil, createdAt: base)
+
+        let erasure = try await checkpointer.deleteTenant(tenant, batchSize: 2)
+        try await require(erasure.threadCount == 7, "seven threads are deleted, not \(erasure.threadCount)")
+        try await require(erasure.checkpointCount == 16, "holding 16 checkpoints in their namespaces, not \(erasure.checkpointCount)")
+        try await require(
+            try await checkpointer.threads(ThreadQuery(tenant: tenant)).items.isEmpty, "the tenant lists nothing")
+        for thread in doomed {
+            for namespace in ["", "tools", "review"] {
+                try await require(
+                    try await checkpointer.head(thread: thread, namespace: namespace) == nil,
+                    "no head of \(thread)/\(namespace) is left")
+            }
+        }
+        if declares(.inbox) {
+            try await require(
+                try await checkpointer.pausedThreads(InboxQuery(tenant: tenant)).items.isEmpty,
+                "the tenant's pauses left the inbox")
+        }
+        try await require(try await checkpointer.head(thread: kept) != nil, "another tenant's thread stays")
+        try await require(try await checkpointer.head(thread: untenanted) != nil, "a thread without a tenant stays")
+        let again = try await checkpointer.deleteTenant(tenant)
+        try await require(again == TenantErasure(tenant: tenant), "erasing again finds nothing")
+        for bad in ["", "a:b"] {
+            try await requireError(.invalidArgument) { try await checkpointer.deleteTenant(bad) }
+        }
+        try await requireError(.invalidArgument) { try await checkpointer.deleteTenant(tenant, batchSize: 0) }
     }
 }

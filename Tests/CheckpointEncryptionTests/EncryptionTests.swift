@@ -427,6 +427,47 @@ struct TenantKeyTests {
         try await checkpointer.close()
     }
 
+    /// Erasure with per-tenant keys: the material goes first, then every thread of the tenant;
+    /// another tenant's threads and material stay. A store that cannot destroy the material
+    /// makes the erasure fail with nothing deleted.
+    @Test func deleteTenantDestroysTheKeyMaterialAndEveryThread() async throws {
+        let folder = try TemporaryFolder()
+        let master = try keyProvider(["m1"])
+        let store = try FileTenantKeyStore(directory: folder.url.appendingPathComponent("tenants"))
+        let keys = TenantKeyProvider(master: master, store: store)
+        let sealing = Sealing.wholeState(SodiumSealer(keys: keys))
+        let checkpointer = try await SQLiteCheckpointer(configuration: .init(path: folder.database))
+        for tenant in ["acme", "globex"] {
+            for name in ["support", "billing"] {
+                let thread = try checkpointer.thread("\(tenant):\(name)", as: TestAgentState.self, sealing: sealing)
+                try await thread.save(TestAgentState(document: "\(tenant) secret", turn: 1))
+                try await thread.save(TestAgentState(document: "\(tenant) secret", turn: 2))
+            }
+        }
+        let erasure = try await checkpointer.deleteTenant("acme", destroyingKeysIn: keys)
+        #expect(erasure == TenantErasure(tenant: "acme", threadCount: 2, checkpointCount: 4, keyMaterialDestroyed: true))
+        #expect(try store.material(for: "acme", create: false) == nil)
+        #expect(try await checkpointer.threads(ThreadQuery(tenant: "acme")).items.isEmpty)
+        let other = try checkpointer.thread("globex:billing", as: TestAgentState.self, sealing: sealing)
+        #expect(try await other.latest()?.document == "globex secret")
+
+        // A store that cannot destroy the material: nothing is deleted.
+        struct Undestroyable: TenantKeyStore {
+            let base: FileTenantKeyStore
+            func material(for tenant: String, create: Bool) throws -> SecretKey? {
+                try base.material(for: tenant, create: create)
+            }
+            func destroy(tenant: String) throws { throw CheckpointError(.backendFailure, "the disk is gone") }
+        }
+        let stuck = TenantKeyProvider(master: master, store: Undestroyable(base: store))
+        let error = await #expect(throws: CheckpointError.self) {
+            try await checkpointer.deleteTenant("globex", destroyingKeysIn: stuck)
+        }
+        #expect(error?.code == .backendFailure)
+        #expect(try await other.latest()?.document == "globex secret")
+        try await checkpointer.close()
+    }
+
     /// A façade that read a thread before reuses what it decoded only where no sealed bytes
     /// had to be opened: once the tenant's material is destroyed, its very next read fails,
     /// whether the whole state or marked fields are sealed.
