@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "CheckpointPostgresTests",
             dependencies: [
-                "Checkpointing", "CheckpointPostgres", "CheckpointEncryption", "CheckpointingTestKit",
+                "Checkpointing", "CheckpointPostgres", "CheckpointEncryption", "CheckpointingTestKit", "CheckpointSQLite",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),

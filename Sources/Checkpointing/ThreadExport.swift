@@ -346,3 +346,64 @@ extension CheckpointID {
         }
     }
 }
+
+/// What ``Checkpointer/copy(to:tenant:progress:)`` did.
+public struct CopySummary: Sendable, Hashable {
+    /// The threads' namespaces copied (each in full).
+    public var namespaceCount = 0
+    /// The checkpoints written to the target.
+    public var checkpointCount = 0
+    /// Checkpoints the target already held (from an earlier, interrupted copy).
+    public var skippedCount = 0
+    /// Answers recorded in the target.
+    public var answerCount = 0
+
+    /// Creates a summary.
+    public init(namespaceCount: Int = 0, checkpointCount: Int = 0, skippedCount: Int = 0, answerCount: Int = 0) {
+        self.namespaceCount = namespaceCount
+        self.checkpointCount = checkpointCount
+        self.skippedCount = skippedCount
+        self.answerCount = answerCount
+    }
+}
+
+extension Checkpointer {
+    /// Copies every thread (or every thread of `tenant`) to another store, each namespace
+    /// exported and imported whole (``export(thread:namespace:line:)``,
+    /// ``importThread(lines:)``), oldest activity first: an agent that starts on SQLite moves to
+    /// Postgres with its history, its pauses and their answers, sealed state still sealed.
+    ///
+    /// Run it again after an interruption: what the target already holds is skipped. Threads
+    /// written while it runs are copied as they were when their turn came; stop the writers, or
+    /// copy again once they stopped, for a copy that misses nothing. `progress` is called after
+    /// each namespace with the summary so far; an error it throws stops the copy there.
+    ///
+    /// - Throws: what the export or the import throws (``CheckpointError/Code/conflict`` for a
+    ///   target thread that diverged from the source), naming the thread.
+    @discardableResult
+    public func copy(
+        to target: any Checkpointer, tenant: String? = nil, progress: (CopySummary) throws -> Void = { _ in }
+    ) async throws -> CopySummary {
+        var summary = CopySummary()
+        var query = ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: 200)
+        while true {
+            let page = try await threads(query)
+            for item in page.items {
+                let text: Data
+                do {
+                    text = try await export(thread: item.thread, namespace: item.namespace)
+                } catch let error as CheckpointError where error.code == .notFound {
+                    continue  // deleted since it was listed
+                }
+                let imported = try await target.importThread(text)
+                summary.namespaceCount += 1
+                summary.checkpointCount += imported.checkpointCount
+                summary.skippedCount += imported.skippedCount
+                summary.answerCount += imported.answerCount
+                try progress(summary)
+            }
+            guard let next = page.next else { return summary }
+            query.after = next
+        }
+    }
+}

@@ -88,7 +88,19 @@ public func sameListing(_ first: [ThreadSummary], _ second: [ThreadSummary]) -> 
     first.count == second.count
         && zip(first, second).allSatisfy { a, b in
             a.thread == b.thread && a.namespace == b.namespace && a.headID == b.headID
-                && a.checkpointCount == b.checkpointCount && a.waitingPause == b.waitingPause
+                && a.checkpointCount == b.checkpointCount && samePause(a.waitingPause, b.waitingPause)
                 && abs(a.lastActivity.timeIntervalSince(b.lastActivity)) < 0.000_002
         }
 }
+
+/// Whether two pauses are the same, their times within a microsecond (as the stores keep them).
+public func samePause(_ first: Pause?, _ second: Pause?) -> Bool {
+    guard let first, let second else { return first == nil && second == nil }
+    func close(_ a: Date?, _ b: Date?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return abs(a.timeIntervalSince(b)) < 0.000_002
+    }
+    return first.id == second.id && first.reason == second.reason && first.prompt == second.prompt
+        && close(first.createdAt, second.createdAt) && close(first.expiresAt, second.expiresAt)
+}
+
