@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what it needs, starts a throwaway PostgreSQL and Redis
 # on loopback (stopped and removed at exit), builds (the benchmarks too, so that they keep
-# compiling), and runs every test, then those of the example backend (Examples/FileBackend).
+# compiling), and runs every test, then those of the example backend (Examples/FileBackend) and
+# of the command-line tool (CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -25,3 +26,7 @@ swift test "$@"
 # The example third-party backend, a package of its own built against the public API only,
 # passes the conformance suite for what it declares.
 swift test --package-path Examples/FileBackend
+# The `checkpoint` command-line tool, run as a built executable against a SQLite file and the
+# test PostgreSQL.
+swift build --package-path CLI
+swift test --package-path CLI

@@ -222,7 +222,6 @@ extension Checkpointer {
         var summary: ThreadTransferSummary?
         var ended = false
         var channelsByID: [CheckpointID: [String: ChannelValue]] = [:]
-        var stored: [CheckpointID: Checkpoint?] = [:]
         for line in lines {
             number += 1
             guard !line.isEmpty, !(line.count == 1 && line.first == 0x0D) else { continue }
@@ -269,12 +268,7 @@ extension Checkpointer {
                     id: $0.id, reason: $0.reason, prompt: $0.prompt, createdAt: ActivityTime.date($0.createdAt),
                     expiresAt: $0.expiresAt.map(ActivityTime.date))
             }
-            let existing: Checkpoint?
-            if let cached = stored[id] {
-                existing = cached
-            } else {
-                existing = try await checkpoint(thread: thread, namespace: known.namespace, id: id)
-            }
+            let existing = try await checkpoint(thread: thread, namespace: known.namespace, id: id)
             if existing == nil {
                 var writes: [String: ChannelWrite] = [:]
                 let parentChannels = parentID.flatMap { channelsByID[$0] } ?? [:]
