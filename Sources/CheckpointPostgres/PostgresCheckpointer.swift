@@ -478,35 +478,99 @@ public final class PostgresCheckpointer: Checkpointer {
             try connection.transaction {
                 let locked = try connection.query(PostgresSchema.lockThread, [.text(thread.rawValue), .text(namespace)])
                 guard locked.rowCount == 1 else { return 0 }
-                let key = try locked.int64(0, 0)
-                let result = try connection.query(PostgresSchema.selectRetentionRows, [.int8(key)])
-                var rows: [RetentionRow] = []
-                for index in 0..<result.rowCount {
-                    let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
-                    rows.append(try fields.retentionRow(row, awaitsAnswer: result.bool(index, PostgresRowColumn.count)))
-                }
-                let plan = RetentionPlan(rows: rows, rule: rule)
-                for id in plan.delete {
-                    _ = try connection.query(PostgresSchema.deleteRow, [.int8(key), .id(id)])
-                    _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
-                }
-                for (id, kept) in plan.tombstone {
-                    let content = try connection.query(PostgresSchema.selectRowContent, [.int8(key), .id(id)])
-                    guard content.rowCount == 1 else { continue }
-                    let (row, fields) = try content.verifiedRow(0, at: 0, thread: thread, namespace: namespace, id: id)
-                    let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
-                    _ = try connection.query(
-                        PostgresSchema.tombstoneRow,
-                        [.int8(key), .id(id), .optional(kept.segments), .optional(kept.payload), .int8(kept.checksum)])
-                    _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
-                }
-                if plan.removedFromHistory > 0 {
-                    _ = try connection.query(
-                        PostgresSchema.uncountCheckpoints, [.int8(key), .int8(Int64(plan.removedFromHistory))])
-                }
-                return plan.removedFromHistory
+                return try Self.prune(key: try locked.int64(0, 0), thread: thread, namespace: namespace, by: rule, on: connection)
             }
         }
+    }
+
+    /// Prunes one thread row's namespace, in the caller's transaction that holds the row.
+    private static func prune(
+        key: Int64, thread: ThreadID, namespace: String, by rule: RetentionRule, on connection: PostgresConnection
+    ) throws -> Int {
+        let result = try connection.query(PostgresSchema.selectRetentionRows, [.int8(key)])
+        var rows: [RetentionRow] = []
+        for index in 0..<result.rowCount {
+            let (row, fields) = try result.verifiedRow(index, at: 0, thread: thread, namespace: namespace)
+            rows.append(try fields.retentionRow(row, awaitsAnswer: result.bool(index, PostgresRowColumn.count)))
+        }
+        let plan = RetentionPlan(rows: rows, rule: rule)
+        for id in plan.delete {
+            _ = try connection.query(PostgresSchema.deleteRow, [.int8(key), .id(id)])
+            _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
+        }
+        for (id, kept) in plan.tombstone {
+            let content = try connection.query(PostgresSchema.selectRowContent, [.int8(key), .id(id)])
+            guard content.rowCount == 1 else { continue }
+            let (row, fields) = try content.verifiedRow(0, at: 0, thread: thread, namespace: namespace, id: id)
+            let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
+            _ = try connection.query(
+                PostgresSchema.tombstoneRow,
+                [.int8(key), .id(id), .optional(kept.segments), .optional(kept.payload), .int8(kept.checksum)])
+            _ = try connection.query(PostgresSchema.deleteAnswerOfRow, [.int8(key), .id(id)])
+        }
+        if plan.removedFromHistory > 0 {
+            _ = try connection.query(
+                PostgresSchema.uncountCheckpoints, [.int8(key), .int8(Int64(plan.removedFromHistory))])
+        }
+        return plan.removedFromHistory
+    }
+
+    /// Sweeps idle namespaces: one statement locks a batch from the activity index with
+    /// `FOR UPDATE SKIP LOCKED` (rows another sweeper or a put holds are skipped, nobody
+    /// waits) and deletes it; pruning to the head locks the batch the same way and prunes each
+    /// in the same transaction. See ``Checkpointer/sweepIdle(_:)``.
+    public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
+        try checkOpen()
+        try batch.validate()
+        let parameters: [PostgresValue] = [
+            .int8(ActivityTime.microseconds(batch.idleBefore)), .bool(batch.removesExpiredPauses),
+            .float8(batch.now.timeIntervalSince1970), .int8(batch.after?.activityMicroseconds ?? .min),
+            .text(batch.after?.thread ?? ""), .text(batch.after?.namespace ?? ""), .int8(Int64(batch.limit)),
+        ]
+        let (counted, chosen) = try await pool.run { connection -> (IdleSweepReport, [(key: Int64, cursor: ThreadCursor)]) in
+            func cursor(_ result: PostgresResult, _ index: Int) throws -> ThreadCursor {
+                ThreadCursor(
+                    activityMicroseconds: try result.int64(index, 3), thread: result.text(index, 1),
+                    namespace: result.text(index, 2))
+            }
+            var report = IdleSweepReport()
+            var chosen: [(key: Int64, cursor: ThreadCursor)] = []
+            switch batch.action {
+            case .delete:
+                let result = try connection.query(PostgresSchema.sweepDelete, parameters)
+                for index in 0..<result.rowCount {
+                    report.checkpointsRemoved += Int(try result.int64(index, 4))
+                    report.bytesRemoved += Int(try result.int64(index, 5))
+                    report.deletedCount += 1
+                    chosen.append((try result.int64(index, 0), try cursor(result, index)))
+                }
+            case .pruneToHead:
+                try connection.transaction {
+                    let result = try connection.query(PostgresSchema.lockIdleForPruning, parameters)
+                    for index in 0..<result.rowCount {
+                        let key = try result.int64(index, 0)
+                        let before = try connection.query(PostgresSchema.keyBytes, [.int8(key)])
+                        report.checkpointsRemoved += try Self.prune(
+                            key: key, thread: try ThreadID(result.text(index, 1)), namespace: result.text(index, 2),
+                            by: .keepingLatest(1), on: connection)
+                        let after = try connection.query(PostgresSchema.keyBytes, [.int8(key)])
+                        report.bytesRemoved += Int(try before.int64(0, 0) - after.int64(0, 0))
+                        report.prunedCount += 1
+                        chosen.append((key, try cursor(result, index)))
+                    }
+                }
+            }
+            return (report, chosen)
+        }
+        var report = counted
+        contentCache.remove(scopes: Set(chosen.map(\.key)))
+        for (_, cursor) in chosen {
+            let thread = try ThreadID(cursor.thread)
+            heads.remove(thread)
+            report.threads.insert(thread)
+        }
+        report.next = chosen.count == batch.limit ? chosen.last?.cursor : nil
+        return report
     }
 
     /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.

@@ -339,6 +339,55 @@ enum PostgresSchema {
     static let deleteAnswerOfRow = PostgresSQL(
         21, [.int8, .bytea], "DELETE FROM checkpoint_answers WHERE thread_key = $1 AND checkpoint_id = $2")
 
+    // MARK: Retention by idleness
+
+    /// The idle namespaces of a sweep batch: last activity before `$1`, after the cursor
+    /// `$4`-`$6`, not waiting (or, with `$2`, waiting on a pause expired at `$3`), oldest first,
+    /// `$7` at most, locked, skipping rows another transaction holds.
+    private static let idleBatch = """
+        SELECT t.key, t.thread, t.namespace, t.last_activity FROM checkpoint_threads t
+        WHERE t.last_activity < $1 AND (t.last_activity, t.thread, t.namespace) > ($4, $5, $6)
+          AND (t.waiting_pause_id IS NULL OR ($2 AND t.waiting_expires_at <= $3))
+        """
+    private static let idleTypes: [PostgresType] = [.int8, .bool, .float8, .int8, .text, .text, .int8]
+
+    /// Deletes a batch of idle namespaces with their rows and answers, and reports each one's
+    /// checkpoints and stored bytes.
+    static let sweepDelete = PostgresSQL(
+        25, idleTypes,
+        """
+        WITH doomed AS MATERIALIZED (
+            \(idleBatch)
+            ORDER BY t.last_activity, t.thread, t.namespace LIMIT $7
+            FOR UPDATE SKIP LOCKED
+        ),
+        removed AS (
+            DELETE FROM checkpoint_rows WHERE thread_key IN (SELECT key FROM doomed)
+            RETURNING thread_key, (length(manifest) > 0)::int AS live,
+                      coalesce(length(segments), 0) + coalesce(length(payload), 0) AS bytes
+        ),
+        answers AS (DELETE FROM checkpoint_answers WHERE thread_key IN (SELECT key FROM doomed)),
+        threads AS (DELETE FROM checkpoint_threads WHERE key IN (SELECT key FROM doomed))
+        SELECT d.key, d.thread, d.namespace, d.last_activity,
+               coalesce((SELECT sum(r.live) FROM removed r WHERE r.thread_key = d.key), 0)::int8,
+               coalesce((SELECT sum(r.bytes) FROM removed r WHERE r.thread_key = d.key), 0)::int8
+        FROM doomed d ORDER BY d.last_activity, d.thread, d.namespace
+        """)
+
+    /// Locks a batch of idle namespaces that have something to prune.
+    static let lockIdleForPruning = PostgresSQL(
+        26, idleTypes,
+        """
+        \(idleBatch) AND t.checkpoint_count > 1
+        ORDER BY t.last_activity, t.thread, t.namespace LIMIT $7
+        FOR UPDATE SKIP LOCKED
+        """)
+
+    /// The stored bytes of one thread row.
+    static let keyBytes = PostgresSQL(
+        27, [.int8],
+        "SELECT (coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0))::int8 FROM checkpoint_rows WHERE thread_key = $1")
+
     // MARK: Session
 
     static let bindTenant = PostgresSQL(22, [.text], "SELECT set_config('checkpointing.tenant', $1, false)")

@@ -400,6 +400,12 @@ public final class RedisCachedCheckpointer: Checkpointer {
             await forget(thread)
             throw error
         }
+        await invalidateDeleted(thread)
+    }
+
+    /// After the base store deleted a thread (or some of its namespaces): tombstones for every
+    /// entry of the thread, so that none of it is served again.
+    private func invalidateDeleted(_ thread: ThreadID) async {
         localHeads.remove(thread)
         // A put's cache update still under way would add an entry the tombstones miss.
         await updating.wait(for: thread)
@@ -415,6 +421,14 @@ public final class RedisCachedCheckpointer: Checkpointer {
             return true
         }
         if done == nil { pending.add(thread) }
+    }
+
+    /// Sweeps in the base store, then invalidates what it changed.
+    public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
+        try throwIfCancelled()
+        let report = try await base.sweepIdle(batch)
+        for thread in report.threads { await invalidateDeleted(thread) }
+        return report
     }
 
     /// Prunes in the base store, then drops the thread's by-id entries.

@@ -547,47 +547,118 @@ public final class SQLiteCheckpointer: Checkpointer {
                 guard try selectKey.step() else { return 0 }
                 let key = selectKey.int64(0)
                 selectKey.reset()
-                let select = try connection.statement(Schema.selectRetentionRows)
-                try select.bind(1, key)
-                var rows: [RetentionRow] = []
+                return try Self.prune(key: key, thread: thread, namespace: namespace, by: rule, on: connection)
+            }
+        }
+    }
+
+    /// Prunes one thread row's namespace, inside the caller's write transaction.
+    private static func prune(
+        key: Int64, thread: ThreadID, namespace: String, by rule: RetentionRule, on connection: SQLiteConnection
+    ) throws -> Int {
+        let select = try connection.statement(Schema.selectRetentionRows)
+        try select.bind(1, key)
+        var rows: [RetentionRow] = []
+        while try select.step() {
+            let fields = SQLiteRowFields(statement: select, first: 0)
+            let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
+            rows.append(try fields.retentionRow(row, awaitsAnswer: select.int64(RowColumn.count) != 0))
+        }
+        select.reset()
+        let plan = RetentionPlan(rows: rows, rule: rule)
+        let delete = try connection.statement(Schema.deleteCheckpoint)
+        for id in plan.delete {
+            delete.reset()
+            try delete.bind(1, key)
+            try delete.bind(2, id)
+            try delete.run()
+        }
+        for (id, kept) in plan.tombstone {
+            let content = try connection.statement(Schema.selectRowContent)
+            try content.bind(1, key)
+            try content.bind(2, id)
+            guard try content.step() else { continue }
+            let fields = SQLiteRowFields(statement: content, first: 0)
+            let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace, id: id)
+            let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
+            content.reset()
+            let tombstone = try connection.statement(Schema.tombstoneCheckpoint)
+            try tombstone.bind(1, key)
+            try tombstone.bind(2, id)
+            if let segments = kept.segments { try tombstone.bind(3, segments) } else { try tombstone.bindNull(3) }
+            if let payload = kept.payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
+            try tombstone.bind(5, kept.checksum)
+            try tombstone.run()
+        }
+        if plan.removedFromHistory > 0 {
+            let uncount = try connection.statement(Schema.uncountCheckpoints)
+            try uncount.bind(1, key)
+            try uncount.bind(2, Int64(plan.removedFromHistory))
+            try uncount.run()
+        }
+        return plan.removedFromHistory
+    }
+
+    /// Sweeps idle namespaces from the `threads_by_activity` index, in one write transaction
+    /// of at most 100 namespaces (so that writers wait a few milliseconds at most); see
+    /// ``Checkpointer/sweepIdle(_:)``. Other processes sweeping the same file take turns on the
+    /// write lock, and each transaction re-reads what is still idle.
+    public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
+        try checkOpen()
+        try batch.validate()
+        let limit = min(batch.limit, 100)
+        return try await writer.run { [contentCache, heads] connection in
+            try connection.transaction(immediate: true) { () throws -> IdleSweepReport in
+                let select = try connection.statement(Schema.selectIdle)
+                try select.bind(1, ActivityTime.microseconds(batch.idleBefore))
+                try select.bind(2, Int64(batch.removesExpiredPauses ? 1 : 0))
+                try select.bind(3, batch.now.timeIntervalSince1970)
+                try select.bind(4, batch.after?.activityMicroseconds ?? .min)
+                try select.bind(5, batch.after?.thread ?? "")
+                try select.bind(6, batch.after?.namespace ?? "")
+                try select.bind(7, Int64(batch.action == .pruneToHead ? 1 : 0))
+                try select.bind(8, Int64(limit))
+                var chosen: [(key: Int64, item: ThreadCursor)] = []
                 while try select.step() {
-                    let fields = SQLiteRowFields(statement: select, first: 0)
-                    let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace)
-                    rows.append(try fields.retentionRow(row, awaitsAnswer: select.int64(RowColumn.count) != 0))
+                    chosen.append(
+                        (select.int64(0),
+                         ThreadCursor(activityMicroseconds: select.int64(3), thread: select.text(1), namespace: select.text(2))))
                 }
                 select.reset()
-                let plan = RetentionPlan(rows: rows, rule: rule)
-                let delete = try connection.statement(Schema.deleteCheckpoint)
-                for id in plan.delete {
-                    delete.reset()
-                    try delete.bind(1, key)
-                    try delete.bind(2, id)
-                    try delete.run()
+                var report = IdleSweepReport()
+                for (key, item) in chosen {
+                    let thread = try ThreadID(item.thread)
+                    report.threads.insert(thread)
+                    let sizes = try connection.statement(Schema.keyStatistics)
+                    try sizes.bind(1, key)
+                    _ = try sizes.step()
+                    let bytesBefore = Int(sizes.int64(1))
+                    let checkpoints = Int(sizes.int64(0))
+                    sizes.reset()
+                    switch batch.action {
+                    case .pruneToHead:
+                        report.checkpointsRemoved += try Self.prune(
+                            key: key, thread: thread, namespace: item.namespace, by: .keepingLatest(1), on: connection)
+                        try sizes.bind(1, key)
+                        _ = try sizes.step()
+                        report.bytesRemoved += bytesBefore - Int(sizes.int64(1))
+                        sizes.reset()
+                        report.prunedCount += 1
+                    case .delete:
+                        for sql in [Schema.deleteAnswersOfKey, Schema.deleteWaiting, Schema.deleteCheckpointsOfKey, Schema.deleteThreadOfKey] {
+                            let delete = try connection.statement(sql)
+                            try delete.bind(1, key)
+                            try delete.run()
+                        }
+                        report.checkpointsRemoved += checkpoints
+                        report.bytesRemoved += bytesBefore
+                        report.deletedCount += 1
+                    }
+                    contentCache.remove(scopes: [key])
+                    heads.remove(thread)
                 }
-                for (id, kept) in plan.tombstone {
-                    let content = try connection.statement(Schema.selectRowContent)
-                    try content.bind(1, key)
-                    try content.bind(2, id)
-                    guard try content.step() else { continue }
-                    let fields = SQLiteRowFields(statement: content, first: 0)
-                    let row = try RowChecksum.verify(fields, thread: thread, namespace: namespace, id: id)
-                    let kept = try fields.tombstone(row, keeping: kept, thread: thread, namespace: namespace)
-                    content.reset()
-                    let tombstone = try connection.statement(Schema.tombstoneCheckpoint)
-                    try tombstone.bind(1, key)
-                    try tombstone.bind(2, id)
-                    if let segments = kept.segments { try tombstone.bind(3, segments) } else { try tombstone.bindNull(3) }
-                    if let payload = kept.payload { try tombstone.bind(4, payload) } else { try tombstone.bindNull(4) }
-                    try tombstone.bind(5, kept.checksum)
-                    try tombstone.run()
-                }
-                if plan.removedFromHistory > 0 {
-                    let uncount = try connection.statement(Schema.uncountCheckpoints)
-                    try uncount.bind(1, key)
-                    try uncount.bind(2, Int64(plan.removedFromHistory))
-                    try uncount.run()
-                }
-                return plan.removedFromHistory
+                report.next = chosen.count == limit ? chosen.last?.item : nil
+                return report
             }
         }
     }

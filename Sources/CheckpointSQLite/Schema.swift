@@ -230,6 +230,33 @@ enum Schema {
     static let deleteCheckpoint = SQL(29, "DELETE FROM checkpoints WHERE thread_key = ?1 AND id = ?2")
     static let deleteWaitingOfThread =
         SQL(26, "DELETE FROM waiting_pauses WHERE thread_key IN (SELECT key FROM threads WHERE thread = ?1)")
+    // Retention by idleness.
+    /// Up to `?8` idle namespaces after the cursor (`?4`-`?6`), oldest activity first: not
+    /// waiting, or (`?2`) waiting on a pause expired at `?3`; with `?7`, only those with more
+    /// than one checkpoint (pruning to the head changes nothing else).
+    static let selectIdle = SQL(
+        36,
+        """
+        SELECT t.key, t.thread, t.namespace, t.last_activity
+        FROM threads t INDEXED BY threads_by_activity
+        LEFT JOIN waiting_pauses w ON w.thread_key = t.key
+        WHERE t.last_activity < ?1 AND (t.last_activity, t.thread, t.namespace) > (?4, ?5, ?6)
+          AND (w.thread_key IS NULL OR (?2 AND w.expires_at IS NOT NULL AND w.expires_at <= ?3))
+          AND (NOT ?7 OR t.checkpoint_count > 1)
+        ORDER BY t.last_activity, t.thread, t.namespace
+        LIMIT ?8
+        """)
+    /// One thread row's checkpoints in the history, and the bytes of its stored content.
+    static let keyStatistics = SQL(
+        37,
+        """
+        SELECT coalesce(sum(length(manifest) > 0), 0),
+               coalesce(sum(length(segments)), 0) + coalesce(sum(length(payload)), 0)
+        FROM checkpoints WHERE thread_key = ?1
+        """)
+    static let deleteAnswersOfKey = SQL(38, "DELETE FROM answers WHERE thread_key = ?1")
+    static let deleteCheckpointsOfKey = SQL(39, "DELETE FROM checkpoints WHERE thread_key = ?1")
+    static let deleteThreadOfKey = SQL(40, "DELETE FROM threads WHERE key = ?1")
     static let insertMigration = SQL(19, "INSERT INTO checkpoint_migrations (name, applied_at) VALUES (?1, ?2)")
 }
 

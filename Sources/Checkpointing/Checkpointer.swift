@@ -86,6 +86,16 @@ public protocol Checkpointer: Sendable {
     ///   ``ThreadQuery/activeSince`` not before ``ThreadQuery/activeBefore``.
     func threads(_ query: ThreadQuery) async throws -> ThreadPage
 
+    /// One bounded step of retention by idleness (see ``sweep(_:now:batchSize:)``, which calls
+    /// it until it is done): deletes, or prunes to their head, up to `batch.limit` namespaces
+    /// whose last activity is before ``IdleSweepBatch/idleBefore``, oldest first after
+    /// ``IdleSweepBatch/after``, re-checking in the store's atomic step that each is still idle
+    /// and does not wait on a pause (unless it expired and the batch allows it).
+    ///
+    /// - Returns: what it removed, the threads it changed, and where the next step starts.
+    /// - Throws: ``CheckpointError/Code/invalidArgument`` for a limit below 1.
+    func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport
+
     /// Records a person's answer to a pause, exactly once.
     ///
     /// - Parameters:

@@ -205,6 +205,49 @@ public actor InMemoryCheckpointer: Checkpointer {
         return query.page(unordered: items)
     }
 
+    /// Sweeps idle namespaces; see ``Checkpointer/sweepIdle(_:)``. It looks at every thread.
+    public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
+        try checkOpen()
+        try batch.validate()
+        var candidates: [ThreadSummary] = []
+        for (thread, store) in threads {
+            for (namespace, space) in store.namespaces {
+                guard let head = space.head else { continue }
+                let item = ThreadSummary(
+                    thread: thread, namespace: namespace.text, headID: head, lastActivity: ActivityTime.date(space.lastActivity),
+                    checkpointCount: space.checkpoints.count,
+                    waitingPause: space.answers[head] == nil ? space.checkpoints[head]?.pause : nil)
+                if batch.selects(item) { candidates.append(item) }
+            }
+        }
+        let chosen = candidates.sorted { $0.listingOrder < $1.listingOrder }.prefix(batch.limit)
+        var report = IdleSweepReport()
+        for item in chosen {
+            report.threads.insert(item.thread)
+            switch batch.action {
+            case .pruneToHead:
+                report.checkpointsRemoved += try await prune(thread: item.thread, namespace: item.namespace, by: .keepingLatest(1))
+                report.prunedCount += 1
+            case .delete:
+                let space = BytewiseString(item.namespace)
+                modify(item.thread) { store in
+                    report.checkpointsRemoved += store.namespaces[space]?.checkpoints.count ?? 0
+                    for (key, data) in store.payloads where key.namespace == space { report.bytesRemoved += data.count }
+                    for (key, segment) in store.segments where key.namespace == space {
+                        report.bytesRemoved += segment.encodedElements().count
+                    }
+                    store.namespaces[space] = nil
+                    store.payloads = store.payloads.filter { $0.key.namespace != space }
+                    store.segments = store.segments.filter { $0.key.namespace != space }
+                }
+                if threads[item.thread]?.namespaces.isEmpty == true { threads[item.thread] = nil }
+                report.deletedCount += 1
+            }
+        }
+        report.next = chosen.count == batch.limit ? chosen.last.map(ThreadCursor.init(after:)) : nil
+        return report
+    }
+
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()

@@ -226,6 +226,40 @@ public final class StorageCheckpointer<Storage: CheckpointStorage>: Checkpointer
         return query.page(unordered: try await call("threads") { try await storage.threads(query) })
     }
 
+    /// Sweeps idle namespaces listed by ``CheckpointStorage/threads(_:)``; see
+    /// ``Checkpointer/sweepIdle(_:)``. A storage keeps every checkpoint whole, so a put that
+    /// lands between the listing and the deletion survives it whole (its parent may be gone).
+    public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
+        try checkOpen()
+        try batch.validate()
+        let hint = ThreadQuery(activeBefore: batch.idleBefore, order: .oldestActivityFirst, after: batch.after, limit: batch.limit)
+        let listed = try await call("threads") { try await storage.threads(hint) }
+        let chosen = listed.filter(batch.selects).sorted { $0.listingOrder < $1.listingOrder }.prefix(batch.limit)
+        var report = IdleSweepReport()
+        for item in chosen {
+            report.threads.insert(item.thread)
+            let before = try await storageStatistics(thread: item.thread)
+            switch batch.action {
+            case .pruneToHead:
+                report.checkpointsRemoved += try await prune(thread: item.thread, namespace: item.namespace, by: .keepingLatest(1))
+                report.prunedCount += 1
+            case .delete:
+                var ids: [CheckpointID] = []
+                try await forEachRecord(thread: item.thread, namespace: item.namespace, before: nil, pageSize: 500) { record in
+                    ids.append(record.summary.id)
+                    return true
+                }
+                try await call("delete") { try await storage.delete(ids, thread: item.thread, namespace: item.namespace) }
+                report.checkpointsRemoved += ids.count
+                report.deletedCount += 1
+            }
+            let after = try await storageStatistics(thread: item.thread)
+            report.bytesRemoved += max(0, before.payloadByteCount - after.payloadByteCount)
+        }
+        report.next = chosen.count == batch.limit ? chosen.last.map(ThreadCursor.init(after:)) : nil
+        return report
+    }
+
     /// Records an answer exactly once; see ``Checkpointer/resume(thread:namespace:pauseID:response:at:)``.
     public func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
         try checkOpen()

@@ -156,7 +156,7 @@ public enum CheckpointerConformance {
         deliberateFork, namespacesIsolated, deleteThread, unchangedChannelsNotStoredAgain,
         appendedListStoresOnlyNewElements, channelWrites, invalidThreadIDs, invalidArguments, corruptChannelBytes,
         unsplittableState,
-    ] + facadeChecks + decodingChecks + metadataFilterChecks + pauseChecks + retentionChecks + threadListingChecks + exportChecks + [
+    ] + facadeChecks + decodingChecks + metadataFilterChecks + pauseChecks + retentionChecks + threadListingChecks + exportChecks + sweepChecks + [
         canonicallyEquivalentTextIsDistinct, datesReadBack, cancelledCallsDoNothing, closedCheckpointer,
         healthFollowsTheStore,
     ]

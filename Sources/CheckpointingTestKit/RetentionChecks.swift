@@ -153,3 +153,74 @@ extension CheckpointerConformance {
         try await require(listed.map(\.checkpointCount) == [2], "the listing counts what stays")
     }
 }
+
+extension CheckpointerConformance {
+    /// The idle sweep checks, part of ``checks``.
+    static let sweepChecks: [ConformanceCheck] = [sweepDeletesIdleNamespacesOnly, sweepPrunesIdleNamespacesToTheirHead]
+
+    static let sweepDeletesIdleNamespacesOnly = ConformanceCheck(
+        "a sweep deletes idle namespaces, never active or waiting ones"
+    ) { checkpointer in
+        // Times long before any other check's, so that a sweep of the whole store sees only these.
+        let base = Date(timeIntervalSince1970: 1_000_000_000)
+        let tenant = uniqueTenant("sweep")
+        func thread(_ name: String) throws -> ThreadID { try ThreadID("\(tenant):\(name)") }
+        var parent = try await putAt(checkpointer, try thread("idle"), after: nil, createdAt: base, padding: 100)
+        parent = try await putAt(checkpointer, try thread("idle"), after: parent, createdAt: base + 1)
+        try await putAt(checkpointer, try thread("idle"), namespace: "tools", after: nil, createdAt: base + 2)
+        try await putAt(checkpointer, try thread("idle-too"), after: nil, createdAt: base + 3)
+        let recent = try await putAt(checkpointer, try thread("active"), after: nil, createdAt: base)
+        try await putAt(checkpointer, try thread("active"), after: recent, createdAt: base + 4500)
+        let open = try Pause(reason: "approve", prompt: Data("{}".utf8), createdAt: base + 5, expiresAt: base + 10_000_000)
+        try await putAt(checkpointer, try thread("waiting"), after: nil, createdAt: base + 5, pause: open)
+        let lapsed = try Pause(reason: "approve", prompt: Data("{}".utf8), createdAt: base + 6, expiresAt: base + 100)
+        try await putAt(checkpointer, try thread("lapsed"), after: nil, createdAt: base + 6, pause: lapsed)
+
+        let now = base + 5000
+        let policy = IdleThreadPolicy(idleFor: .seconds(1000))
+        let report = try await checkpointer.sweep(policy, now: now, batchSize: 2)
+        try await require(report.deletedCount == 3, "three idle namespaces are deleted, not \(report.deletedCount)")
+        try await require(report.checkpointsRemoved == 4, "with their four checkpoints, not \(report.checkpointsRemoved)")
+        try await require(report.bytesRemoved >= 100, "and their bytes, not \(report.bytesRemoved)")
+        for (name, namespace) in [("idle", ""), ("idle", "tools"), ("idle-too", "")] {
+            try await require(
+                try await checkpointer.head(thread: thread(name), namespace: namespace) == nil, "\(name)/\(namespace) is gone")
+        }
+        for name in ["active", "waiting", "lapsed"] {
+            try await require(try await checkpointer.head(thread: thread(name)) != nil, "\(name) stays")
+        }
+        let listed = try await checkpointer.threads(ThreadQuery(tenant: tenant)).items.map(\.thread.rawValue).sorted()
+        try await require(listed == ["active", "lapsed", "waiting"].map { "\(tenant):\($0)" }, "the listing follows: \(listed)")
+
+        // An expired pause goes only when the policy says so; an open one never.
+        let expired = IdleThreadPolicy(idleFor: .seconds(1000), removesExpiredPauses: true)
+        let second = try await checkpointer.sweep(expired, now: now)
+        try await require(second.deletedCount == 1, "the lapsed pause's namespace goes, \(second.deletedCount) deleted")
+        try await require(try await checkpointer.head(thread: thread("lapsed")) == nil, "the lapsed thread is gone")
+        try await require(try await checkpointer.head(thread: thread("waiting"))?.pause == open, "the open pause stays")
+        try await require(try await checkpointer.sweep(expired, now: now).deletedCount == 0, "sweeping again removes nothing")
+        try await requireError(.invalidArgument) {
+            try await checkpointer.sweepIdle(IdleSweepBatch(idleBefore: now, now: now, action: .delete, removesExpiredPauses: false, limit: 0))
+        }
+    }
+
+    static let sweepPrunesIdleNamespacesToTheirHead = ConformanceCheck(
+        "a sweep can prune idle namespaces to their head instead"
+    ) { checkpointer in
+        let base = Date(timeIntervalSince1970: 1_000_100_000)
+        let tenant = uniqueTenant("sweep-prune")
+        let long = try ThreadID("\(tenant):long")
+        var parent: CheckpointID?
+        for turn in 0..<5 { parent = try await putAt(checkpointer, long, after: parent, createdAt: base + Double(turn)) }
+        let short = try ThreadID("\(tenant):short")
+        try await putAt(checkpointer, short, after: nil, createdAt: base)
+        let policy = IdleThreadPolicy(idleFor: .seconds(1000), action: .pruneToHead)
+        let report = try await checkpointer.sweep(policy, now: base + 5000)
+        try await require(report.prunedCount == 1 && report.deletedCount == 0, "one namespace is pruned: \(report)")
+        try await require(report.checkpointsRemoved == 4, "four checkpoints leave its history, not \(report.checkpointsRemoved)")
+        try await require(try await checkpointer.history(thread: long).map(\.id) == [parent].compactMap { $0 }, "the head stays")
+        try await require(try await checkpointer.head(thread: short) != nil, "a namespace with one checkpoint stays")
+        let again = try await checkpointer.sweep(policy, now: base + 5000)
+        try await require(again.prunedCount == 0 && again.checkpointsRemoved == 0, "nothing is left to prune: \(again)")
+    }
+}

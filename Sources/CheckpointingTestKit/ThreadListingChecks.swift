@@ -14,11 +14,12 @@ extension CheckpointerConformance {
     @discardableResult
     static func putAt(
         _ checkpointer: any Checkpointer, _ thread: ThreadID, namespace: String = "", after parent: CheckpointID?,
-        createdAt: Date, pause: Pause? = nil
+        createdAt: Date, pause: Pause? = nil, padding: Int = 0
     ) async throws -> CheckpointID {
         let write = CheckpointWrite(
             thread: thread, namespace: namespace, parentID: parent, step: 0, createdAt: createdAt,
-            channels: ["v": .value(Data("\(createdAt.timeIntervalSince1970)".utf8))], pause: pause)
+            channels: ["v": .value(Data("\(createdAt.timeIntervalSince1970)\(String(repeating: " ", count: padding))".utf8))],
+            pause: pause)
         try await checkpointer.put(write)
         return write.id
     }
