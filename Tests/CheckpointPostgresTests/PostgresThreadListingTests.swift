@@ -27,3 +27,16 @@ struct PostgresThreadListingTests {
         try await reopened.close()
     }
 }
+
+@Suite("Postgres idle sweep")
+struct PostgresSweepTests {
+    /// Two app instances sweep one database while a writer saves to some of the idle threads.
+    @Test func twoSweepersAndAWriterLoseNothingAndCountNothingTwice() async throws {
+        let url = try TestServer.isolatedURL()
+        let first = try await PostgresCheckpointer(url: url)
+        let second = try await PostgresCheckpointer(url: url)
+        try await checkSweepersAndWriterRace(first: first, second: second)
+        try await first.close()
+        try await second.close()
+    }
+}

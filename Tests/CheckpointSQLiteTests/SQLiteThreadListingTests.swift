@@ -74,3 +74,16 @@ extension RawDatabase {
         try self.query("EXPLAIN QUERY PLAN " + ThreadListingSQL(query).sql, column: 3)
     }
 }
+
+@Suite("SQLite idle sweep")
+struct SQLiteSweepTests {
+    /// Two processes' checkpointers sweep one file while a writer saves to some idle threads.
+    @Test func twoSweepersAndAWriterLoseNothingAndCountNothingTwice() async throws {
+        let database = try TemporaryDatabase()
+        let first = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        let second = try await SQLiteCheckpointer(configuration: .init(path: database.path))
+        try await checkSweepersAndWriterRace(first: first, second: second)
+        try await first.close()
+        try await second.close()
+    }
+}
