@@ -11,11 +11,13 @@ let package = Package(
         .library(name: "CheckpointRedisCache", targets: ["CheckpointRedisCache"]),
         .library(name: "CheckpointEncryption", targets: ["CheckpointEncryption"]),
         .library(name: "CheckpointingTestKit", targets: ["CheckpointingTestKit"]),
+        .library(name: "CheckpointService", targets: ["CheckpointService"]),
         .executable(name: "example-agent", targets: ["ExampleAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -126,10 +128,24 @@ let package = Package(
             dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache"],
             path: "Examples/ExampleAgent"
         ),
+        // Services for swift-service-lifecycle: the periodic idle sweep, and closing a
+        // checkpointer on graceful shutdown. A product of its own, so that only a server that
+        // uses it builds swift-service-lifecycle.
+        .target(
+            name: "CheckpointService",
+            dependencies: [
+                "Checkpointing",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .testTarget(
             name: "CheckpointingTests",
             dependencies: [
-                "Checkpointing", "CheckpointingTestKit", "CheckpointRuntime",
+                "Checkpointing", "CheckpointingTestKit", "CheckpointRuntime", "CheckpointService",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),

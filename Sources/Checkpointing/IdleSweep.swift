@@ -128,8 +128,15 @@ extension Checkpointer {
     /// store's own atomic step (a namespace that became active meanwhile is left alone), and a
     /// namespace another sweeper holds is skipped (Postgres: `FOR UPDATE SKIP LOCKED`), so no
     /// two do the same work and no writer waits long.
+    ///
+    /// - Parameters:
+    ///   - continuing: asked before each batch after the first; `false` stops the sweep there
+    ///     (a server shutting down), with what was removed so far reported.
     @discardableResult
-    public func sweep(_ policy: IdleThreadPolicy, now: Date = Date(), batchSize: Int = 100) async throws -> IdleSweepReport {
+    public func sweep(
+        _ policy: IdleThreadPolicy, now: Date = Date(), batchSize: Int = 100,
+        continuing: () -> Bool = { true }
+    ) async throws -> IdleSweepReport {
         var batch = IdleSweepBatch(
             idleBefore: policy.cutoff(at: now), now: now, action: policy.action,
             removesExpiredPauses: policy.removesExpiredPauses, limit: batchSize)
@@ -137,7 +144,7 @@ extension Checkpointer {
         while true {
             let done = try await sweepIdle(batch)
             total.add(done)
-            guard let next = done.next else { return total }
+            guard let next = done.next, continuing() else { return total }
             batch.after = next
         }
     }

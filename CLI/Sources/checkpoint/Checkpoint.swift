@@ -50,7 +50,7 @@ struct CheckpointCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Threads.self, History.self, Show.self, Inbox.self, Answer.self, Prune.self, DeleteThread.self,
-            DeleteTenant.self, Export.self, Import.self, Copy.self, Migrate.self, Verify.self, Stats.self, Health.self,
+            DeleteTenant.self, Sweep.self, Export.self, Import.self, Copy.self, Migrate.self, Verify.self, Stats.self, Health.self,
         ])
 }
 

@@ -473,3 +473,50 @@ struct Verify: AsyncParsableCommand {
         }
     }
 }
+
+struct Sweep: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete (or prune to their head) the threads idle longer than a duration; waiting pauses stay.")
+    @OptionGroup var store: StoreOptions
+    @Option(help: "How long a thread must have been idle: 30d, 12h, 15m, 90s.") var idleFor: String
+    @Flag(help: "Keep each idle thread's head instead of deleting it.") var pruneToHead = false
+    @Flag(help: "Also sweep threads whose head waits on a pause that has expired.") var removeExpiredPauses = false
+    @Option(help: "Namespaces per batch.") var batch = 100
+
+    func run() async throws {
+        try await reporting {
+            let cutoff = try parseTime(idleFor, now: Date(timeIntervalSince1970: 0))
+            let policy = IdleThreadPolicy(
+                idleFor: .seconds(-cutoff.timeIntervalSince1970), action: pruneToHead ? .pruneToHead : .delete,
+                removesExpiredPauses: removeExpiredPauses)
+            guard idleFor.last.map({ "dhms".contains($0) }) == true else {
+                throw ValidationError("--idle-for takes a duration such as 30d, 12h, 15m or 90s")
+            }
+            let report = try await withStore(store) { checkpointer, _ in
+                var total = IdleSweepReport()
+                var next = IdleSweepBatch(
+                    idleBefore: policy.cutoff(at: Date()), now: Date(), action: policy.action,
+                    removesExpiredPauses: policy.removesExpiredPauses, limit: batch)
+                while true {
+                    let done = try await checkpointer.sweepIdle(next)
+                    total.deletedCount += done.deletedCount
+                    total.prunedCount += done.prunedCount
+                    total.checkpointsRemoved += done.checkpointsRemoved
+                    total.bytesRemoved += done.bytesRemoved
+                    Output.progress("swept \(total.deletedCount + total.prunedCount) threads, \(total.checkpointsRemoved) checkpoints")
+                    guard let cursor = done.next else { return total }
+                    next.after = cursor
+                }
+            }
+            Output.endProgress()
+            if store.json {
+                return try Output.json([
+                    "deleted": report.deletedCount, "pruned": report.prunedCount, "checkpoints": report.checkpointsRemoved,
+                    "bytes": report.bytesRemoved,
+                ])
+            }
+            Output.write(
+                "deleted \(report.deletedCount) and pruned \(report.prunedCount) idle threads: \(report.checkpointsRemoved) checkpoints, \(report.bytesRemoved) bytes")
+        }
+    }
+}
