@@ -32,8 +32,28 @@ package final class ContentCache: Sendable {
 
     private struct State {
         var entries: [Key: Entry] = [:]
+        /// The keys of each scope, so that forgetting a thread touches its entries only.
+        var scopes: [Int64: Set<Key>] = [:]
         var bytes = 0
         var clock: UInt64 = 0
+
+        mutating func insert(_ entry: Entry, _ key: Key) {
+            if let old = entries.updateValue(entry, forKey: key) {
+                bytes -= old.bytes
+            } else {
+                scopes[key.scope, default: []].insert(key)
+            }
+            bytes += entry.bytes
+        }
+
+        @discardableResult
+        mutating func remove(_ key: Key) -> Entry? {
+            guard let old = entries.removeValue(forKey: key) else { return nil }
+            bytes -= old.bytes
+            scopes[key.scope]?.remove(key)
+            if scopes[key.scope]?.isEmpty == true { scopes[key.scope] = nil }
+            return old
+        }
     }
 
     /// The most bytes of elements kept.
@@ -65,10 +85,7 @@ package final class ContentCache: Sendable {
         guard bytes <= capacity else { return }
         state.withLock { state in
             state.clock += 1
-            if let old = state.entries.updateValue(Entry(elements: elements, bytes: bytes, lastUse: state.clock), forKey: key) {
-                state.bytes -= old.bytes
-            }
-            state.bytes += bytes
+            state.insert(Entry(elements: elements, bytes: bytes, lastUse: state.clock), key)
             evictIfNeeded(&state)
         }
     }
@@ -79,13 +96,11 @@ package final class ContentCache: Sendable {
     package func extend(_ previous: Key, to next: Key, appending appended: [Data]) {
         guard isEnabled else { return }
         state.withLock { state in
-            guard let old = state.entries.removeValue(forKey: previous) else { return }
-            state.bytes -= old.bytes
+            guard let old = state.remove(previous) else { return }
             let bytes = appended.reduce(old.bytes + appended.count * 16) { $0 + $1.count }
             guard bytes <= capacity else { return }
             state.clock += 1
-            state.entries[next] = Entry(elements: old.elements + appended, bytes: bytes, lastUse: state.clock)
-            state.bytes += bytes
+            state.insert(Entry(elements: old.elements + appended, bytes: bytes, lastUse: state.clock), next)
             evictIfNeeded(&state)
         }
     }
@@ -94,8 +109,8 @@ package final class ContentCache: Sendable {
     package func remove(scopes: Set<Int64>) {
         guard isEnabled, !scopes.isEmpty else { return }
         state.withLock { state in
-            for key in state.entries.keys where scopes.contains(key.scope) {
-                if let entry = state.entries.removeValue(forKey: key) { state.bytes -= entry.bytes }
+            for scope in scopes {
+                for key in state.scopes[scope] ?? [] { state.remove(key) }
             }
         }
     }
@@ -105,10 +120,9 @@ package final class ContentCache: Sendable {
         // Drop the least recently used entries down to three quarters of the capacity, so that
         // the sort is paid once per many inserts.
         let target = capacity / 4 * 3
-        for (key, entry) in state.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
+        for (key, _) in state.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
             guard state.bytes > target else { break }
-            state.entries[key] = nil
-            state.bytes -= entry.bytes
+            state.remove(key)
         }
     }
 }

@@ -654,9 +654,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                         report.bytesRemoved += bytesBefore
                         report.deletedCount += 1
                     }
-                    contentCache.remove(scopes: [key])
                     heads.remove(thread)
                 }
+                contentCache.remove(scopes: Set(chosen.map(\.key)))
                 report.next = chosen.count == limit ? chosen.last?.item : nil
                 return report
             }

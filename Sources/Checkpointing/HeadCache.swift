@@ -23,7 +23,15 @@ package struct HeadKey: Hashable {
 /// the one known is not stored. Bounded: when full, it starts over (a capacity of 0 stores
 /// nothing).
 package final class HeadCache<Value: Sendable>: Sendable {
-    @usableFromInline let entries = Mutex<[HeadKey: (id: CheckpointID, value: Value)]>([:])
+    /// Entries by thread, then namespace, so that forgetting a thread touches its entries only.
+    @usableFromInline struct Entries {
+        @usableFromInline var threads: [ThreadID: [BytewiseString: (id: CheckpointID, value: Value)]] = [:]
+        @usableFromInline var count = 0
+
+        @usableFromInline init() {}
+    }
+
+    @usableFromInline let entries = Mutex(Entries())
     @usableFromInline let capacity: Int
 
     package init(capacity: Int) {
@@ -35,7 +43,7 @@ package final class HeadCache<Value: Sendable>: Sendable {
     @_specialize(exported: true, where Value == Manifest)
     package func value(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID) -> Value? {
         entries.withLock { entries in
-            guard let entry = entries[HeadKey(thread: thread, namespace: namespace)], entry.id == id else { return nil }
+            guard let entry = entries.threads[thread]?[BytewiseString(namespace)], entry.id == id else { return nil }
             return entry.value
         }
     }
@@ -43,7 +51,7 @@ package final class HeadCache<Value: Sendable>: Sendable {
     /// The head known for the thread's namespace and its value.
     @inlinable
     package func latest(_ thread: ThreadID, _ namespace: String) -> (id: CheckpointID, value: Value)? {
-        entries.withLock { $0[HeadKey(thread: thread, namespace: namespace)] }
+        entries.withLock { $0.threads[thread]?[BytewiseString(namespace)] }
     }
 
     /// Records the head of a thread's namespace, unless a newer one is known.
@@ -52,10 +60,17 @@ package final class HeadCache<Value: Sendable>: Sendable {
     package func store(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ value: Value) {
         guard capacity > 0 else { return }
         entries.withLock { entries in
-            let key = HeadKey(thread: thread, namespace: namespace)
-            if let existing = entries[key], existing.id > id { return }
-            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (id, value)
+            let space = BytewiseString(namespace)
+            let existing = entries.threads[thread]?[space]
+            if let existing, existing.id > id { return }
+            if existing == nil {
+                if entries.count >= capacity {
+                    entries.threads.removeAll(keepingCapacity: true)
+                    entries.count = 0
+                }
+                entries.count += 1
+            }
+            entries.threads[thread, default: [:]][space] = (id, value)
         }
     }
 
@@ -63,24 +78,28 @@ package final class HeadCache<Value: Sendable>: Sendable {
     @inlinable
     package func update(_ thread: ThreadID, _ namespace: String, _ id: CheckpointID, _ change: (inout Value) -> Void) {
         entries.withLock { entries in
-            let key = HeadKey(thread: thread, namespace: namespace)
-            guard var entry = entries[key], entry.id == id else { return }
+            let space = BytewiseString(namespace)
+            guard var entry = entries.threads[thread]?[space], entry.id == id else { return }
             change(&entry.value)
-            entries[key] = entry
+            entries.threads[thread]?[space] = entry
         }
     }
 
     /// Forgets one namespace of `thread`.
     @inlinable
     package func remove(_ thread: ThreadID, _ namespace: String) {
-        _ = entries.withLock { $0.removeValue(forKey: HeadKey(thread: thread, namespace: namespace)) }
+        entries.withLock { entries in
+            guard entries.threads[thread]?.removeValue(forKey: BytewiseString(namespace)) != nil else { return }
+            entries.count -= 1
+            if entries.threads[thread]?.isEmpty == true { entries.threads[thread] = nil }
+        }
     }
 
     /// Forgets every namespace of `thread`.
     @inlinable
     package func remove(_ thread: ThreadID) {
         entries.withLock { entries in
-            entries = entries.filter { $0.key.thread != thread }
+            if let removed = entries.threads.removeValue(forKey: thread) { entries.count -= removed.count }
         }
     }
 }

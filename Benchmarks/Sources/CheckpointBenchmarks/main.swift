@@ -3,7 +3,11 @@
 //
 //   swift run -c release checkpoint-benchmarks [--threads N] [--json results.json]
 //       [--only sqlite|postgres|redis] [--postgres URL] [--redis URL] [--pg-threads N] [--pg-puts N]
-//       [--pg-inbox no] [--redis-threads N]
+//       [--pg-inbox no] [--redis-threads N] [--listing-threads N] [--sweep-threads N]
+//
+// `--only operations` runs the thread listing (a page out of 1,000,000 threads next to a page
+// out of 1,000) and the idle sweep of 100,000 expired threads with puts beside it, on SQLite
+// and (with a server) Postgres.
 //
 // The Postgres and Redis scenarios run when server URLs are given (--postgres, --redis, or
 // CHECKPOINT_BENCH_POSTGRES_URL, CHECKPOINT_BENCH_REDIS_URL); scripts/benchmark.sh starts
@@ -39,6 +43,12 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     if runs("sqlite") { try await sqliteFull(&rows, directory: directory, threadCount: threadCount) }
     if runs("sqlite") { try await inMemory(&rows, threadCount: threadCount) }
     if runs("sqlite") { try await sqliteInbox(&rows, directory: directory) }
+    if runs("sqlite") || runs("operations") { try await sqliteOperations(&rows, directory: directory) }
+    if runs("postgres") || runs("operations"),
+        let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"]
+    {
+        try await postgresOperations(&rows, url: url, schema: "ops_" + UUID().uuidString.lowercased().prefix(8))
+    }
     if runs("postgres"), let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"] {
         try await postgresScenarios(&rows, url: url)
     }
