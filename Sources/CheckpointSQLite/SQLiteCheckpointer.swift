@@ -600,14 +600,16 @@ public final class SQLiteCheckpointer: Checkpointer {
     }
 
     /// Sweeps idle namespaces from the `threads_by_activity` index, in one write transaction
-    /// of at most 100 namespaces (so that writers wait a few milliseconds at most); see
-    /// ``Checkpointer/sweepIdle(_:)``. Other processes sweeping the same file take turns on the
-    /// write lock, and each transaction re-reads what is still idle.
+    /// that stops after 200 µs of work (at least one namespace, at most `limit`), so that a put
+    /// waits for a sweep about as long as for another put; see ``Checkpointer/sweepIdle(_:)``.
+    /// Other processes sweeping the same file take turns on the write lock, and each
+    /// transaction re-reads what is still idle.
     public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
         try checkOpen()
         try batch.validate()
         let limit = min(batch.limit, 100)
-        return try await writer.run { [contentCache, heads] connection in
+        let start = ContinuousClock.now
+        let report = try await writer.run { [contentCache, heads] connection in
             try connection.transaction(immediate: true) { () throws -> IdleSweepReport in
                 let select = try connection.statement(Schema.selectIdle)
                 try select.bind(1, ActivityTime.microseconds(batch.idleBefore))
@@ -626,7 +628,11 @@ public final class SQLiteCheckpointer: Checkpointer {
                 }
                 select.reset()
                 var report = IdleSweepReport()
+                let deadline = ContinuousClock.now + .microseconds(200)
+                var done: [(key: Int64, item: ThreadCursor)] = []
                 for (key, item) in chosen {
+                    if !done.isEmpty, ContinuousClock.now >= deadline { break }
+                    done.append((key, item))
                     let thread = try ThreadID(item.thread)
                     report.threads.insert(thread)
                     let sizes = try connection.statement(Schema.keyStatistics)
@@ -656,11 +662,19 @@ public final class SQLiteCheckpointer: Checkpointer {
                     }
                     heads.remove(thread)
                 }
-                contentCache.remove(scopes: Set(chosen.map(\.key)))
-                report.next = chosen.count == limit ? chosen.last?.item : nil
+                contentCache.remove(scopes: Set(done.map(\.key)))
+                // More may be idle after the last one done: when the time ran out, or the batch was full.
+                report.next = done.count < chosen.count || chosen.count == limit ? done.last?.item : nil
                 return report
             }
         }
+        // A sweep is background work: when other calls wait for the writer, it gives them as
+        // much time as its batch took before it goes on (half the writer at most), so that the
+        // puts of a busy file do not queue behind batch after batch.
+        if report.next != nil, writer.hasWaitingCalls {
+            try? await Task.sleep(for: ContinuousClock.now - start)
+        }
+        return report
     }
 
     /// Closes every connection, even from a cancelled task. Later calls fail with

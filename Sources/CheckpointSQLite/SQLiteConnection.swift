@@ -286,6 +286,9 @@ final class SerializedConnection: @unchecked Sendable {
     /// Calls queued for the connection's thread: while there are any, ``runIfFree(_:)`` leaves
     /// the connection to them (an optional inline user must never starve a queued one).
     private let queued = Atomic<Int>(0)
+
+    /// Whether calls wait for the connection's thread right now.
+    var hasWaitingCalls: Bool { queued.load(ordering: .relaxed) > 0 }
     /// The connection's database file, for error messages.
     private let path: String
 
@@ -307,7 +310,8 @@ final class SerializedConnection: @unchecked Sendable {
     var isCurrent: Bool { thread.isCurrent }
 
     /// Runs `body` with the connection and returns its result: on the caller's thread when it
-    /// is the connection's, or when the connection takes inline calls and is free; otherwise
+    /// is the connection's, or when the connection takes inline calls, is free and no call
+    /// waits for it; otherwise
     /// by queueing it on the connection's thread and suspending until it is done.
     ///
     /// A task cancelled before its work started gets ``CheckpointError/Code/cancelled`` and
@@ -321,7 +325,10 @@ final class SerializedConnection: @unchecked Sendable {
         if thread.isCurrent {
             return try locked(body)
         }
-        if let inline, let result = try runInline(body, inline) {
+        // Inline only when no call waits for the connection's thread: an inline call that
+        // overtook queued ones could keep them waiting for as long as it kept calling (a
+        // sweep's batches held a put back 20 ms at the 99th percentile).
+        if let inline, queued.load(ordering: .relaxed) == 0, let result = try runInline(body, inline) {
             await InlineCallYield.afterCall()
             return result.value
         }

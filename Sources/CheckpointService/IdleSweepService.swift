@@ -74,7 +74,7 @@ public struct IdleSweepService<C: Clock>: Service where C.Duration == Duration {
     public func sweepOnce() async -> Result<IdleSweepReport, any Error> {
         let start = ContinuousClock.now
         do {
-            let report = try await checkpointer.sweep(policy, now: now(), batchSize: batchSize) {
+            let report = try await checkpointer.sweep(policy, now: now(), batchSize: batchSize) { _ in
                 !Task.isShuttingDownGracefully && !Task.isCancelled
             }
             metrics.record(report, duration: ContinuousClock.now - start)

@@ -130,12 +130,12 @@ extension Checkpointer {
     /// two do the same work and no writer waits long.
     ///
     /// - Parameters:
-    ///   - continuing: asked before each batch after the first; `false` stops the sweep there
-    ///     (a server shutting down), with what was removed so far reported.
+    ///   - continuing: called after each batch with what was removed so far (for a progress
+    ///     line) when more may be idle; `false` stops the sweep there (a server shutting down).
     @discardableResult
     public func sweep(
         _ policy: IdleThreadPolicy, now: Date = Date(), batchSize: Int = 100,
-        continuing: () -> Bool = { true }
+        continuing: (IdleSweepReport) -> Bool = { _ in true }
     ) async throws -> IdleSweepReport {
         var batch = IdleSweepBatch(
             idleBefore: policy.cutoff(at: now), now: now, action: policy.action,
@@ -144,7 +144,7 @@ extension Checkpointer {
         while true {
             let done = try await sweepIdle(batch)
             total.add(done)
-            guard let next = done.next, continuing() else { return total }
+            guard let next = done.next, continuing(total) else { return total }
             batch.after = next
         }
     }

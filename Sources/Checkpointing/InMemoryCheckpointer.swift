@@ -190,6 +190,11 @@ public actor InMemoryCheckpointer: Checkpointer {
     public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
         try checkOpen()
         try query.validate()
+        return query.page(unordered: summaries())
+    }
+
+    /// Every thread's namespaces as the listing shows them.
+    private func summaries() -> [ThreadSummary] {
         var items: [ThreadSummary] = []
         for (thread, store) in threads {
             for (namespace, space) in store.namespaces {
@@ -202,25 +207,14 @@ public actor InMemoryCheckpointer: Checkpointer {
                         waitingPause: pause))
             }
         }
-        return query.page(unordered: items)
+        return items
     }
 
     /// Sweeps idle namespaces; see ``Checkpointer/sweepIdle(_:)``. It looks at every thread.
     public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
         try checkOpen()
         try batch.validate()
-        var candidates: [ThreadSummary] = []
-        for (thread, store) in threads {
-            for (namespace, space) in store.namespaces {
-                guard let head = space.head else { continue }
-                let item = ThreadSummary(
-                    thread: thread, namespace: namespace.text, headID: head, lastActivity: ActivityTime.date(space.lastActivity),
-                    checkpointCount: space.checkpoints.count,
-                    waitingPause: space.answers[head] == nil ? space.checkpoints[head]?.pause : nil)
-                if batch.selects(item) { candidates.append(item) }
-            }
-        }
-        let chosen = candidates.sorted { $0.listingOrder < $1.listingOrder }.prefix(batch.limit)
+        let chosen = summaries().filter(batch.selects).sorted { $0.listingOrder < $1.listingOrder }.prefix(batch.limit)
         var report = IdleSweepReport()
         for item in chosen {
             report.threads.insert(item.thread)

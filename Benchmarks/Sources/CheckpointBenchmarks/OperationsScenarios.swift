@@ -3,6 +3,7 @@ import CheckpointPostgres
 import CheckpointSQLite
 import Checkpointing
 import Foundation
+import Synchronization
 
 // Operating a large store: a page of the thread listing out of 1,000,000 threads next to the
 // same page out of 1,000, and an idle sweep of 100,000 expired threads with the p99 of puts
@@ -19,7 +20,7 @@ func measureListing(_ rows: inout [Row], _ label: String, large: any Checkpointe
     let middle = ThreadCursor(activityMicroseconds: 1_700_000_000_000_000 + 500 * 1000, thread: "", namespace: "")
     let newest = ThreadQuery(limit: 100)
     let fromMiddle = ThreadQuery(order: .oldestActivityFirst, after: middle, limit: 100)
-    let tenant = ThreadQuery(tenant: "bulk-7", limit: 100)
+    let tenant = ThreadQuery(tenant: "big", limit: 100)  // 200 threads in either store
     for round in 0..<300 {
         if round % 2 == 0 {
             _ = try await time(&largeNewest) { try await large.threads(newest) }
@@ -40,23 +41,25 @@ func measureListing(_ rows: inout [Row], _ label: String, large: any Checkpointe
     let count = "\(largeCount / 1000)k"
     report(&rows, "\(label)thread listing: newest 100 of \(count) threads", largeNewest, floor: ("same, of 1k threads", smallNewest))
     report(&rows, "\(label)thread listing: 100 oldest-first from a cursor, \(count)", largeCursor, floor: ("same, of 1k threads", smallCursor))
-    report(&rows, "\(label)thread listing: one tenant's newest 100, \(count)", largeTenant, floor: ("same, of 1k threads", smallTenant))
+    report(&rows, "\(label)thread listing: newest 100 of a 200-thread tenant, \(count)", largeTenant, floor: ("same, of 1k threads", smallTenant))
 }
 
 /// Bulk-made thread rows for the listing (the listing reads the thread table only): `count`
-/// threads over 1,000 tenants, activity 1 ms apart.
+/// threads over 1,000 tenants (and the first 200 of tenant `big`), activity 1 ms apart.
 func bulkThreadsSQL(_ count: Int, sqlite: Bool) -> String {
     if sqlite {
         return """
             WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < \(count))
             INSERT INTO threads (thread, namespace, tenant, head_id, last_activity, checkpoint_count)
-            SELECT 'bulk-' || (n % 1000) || ':t' || n, '', 'bulk-' || (n % 1000), randomblob(16),
+            SELECT (CASE WHEN n <= 200 THEN 'big' ELSE 'bulk-' || (n % 1000) END) || ':t' || n, '',
+                   CASE WHEN n <= 200 THEN 'big' ELSE 'bulk-' || (n % 1000) END, randomblob(16),
                    1700000000000000 + n * 1000, 1 FROM g
             """
     }
     return """
         INSERT INTO checkpoint_threads (thread, namespace, tenant, head_id, last_activity, checkpoint_count)
-        SELECT 'bulk-' || (n % 1000) || ':t' || n, '', 'bulk-' || (n % 1000), decode(md5(n::text), 'hex'),
+        SELECT (CASE WHEN n <= 200 THEN 'big' ELSE 'bulk-' || (n % 1000) END) || ':t' || n, '',
+               CASE WHEN n <= 200 THEN 'big' ELSE 'bulk-' || (n % 1000) END, decode(md5(n::text), 'hex'),
                1700000000000000 + n * 1000, 1 FROM generate_series(1, \(count)) n
         """
 }
@@ -92,14 +95,18 @@ func measureSweep(_ rows: inout [Row], _ label: String, _ checkpointer: any Chec
 
     let policy = IdleThreadPolicy(idleFor: .seconds(86_400))
     let start = ContinuousClock.now
-    let sweeping = Task { try await checkpointer.sweep(policy, now: base + 10 * 86_400, batchSize: 100) }
+    let batchSize = Int(option("--sweep-batch") ?? "") ?? 100
+    let finished = SweepFlag()
+    let sweeping = Task {
+        defer { finished.flag.store(true, ordering: .releasing) }
+        return try await checkpointer.sweep(policy, now: base + 10 * 86_400, batchSize: batchSize)
+    }
     var beside = Samples()
     var round = 0
-    while true {
-        // Puts until the sweep is done (checked without waiting for it).
+    // Puts until the sweep is done.
+    while !finished.flag.load(ordering: .acquiring) {
         try await time(&beside) { try await put(active[round % active.count]) }
         round += 1
-        if round % 50 == 0, await sweepFinished(sweeping) { break }
     }
     let report = try await sweeping.value
     let elapsed = ContinuousClock.now - start
@@ -112,15 +119,9 @@ func measureSweep(_ rows: inout [Row], _ label: String, _ checkpointer: any Chec
     reportP99(&rows, "\(label)puts beside the sweep (\(beside.nanoseconds.count))", beside, alone: alone)
 }
 
-/// Whether a task has finished, without waiting for it.
-func sweepFinished<T: Sendable>(_ task: Task<T, any Error>) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask { _ = try? await task.value; return true }
-        group.addTask { await Task.yield(); return false }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
-    }
+/// Set when the sweep has finished.
+final class SweepFlag: Sendable {
+    let flag = Atomic<Bool>(false)
 }
 
 func reportSweep(_ rows: inout [Row], _ scenario: String, _ samples: Samples) {

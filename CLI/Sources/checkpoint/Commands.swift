@@ -493,19 +493,9 @@ struct Sweep: AsyncParsableCommand {
                 throw ValidationError("--idle-for takes a duration such as 30d, 12h, 15m or 90s")
             }
             let report = try await withStore(store) { checkpointer, _ in
-                var total = IdleSweepReport()
-                var next = IdleSweepBatch(
-                    idleBefore: policy.cutoff(at: Date()), now: Date(), action: policy.action,
-                    removesExpiredPauses: policy.removesExpiredPauses, limit: batch)
-                while true {
-                    let done = try await checkpointer.sweepIdle(next)
-                    total.deletedCount += done.deletedCount
-                    total.prunedCount += done.prunedCount
-                    total.checkpointsRemoved += done.checkpointsRemoved
-                    total.bytesRemoved += done.bytesRemoved
+                try await checkpointer.sweep(policy, batchSize: batch) { total in
                     Output.progress("swept \(total.deletedCount + total.prunedCount) threads, \(total.checkpointsRemoved) checkpoints")
-                    guard let cursor = done.next else { return total }
-                    next.after = cursor
+                    return true
                 }
             }
             Output.endProgress()
