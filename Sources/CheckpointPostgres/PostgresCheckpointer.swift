@@ -700,7 +700,8 @@ struct PostgresThreadListing {
             conditions.append(
                 "(t.last_activity, t.thread, t.namespace) \(newestFirst ? "<" : ">") (\(activity), \(thread), \(namespace))")
         }
-        let limit = parameter(.int8(Int64(query.limit)))
+        // One more than the page, so that a page that ends the listing says so.
+        let limit = parameter(.int8(Int64(query.limit) + 1))
         let direction = newestFirst ? "DESC" : "ASC"
         let order = "last_activity \(direction), thread \(direction), namespace \(direction)"
         // The page comes first (a range of an index, then the limit), and only then the pauses

@@ -47,7 +47,8 @@ struct ThreadListingSQL {
             try statement.bind(6, after.thread)
             try statement.bind(7, after.namespace)
         }
-        try statement.bind(8, Int64(query.limit))
+        // One more than the page, so that a page that ends the listing says so.
+        try statement.bind(8, Int64(query.limit) + 1)
     }
 
     /// The item of the statement's current row.

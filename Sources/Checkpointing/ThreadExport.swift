@@ -103,8 +103,18 @@ public enum ThreadExport {
     static func decode<T: Decodable>(_ type: T.Type, _ line: Data, number: Int) throws(CheckpointError) -> T {
         do {
             return try JSONDecoder().decode(T.self, from: line)
+        } catch let error as DecodingError {
+            let reason =
+                switch error {
+                case .keyNotFound(let key, _): "it has no '\(key.stringValue)'"
+                case .typeMismatch(_, let context), .valueNotFound(_, let context):
+                    "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
+                case .dataCorrupted: "it is not JSON"
+                @unknown default: "it cannot be read"
+                }
+            throw CheckpointError(.invalidArgument, "line \(number) of the export is not a thread export line: \(reason)")
         } catch {
-            throw CheckpointError(.invalidArgument, "line \(number) of the export is not a \(T.self) record: \(error)")
+            throw CheckpointError(.invalidArgument, "line \(number) of the export cannot be read")
         }
     }
 }

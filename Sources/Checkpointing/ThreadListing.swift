@@ -126,7 +126,8 @@ public struct ThreadCursor: Sendable, Hashable, Codable {
             namespace: item.namespace)
     }
 
-    /// A URL-safe text form, for a command line or a query string.
+    /// A URL-safe text form, for a command line or a query string. It is not secret: it names
+    /// the last thread of the page, so a web page that hands it out must check who may list.
     public var token: String {
         let json = (try? JSONEncoder().encode(self)) ?? Data()
         return json.base64EncodedString().replacingOccurrences(of: "+", with: "-")
@@ -154,7 +155,7 @@ public struct ThreadCursor: Sendable, Hashable, Codable {
 public struct ThreadPage: Sendable, Hashable {
     /// The items, in the query's order.
     public var items: [ThreadSummary]
-    /// The cursor for the next page, or `nil` when this page was the last.
+    /// The cursor for the next page, or `nil` when this page was the last (no empty page follows).
     public var next: ThreadCursor?
 
     /// Creates a page.
@@ -225,10 +226,11 @@ extension ThreadQuery {
         return page(ordered)
     }
 
-    /// The page for items already in the query's order and matching.
+    /// The page for items already in the query's order and matching: a cursor only when more
+    /// items follow (a store asks for one more than the limit to know).
     package func page(_ items: [ThreadSummary]) -> ThreadPage {
-        let items = Array(items.prefix(limit))
-        let next = items.count == limit ? items.last.map(ThreadCursor.init(after:)) : nil
-        return ThreadPage(items: items, next: next)
+        let page = Array(items.prefix(limit))
+        let next = items.count > limit ? page.last.map(ThreadCursor.init(after:)) : nil
+        return ThreadPage(items: page, next: next)
     }
 }

@@ -64,6 +64,9 @@ extension CheckpointerConformance {
                 listed.map { "\($0.thread)/\($0.namespace)" } == newestFirst.map { "\($0.thread)/\($0.namespace)" },
                 "pages of \(limit), newest first, list each thread's namespace once: \(listed.map(\.thread))")
         }
+        try await require(
+            try await checkpointer.threads(ThreadQuery(tenant: tenant, limit: expected.count)).next == nil,
+            "a page that ends the listing has no cursor (no empty page follows)")
         let oldestFirst = try await allPages(checkpointer, ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: 3))
         try await require(
             oldestFirst.map(\.headID) == newestFirst.reversed().map(\.head), "oldest first is the reverse order")

@@ -9,10 +9,11 @@ import Logging
 
 /// `checkpoint`: look inside a store and operate it from a shell.
 ///
-/// Exit codes (also in `checkpoint --help`): 0 success; 64 a usage error; 65 bad input (a
-/// malformed file, a bad thread id, an answer that is not JSON); 66 not found; 69 the store
-/// cannot be reached (retryable); 75 a conflict or a busy store (retryable); 70 anything else
-/// (a damaged row, a backend failure).
+/// Exit codes (also in `checkpoint --help`): 0 success; 64 a usage error (also a malformed
+/// option value, such as a duration); 65 bad input (a malformed URL or file, a bad thread id,
+/// an answer that is not JSON or that the pause can no longer take); 66 not found; 69 the
+/// store cannot be reached (retryable); 75 a conflict or a busy store (retryable); 70
+/// anything else (a damaged row, a backend failure).
 @main
 struct CheckpointCommand: AsyncParsableCommand {
     /// The library logs to standard error; the tool shows its warnings and errors only, or
@@ -45,8 +46,9 @@ struct CheckpointCommand: AsyncParsableCommand {
             Redis cache in front (writes then go through it, so it never serves what was changed here) \
             and $CHECKPOINTER_KEYS or --keys (env:NAME, file:/path) to open sealed state.
 
-            Exit codes: 0 success; 64 usage error; 65 bad input; 66 not found; 69 the store cannot be \
-            reached (retry); 75 conflict or busy store (retry); 70 any other failure.
+            Exit codes: 0 success; 64 usage error (also a malformed option value); 65 bad input (also \
+            an answer the pause can no longer take); 66 not found; 69 the store cannot be reached \
+            (retry); 75 conflict or busy store (retry); 70 any other failure.
             """,
         subcommands: [
             Threads.self, History.self, Show.self, Inbox.self, Answer.self, Prune.self, DeleteThread.self,
@@ -66,8 +68,12 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Keys that open sealed state: env:NAME or file:/path; default: $CHECKPOINTER_KEYS.")
     var keys: String?
 
-    @Flag(help: "Print JSON (one object) instead of a table.")
+    @Flag(help: "Print JSON instead of a table or text.")
     var json = false
+
+    /// Whether the command may create the store (an import, a copy's target, a migration);
+    /// any other command refuses a SQLite path where no file is, rather than make an empty one.
+    var creates = false
 
     /// The configured store, and the sealing its keys give.
     func open() async throws -> (any Checkpointer, Sealing?) {
@@ -80,6 +86,12 @@ struct StoreOptions: ParsableArguments {
         let configuration = try CheckpointerConfiguration(
             url: url, keySource: try keys.flatMap { $0.isEmpty ? nil : try KeySource($0) },
             cacheURL: cache.flatMap { $0.isEmpty ? nil : $0 })
+        if !creates, configuration.url.scheme == "sqlite", let path = try? SQLiteCheckpointer.Configuration(url: configuration.url).path,
+            !FileManager.default.fileExists(atPath: path)
+        {
+            throw CheckpointError(
+                .notFound, "no SQLite database at \(path); `checkpoint migrate` or `import` creates one")
+        }
         let sealing = try configuration.makeSealing()
         let checkpointer = try await configuration.makeCheckpointer(
             backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend], caches: [RedisCachedCheckpointer.cacheLayer])
@@ -128,9 +140,11 @@ struct Failure: Error, CustomStringConvertible {
     static func exitCode(for error: CheckpointError) -> Int32 {
         switch error.code {
         case .invalidArgument, .invalidThreadID, .invalidConfiguration, .decodingFailed, .decryptionFailed, .encodingFailed: 65
+        // Retrying cannot make these succeed: the pause has its answer, expired, or the agent went on.
+        case .alreadyResumed, .stalePause, .pauseExpired: 65
         case .notFound: 66
         case .connectionFailed: 69
-        case .conflict, .busy, .alreadyResumed, .stalePause, .pauseExpired: 75
+        case .conflict, .busy: 75
         default: error.isRetryable ? 75 : 70
         }
     }
@@ -196,6 +210,18 @@ enum Output {
         FileHandle.standardError.write(Data("\n".utf8))
     }
 }
+
+/// Reads a duration: `30d`, `12h`, `15m`, `90s`.
+func parseDuration(_ text: String) throws -> Duration {
+    let units: [Character: Double] = ["d": 86_400, "h": 3600, "m": 60, "s": 1]
+    guard let unit = text.last, let seconds = units[unit], let count = Double(text.dropLast()), count >= 0, count.isFinite else {
+        throw ValidationError("'\(text)' is not a duration such as 30d, 12h, 15m or 90s")
+    }
+    return .milliseconds(Int64((count * seconds * 1000).rounded()))
+}
+
+/// "1 thread", "2 threads".
+func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 
 /// Reads a time: an ISO 8601 date (`2026-11-01T00:00:00Z`) or an age before now (`30d`, `12h`,
 /// `15m`, `90s`).

@@ -3,6 +3,25 @@ import CheckpointSQLite
 import Checkpointing
 import Foundation
 
+/// A pause's prompt as JSON, opened with the keys when it is sealed.
+func promptJSON(_ item: PausedThread, _ sealing: Sealing?) -> JSONValue {
+    if let sealing, let opened = try? item.prompt(as: JSONValue.self, sealing: sealing) { return opened }
+    if let plain = try? item.prompt(as: JSONValue.self) { return plain }
+    return .string(sealing == nil ? "(sealed: pass --keys to open it)" : "(cannot be opened with these keys)")
+}
+
+/// JSON on one line, for a table cell.
+func compact(_ value: JSONValue) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+}
+
+/// A pause's state at `now`, in the words the tool prints.
+func pauseStatus(_ pause: Pause, answered: Bool, now: Date = Date()) -> String {
+    answered ? "answered" : pause.isExpired(at: now) ? "expired, unanswered" : "waiting"
+}
+
 /// A thread listing item as the tool prints it.
 struct ThreadRow: Encodable {
     var thread: String
@@ -33,6 +52,10 @@ struct Threads: AsyncParsableCommand {
     @Flag(help: "Least recently active first.") var oldestFirst = false
     @Option(help: "The most threads to print.") var limit = 50
     @Option(help: "Continue after this cursor (printed after a full page).") var after: String?
+
+    func validate() throws {
+        for time in [idleSince, activeSince].compactMap({ $0 }) { _ = try parseTime(time) }
+    }
 
     func run() async throws {
         try await reporting {
@@ -77,6 +100,9 @@ struct History: AsyncParsableCommand {
             let summaries = try await withStore(store) { checkpointer, _ in
                 try await checkpointer.history(thread: id, namespace: namespace.namespace, before: before, limit: limit)
             }
+            if summaries.isEmpty && before == nil {
+                throw Failure(CheckpointError(.notFound, "thread '\(id)' has no checkpoints in namespace '\(namespace.namespace)'"))
+            }
             struct Row: Encodable { var id: String; var parent: String?; var step: Int; var createdAt: Date; var metadata: Metadata }
             let rows = summaries.map {
                 Row(id: $0.id.description, parent: $0.parentID?.description, step: $0.step, createdAt: $0.createdAt, metadata: $0.metadata)
@@ -107,7 +133,10 @@ struct Show: AsyncParsableCommand {
             let checkpointID = try checkpoint.map(checkpointID)
             try await withStore(store) { checkpointer, sealing in
                 guard let stored = try await checkpointer.checkpoint(thread: id, namespace: namespace.namespace, id: checkpointID) else {
-                    throw Failure(CheckpointError(.notFound, "thread '\(id)' has no checkpoint \(checkpointID?.description ?? "(head)")"))
+                    throw Failure(
+                        CheckpointError(
+                            .notFound,
+                            checkpointID.map { "thread '\(id)' has no checkpoint \($0)" } ?? "thread '\(id)' has no checkpoints"))
                 }
                 let state: JSONValue
                 if let sealing {
@@ -123,24 +152,45 @@ struct Show: AsyncParsableCommand {
                         }
                     })
                 }
+                struct ShownPause: Encodable {
+                    var id: String
+                    var reason: String
+                    var status: String
+                    var prompt: JSONValue
+                    var expiresAt: Date?
+                    var answer: JSONValue?
+                    var answeredAt: Date?
+                }
                 struct Shown: Encodable {
                     var id: String
                     var parent: String?
                     var step: Int
                     var createdAt: Date
                     var metadata: Metadata
-                    var pause: String?
-                    var answered: Bool
+                    var pause: ShownPause?
                     var state: JSONValue
+                }
+                let pause = stored.pause.map { pause in
+                    let item = PausedThread(thread: id, namespace: namespace.namespace, checkpointID: stored.id, pause: pause)
+                    return ShownPause(
+                        id: pause.id.uuidString.lowercased(), reason: pause.reason,
+                        status: pauseStatus(pause, answered: stored.answer != nil), prompt: promptJSON(item, sealing),
+                        expiresAt: pause.expiresAt,
+                        answer: stored.answer.map { answer in
+                            (try? JSONDecoder().decode(JSONValue.self, from: answer.response)) ?? .string("(sealed)")
+                        },
+                        answeredAt: stored.answer?.answeredAt)
                 }
                 let shown = Shown(
                     id: stored.id.description, parent: stored.parentID?.description, step: stored.step,
-                    createdAt: stored.createdAt, metadata: stored.metadata, pause: stored.pause?.reason,
-                    answered: stored.answer != nil, state: state)
+                    createdAt: stored.createdAt, metadata: stored.metadata, pause: pause, state: state)
                 if store.json { return try Output.json(shown) }
                 Output.write("checkpoint \(shown.id)  step \(shown.step)  created \(Output.timestamp(shown.createdAt))")
                 if let parent = shown.parent { Output.write("parent     \(parent)") }
-                if let pause = shown.pause { Output.write("pause      \(pause)\(shown.answered ? " (answered)" : " (waiting)")") }
+                if let pause {
+                    Output.write("pause      \(pause.id) \(pause.reason) (\(pause.status)): \(compact(pause.prompt))")
+                    if let answer = pause.answer { Output.write("answer     \(compact(answer))") }
+                }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 Output.write(String(decoding: try encoder.encode(state), as: UTF8.self))
@@ -160,19 +210,24 @@ struct Inbox: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let query = InboxQuery(reason: reason, tenant: tenant, expiredAsOf: expired ? Date() : nil, limit: limit)
-            let page = try await withStore(store) { checkpointer, _ in try await checkpointer.pausedThreads(query) }
             struct Row: Encodable {
-                var thread: String; var namespace: String; var pause: String; var reason: String
-                var pausedAt: Date; var expiresAt: Date?
+                var thread: String; var namespace: String; var pause: String; var reason: String; var status: String
+                var pausedAt: Date; var expiresAt: Date?; var prompt: JSONValue
             }
-            let rows = page.items.map {
-                Row(thread: $0.thread.rawValue, namespace: $0.namespace, pause: $0.pause.id.uuidString, reason: $0.pause.reason,
-                    pausedAt: $0.pause.createdAt, expiresAt: $0.pause.expiresAt)
+            let rows = try await withStore(store) { checkpointer, sealing in
+                try await checkpointer.pausedThreads(query).items.map {
+                    Row(thread: $0.thread.rawValue, namespace: $0.namespace, pause: $0.pause.id.uuidString.lowercased(),
+                        reason: $0.pause.reason, status: pauseStatus($0.pause, answered: false), pausedAt: $0.pause.createdAt,
+                        expiresAt: $0.pause.expiresAt, prompt: promptJSON($0, sealing))
+                }
             }
             if store.json { return try Output.json(rows) }
             Output.table(
-                ["THREAD", "NAMESPACE", "REASON", "PAUSED", "EXPIRES", "PAUSE"],
-                rows.map { [$0.thread, $0.namespace, $0.reason, Output.timestamp($0.pausedAt), $0.expiresAt.map(Output.timestamp) ?? "-", $0.pause] })
+                ["THREAD", "NAMESPACE", "REASON", "STATUS", "PAUSED", "EXPIRES", "PAUSE", "PROMPT"],
+                rows.map {
+                    [$0.thread, $0.namespace, $0.reason, $0.status, Output.timestamp($0.pausedAt),
+                     $0.expiresAt.map(Output.timestamp) ?? "-", $0.pause, compact($0.prompt)]
+                })
         }
     }
 }
@@ -215,6 +270,7 @@ struct Prune: AsyncParsableCommand {
 
     func validate() throws {
         guard (keep == nil) != (olderThan == nil) else { throw ValidationError("give one of --keep and --older-than") }
+        if let olderThan { _ = try parseTime(olderThan) }
     }
 
     func run() async throws {
@@ -225,7 +281,7 @@ struct Prune: AsyncParsableCommand {
                 try await checkpointer.prune(thread: id, namespace: namespace.namespace, by: rule)
             }
             if store.json { return try Output.json(["removed": removed]) }
-            Output.write("removed \(removed) checkpoints of thread \(id)")
+            Output.write("removed \(counted(removed, "checkpoint")) of thread \(id)")
         }
     }
 }
@@ -260,7 +316,7 @@ struct DeleteTenant: AsyncParsableCommand {
         try await reporting {
             let erasure = try await withStore(store) { checkpointer, _ in try await checkpointer.deleteTenant(tenant) }
             if store.json { return try Output.json(["threads": erasure.threadCount, "checkpoints": erasure.checkpointCount]) }
-            Output.write("deleted \(erasure.threadCount) threads (\(erasure.checkpointCount) checkpoints) of tenant \(tenant)")
+            Output.write("deleted \(counted(erasure.threadCount, "thread")) (\(counted(erasure.checkpointCount, "checkpoint"))) of tenant \(tenant)")
         }
     }
 }
@@ -307,14 +363,16 @@ struct Import: AsyncParsableCommand {
             } else {
                 text = FileHandle.standardInput.readDataToEndOfFile()
             }
-            let summary = try await withStore(store) { checkpointer, _ in try await checkpointer.importThread(text) }
+            var options = store
+            options.creates = true
+            let summary = try await withStore(options) { checkpointer, _ in try await checkpointer.importThread(text) }
             if store.json {
                 return try Output.json([
                     "checkpoints": summary.checkpointCount, "skipped": summary.skippedCount, "answers": summary.answerCount,
                 ])
             }
             Output.write(
-                "imported \(summary.checkpointCount) checkpoints of thread \(summary.thread) (\(summary.skippedCount) already there, \(summary.answerCount) answers)")
+                "imported \(counted(summary.checkpointCount, "checkpoint")) of thread \(summary.thread) (\(summary.skippedCount) already there, \(summary.answerCount) answers)")
         }
     }
 }
@@ -331,11 +389,12 @@ struct Copy: AsyncParsableCommand {
         try await reporting {
             var source = try StoreOptions.parse(["--url", from])
             source.json = json
-            let target = try StoreOptions.parse(["--url", to])
+            var target = try StoreOptions.parse(["--url", to])
+            target.creates = true
             let summary = try await withStore(source) { source, _ in
                 try await withStore(target) { target, _ in
                     try await source.copy(to: target, tenant: tenant) { summary in
-                        Output.progress("copied \(summary.namespaceCount) threads, \(summary.checkpointCount) checkpoints")
+                        Output.progress("copied \(counted(summary.namespaceCount, "thread")), \(counted(summary.checkpointCount, "checkpoint"))")
                     }
                 }
             }
@@ -347,7 +406,7 @@ struct Copy: AsyncParsableCommand {
                 ])
             }
             Output.write(
-                "copied \(summary.namespaceCount) threads: \(summary.checkpointCount) checkpoints written, \(summary.skippedCount) already there, \(summary.answerCount) answers")
+                "copied \(counted(summary.namespaceCount, "thread")): \(counted(summary.checkpointCount, "checkpoint")) written, \(summary.skippedCount) already there, \(counted(summary.answerCount, "answer"))")
         }
     }
 }
@@ -359,7 +418,9 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             // Opening a store applies what is missing, under its lock.
-            let report = try await withStore(store) { checkpointer, _ in await checkpointer.health() }
+            var options = store
+            options.creates = true
+            let report = try await withStore(options) { checkpointer, _ in await checkpointer.health() }
             if store.json { return try Output.json(["schema": report.schema ?? "", "status": report.status.rawValue]) }
             Output.write("schema \(report.schema ?? "(none)"), \(report.status.rawValue)")
         }
@@ -373,7 +434,17 @@ struct Health: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let report = try await withStore(store) { checkpointer, _ in await checkpointer.health() }
-            Output.write(report.description)
+            if store.json {
+                struct Shown: Encodable { var status: String; var latencyMilliseconds: Double?; var schema: String?; var problem: String? }
+                try Output.json(
+                    Shown(
+                        status: report.status.rawValue,
+                        latencyMilliseconds: report.latency.map {
+                            Double($0.components.seconds) * 1000 + Double($0.components.attoseconds) / 1e15
+                        }, schema: report.schema, problem: report.problem))
+            } else {
+                Output.write(report.description)
+            }
             if report.status == .unavailable { throw ExitCode(69) }
         }
     }
@@ -408,7 +479,8 @@ struct Stats: AsyncParsableCommand {
                 }
             }
             if store.json { return try Output.json(totals) }
-            Output.write("\(totals["threads"] ?? 0) threads, \(totals["checkpoints"] ?? 0) checkpoints, \(totals["waiting"] ?? 0) waiting for an answer")
+            Output.write(
+                "\(counted(totals["threads"] ?? 0, "thread")), \(counted(totals["checkpoints"] ?? 0, "checkpoint")), \(totals["waiting"] ?? 0) waiting for an answer")
         }
     }
 }
@@ -423,9 +495,11 @@ struct Verify: AsyncParsableCommand {
         try await reporting {
             var problems: [String] = []
             var read = 0
+            var integrity: String?
             try await withStore(store) { checkpointer, _ in
                 if let sqlite = checkpointer as? SQLiteCheckpointer {
                     let result = try await sqlite.pragma("integrity_check") ?? "no answer"
+                    integrity = result
                     if result != "ok" { problems.append("SQLite integrity_check: \(result)") }
                 }
                 var query = ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: 200)
@@ -467,7 +541,8 @@ struct Verify: AsyncParsableCommand {
                 try Output.json(Report(checkpoints: read, problems: problems))
             } else {
                 for problem in problems { Output.write("problem: \(problem)") }
-                Output.write("read \(read) checkpoints, \(problems.count) problems")
+                if let integrity { Output.write("SQLite integrity_check: \(integrity)") }
+                Output.write("read \(counted(read, "checkpoint")), \(counted(problems.count, "problem"))")
             }
             if !problems.isEmpty { throw ExitCode(70) }
         }
@@ -483,18 +558,16 @@ struct Sweep: AsyncParsableCommand {
     @Flag(help: "Also sweep threads whose head waits on a pause that has expired.") var removeExpiredPauses = false
     @Option(help: "Namespaces per batch.") var batch = 100
 
+    func validate() throws { _ = try parseDuration(idleFor) }
+
     func run() async throws {
         try await reporting {
-            let cutoff = try parseTime(idleFor, now: Date(timeIntervalSince1970: 0))
             let policy = IdleThreadPolicy(
-                idleFor: .seconds(-cutoff.timeIntervalSince1970), action: pruneToHead ? .pruneToHead : .delete,
+                idleFor: try parseDuration(idleFor), action: pruneToHead ? .pruneToHead : .delete,
                 removesExpiredPauses: removeExpiredPauses)
-            guard idleFor.last.map({ "dhms".contains($0) }) == true else {
-                throw ValidationError("--idle-for takes a duration such as 30d, 12h, 15m or 90s")
-            }
             let report = try await withStore(store) { checkpointer, _ in
                 try await checkpointer.sweep(policy, batchSize: batch) { total in
-                    Output.progress("swept \(total.deletedCount + total.prunedCount) threads, \(total.checkpointsRemoved) checkpoints")
+                    Output.progress("swept \(counted(total.deletedCount + total.prunedCount, "thread")), \(counted(total.checkpointsRemoved, "checkpoint"))")
                     return true
                 }
             }

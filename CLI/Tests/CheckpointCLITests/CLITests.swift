@@ -106,13 +106,19 @@ struct CLITests {
         let inbox = try CLI.run(["inbox", "--json"], environment: env)
         let waiting = try #require(try inbox.json() as? [[String: Any]])
         #expect(waiting.count == 1 && waiting.first?["thread"] as? String == "acme:two")
+        #expect((waiting.first?["prompt"] as? [String: Any])?["amount"] as? Int == 42, "the inbox shows the question")
+        #expect(waiting.first?["status"] as? String == "waiting")
+        let table = try CLI.run(["inbox"], environment: env)
+        #expect(table.output.contains("{\"amount\":42}") && table.output.contains("waiting"), "\(table.output)")
         let pause = try #require(waiting.first?["pause"] as? String)
         let notJSON = try CLI.run(["answer", "acme:two", pause, "yes"], environment: env)
         #expect(notJSON.status == 65 && notJSON.error.contains("not JSON"))
         let answered = try CLI.run(["answer", "acme:two", pause, "\"yes\""], environment: env)
         #expect(answered.status == 0, "\(answered.error)")
+        let shownAnswer = try CLI.run(["show", "acme:two"], environment: env)
+        #expect(shownAnswer.output.contains("(answered)") && shownAnswer.output.contains("answer     \"yes\""), "\(shownAnswer.output)")
         let again = try CLI.run(["answer", "acme:two", pause, "\"no\""], environment: env)
-        #expect(again.status == 75 && again.error.contains("alreadyResumed"), "\(again.error)")
+        #expect(again.status == 65 && again.error.contains("alreadyResumed"), "\(again.error)")
         #expect(try CLI.run(["inbox", "--json"], environment: env).output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")
 
         // Export, delete, import: the thread comes back the same.
@@ -147,6 +153,14 @@ struct CLITests {
     @Test func badInputGetsItsExitCodeAndAMessage() async throws {
         let (url, folder) = try await makeStore()
         defer { try? FileManager.default.removeItem(at: folder) }
+        let typo = folder.appendingPathComponent("typo.db").path
+        let missing = try CLI.run(["threads", "--url", "sqlite://\(typo)"])
+        #expect(missing.status == 66 && missing.error.contains("no SQLite database"), "\(missing.error)")
+        #expect(!FileManager.default.fileExists(atPath: typo), "a mistyped path makes no empty database")
+        let noHistory = try CLI.run(["history", "acme:nobody", "--url", url])
+        #expect(noHistory.status == 66, "\(noHistory.error)")
+        let health = try CLI.run(["health", "--json", "--url", url])
+        #expect((try health.json() as? [String: Any])?["status"] as? String == "healthy", "\(health.output)")
         let noStore = try CLI.run(["threads"])
         #expect(noStore.status == 64 && noStore.error.contains("CHECKPOINTER_URL"))
         let badURL = try CLI.run(["threads", "--url", "sqlite://"])
