@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// ```swift
 /// let sweeper = IdleSweepService(
 ///     checkpointer: checkpointer, policy: IdleThreadPolicy(idleFor: .seconds(30 * 86_400)), every: .seconds(600))
-/// let group = ServiceGroup(services: [sweeper, CheckpointerService(checkpointer)], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// let group = ServiceGroup(services: [CheckpointerService(checkpointer), sweeper], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// ```
 ///
@@ -135,8 +135,9 @@ struct SweepMetrics: Sendable {
 
 /// A checkpointer as a service: it runs until graceful shutdown, then closes the checkpointer
 /// (each backend's `close()` lets the calls already handed to its connections finish; a
-/// Redis cache's close ends its background work). Put it after the services that use the
-/// checkpointer in a `ServiceGroup`, so that it shuts down after them.
+/// Redis cache's close ends its background work). Put it before the services that use the
+/// checkpointer in a `ServiceGroup`: a group shuts its services down in reverse order, so it
+/// closes the checkpointer after them.
 public struct CheckpointerService: Service {
     /// The checkpointer it closes.
     public let checkpointer: any Checkpointer
