@@ -39,10 +39,18 @@ case "$command" in
     # DEBUG (for tests that freeze the server with DEBUG SLEEP) only from loopback clients.
     redis-server --bind 127.0.0.1 --port "$port" --save '' "${persistence[@]}" --daemonize yes --enable-debug-command local \
       --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${auth[@]}" </dev/null >/dev/null
-    for _ in $(seq 1 100); do
-      if redis-cli -p "$port" ${4:+-a "$4" --no-auth-warning} ping 2>/dev/null | grep -q PONG; then break; fi
+    # Wait (up to 30 s, on a loaded machine) until it answers PING, which it does only once it
+    # has loaded its data; a server that never answers fails the start, with its log.
+    ready=no
+    for _ in $(seq 1 600); do
+      if redis-cli -p "$port" ${4:+-a "$4" --no-auth-warning} ping 2>/dev/null | grep -q PONG; then ready=yes; break; fi
       sleep 0.05
     done
+    if [ "$ready" != yes ]; then
+      echo "redis-server on port $port did not answer PING within 30 s; its log:" >&2
+      tail -20 "$dir/redis.log" >&2 || true
+      exit 1
+    fi
     echo "redis://${4:+:$4@}127.0.0.1:$port/0"
     ;;
   stop) signal_server TERM ;;

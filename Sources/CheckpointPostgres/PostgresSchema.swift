@@ -127,6 +127,16 @@ enum PostgresSchema {
                 CREATE INDEX checkpoint_threads_by_activity ON checkpoint_threads (last_activity, thread, namespace);
                 CREATE INDEX checkpoint_threads_by_tenant ON checkpoint_threads (tenant, last_activity, thread, namespace);
                 """),
+        // The tenant index holds only the threads that have a tenant: a put moves a thread's
+        // entry in every index over its activity, and one that no listing of a thread without
+        // a tenant reads is work for nothing.
+        Migration(
+            name: "2026-12-03-thread-activity-partial-tenant-index",
+            sql: """
+                DROP INDEX IF EXISTS checkpoint_threads_by_tenant;
+                CREATE INDEX checkpoint_threads_by_tenant ON checkpoint_threads (tenant, last_activity, thread, namespace)
+                    WHERE tenant IS NOT NULL;
+                """),
     ]
 
     /// The columns of a checkpoint row that its checksum covers, then the checksum, in the

@@ -84,6 +84,16 @@ enum Schema {
                 CREATE INDEX threads_by_tenant ON threads (tenant, last_activity, thread, namespace);
                 """,
             after: ThreadActivity.computeForExistingThreads),
+        // The tenant index holds only the threads that have a tenant: a put moves a thread's
+        // entry in every index over its activity, and an index that no listing of a thread
+        // without a tenant reads is work (and WAL pages) for nothing.
+        Migration(
+            name: "2026-12-03-thread-activity-partial-tenant-index",
+            sql: """
+                DROP INDEX IF EXISTS threads_by_tenant;
+                CREATE INDEX threads_by_tenant ON threads (tenant, last_activity, thread, namespace)
+                    WHERE tenant IS NOT NULL;
+                """),
     ]
 
     static let migrationsTable = """

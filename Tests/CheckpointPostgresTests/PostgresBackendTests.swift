@@ -134,7 +134,8 @@ struct PostgresBackendTests {
         #expect(outputs.allSatisfy { $0.contains("No thread is waiting") }, "\(outputs)")
         let checkpointer = try await PostgresCheckpointer(url: url)
         let rows = try await checkpointer.diagnosticQuery("SELECT name, count(*) FROM checkpoint_migrations GROUP BY name")
-        #expect(rows.map { $0[0] } == PostgresSchema.migrations.map(\.name))
+        #expect(Set(rows.map { $0[0] }) == Set(PostgresSchema.migrations.map(\.name)))
+        #expect(rows.count == PostgresSchema.migrations.count)
         #expect(rows.allSatisfy { $0[1] == "1" })
         try await checkpointer.close()
     }

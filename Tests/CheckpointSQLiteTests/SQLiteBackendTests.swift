@@ -56,7 +56,12 @@ struct SQLiteBackendTests {
             try raw.query("SELECT name FROM checkpoint_migrations ORDER BY name")
                 == [
                     "2026-11-23-initial", "2026-11-23-pauses", "2026-12-02-row-checksums", "2026-12-03-thread-activity",
+                    "2026-12-03-thread-activity-partial-tenant-index",
                 ])
+        // A put to a thread without a tenant moves no entry of the tenant index.
+        #expect(
+            try raw.query("SELECT sql LIKE '%WHERE tenant IS NOT NULL' FROM sqlite_master WHERE name = 'threads_by_tenant'")
+                == ["1"])
         // Opening again applies nothing twice.
         let again = try await SQLiteCheckpointer(configuration: .init(path: database.path))
         try await again.close()
