@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project builds with, when they are missing.
 #   scripts/bootstrap.sh          # build dependencies (SQLite, libsodium, libpq, hiredis headers)
-#   scripts/bootstrap.sh --test   # and the servers the tests run against (PostgreSQL, Redis)
+#   scripts/bootstrap.sh --test   # and the servers the tests run against (PostgreSQL, PgBouncer, Redis)
 set -euo pipefail
 packages=(libsqlite3-dev sqlite3 libsodium-dev libpq-dev libhiredis-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(postgresql postgresql-client redis-server redis-tools)
+  packages+=(postgresql postgresql-client pgbouncer redis-server redis-tools)
 fi
 missing=()
 for package in "${packages[@]}"; do

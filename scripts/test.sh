@@ -13,6 +13,7 @@ swift build --build-tests
 servers="$(mktemp -d /tmp/checkpointing-test-servers.XXXXXX)"
 chmod 755 "$servers"
 cleanup() {
+  scripts/pgbouncer-server.sh destroy "$servers/pgbouncer" || true
   scripts/postgres-server.sh destroy "$servers/postgres" || true
   scripts/redis-server.sh destroy "$servers/redis" || true
   rm -rf "$servers"
@@ -20,6 +21,9 @@ cleanup() {
 trap cleanup EXIT
 CHECKPOINT_TEST_POSTGRES_URL="$(scripts/postgres-server.sh start "$servers/postgres" "${CHECKPOINT_TEST_POSTGRES_PORT:-55433}")"
 export CHECKPOINT_TEST_POSTGRES_URL
+# PgBouncer in transaction pooling mode in front of it (4 server connections per database).
+CHECKPOINT_TEST_PGBOUNCER_URL="$(scripts/pgbouncer-server.sh start "$servers/pgbouncer" "${CHECKPOINT_TEST_PGBOUNCER_PORT:-55437}" "${CHECKPOINT_TEST_POSTGRES_PORT:-55433}" 0 600 4)"
+export CHECKPOINT_TEST_PGBOUNCER_URL
 CHECKPOINT_TEST_REDIS_URL="$(scripts/redis-server.sh start "$servers/redis" "${CHECKPOINT_TEST_REDIS_PORT:-55435}")"
 export CHECKPOINT_TEST_REDIS_URL
 swift test "$@"

@@ -53,12 +53,32 @@ public final class PostgresCheckpointer: Checkpointer {
         self.metrics = CheckpointMetrics(backend: "postgres", factory: configuration.metricsFactory)
         let parameters = configuration.connectionParameters
         let tenant = configuration.tenant
+        let pooler = configuration.pooler
+        let schema = configuration.schema
+        let poolerFound = Atomic<Bool>(false)
         pool = ConnectionPool(
             size: configuration.poolMax, label: "checkpointing.postgres", serverName: "PostgreSQL",
             idleSpin: configuration.idleSpin, acquireTimeout: configuration.acquireTimeout, logger: logger,
-            metricsFactory: configuration.metricsFactory,
+            metricsFactory: configuration.metricsFactory, idleTimeout: configuration.idleTimeout,
             connect: {
-                let connection = try PostgresConnection(parameters: parameters)
+                let connection = try PostgresConnection(
+                    parameters: parameters, namedStatements: pooler != .transaction,
+                    fallsBackToUnnamed: pooler == .automatic && tenant == nil)
+                if pooler == .automatic, try connection.isAnsweredByAPooler() {
+                    guard tenant == nil, schema == nil else {
+                        connection.close()
+                        throw CheckpointError(
+                            .invalidConfiguration,
+                            "a connection pooler answers for PostgreSQL, and \(tenant != nil ? "tenant mode" : "a schema") needs a session setting that a transaction pooler does not keep: connect directly, or declare a session pooler with pooler=session"
+                        )
+                    }
+                    connection.turnToUnnamedStatements()
+                    if !poolerFound.exchange(true, ordering: .relaxed) {
+                        logger.info(
+                            "a connection pooler answers for PostgreSQL: statements are sent unnamed (declare pooler=session to keep prepared statements through a session pooler, or pooler=transaction to skip this check)"
+                        )
+                    }
+                }
                 if let tenant {
                     _ = try connection.query(PostgresSchema.bindTenant, [.text(tenant)])
                 }
@@ -66,7 +86,6 @@ public final class PostgresCheckpointer: Checkpointer {
             },
             classify: PostgresErrors.classify)
         do {
-            let schema = configuration.schema
             try await pool.run { connection in try Self.migrate(connection, schema: schema, logger: logger) }
             if tenant != nil {
                 let bypasses = try await pool.run { connection in
@@ -89,8 +108,12 @@ public final class PostgresCheckpointer: Checkpointer {
     }
 
     /// Applies the missing migrations under a session advisory lock, each in its own
-    /// transaction unless it cannot run in one.
+    /// transaction unless it cannot run in one; through a transaction pooler (no session),
+    /// all in one transaction under a transaction's advisory lock.
     private static func migrate(_ connection: PostgresConnection, schema: String?, logger: Logger) throws {
+        guard connection.namedStatements else {
+            return try migrateInOneTransaction(connection, logger: logger)
+        }
         do {
             try connection.execute("SELECT pg_advisory_lock(\(PostgresSchema.migrationLock))")
             defer { try? connection.execute("SELECT pg_advisory_unlock(\(PostgresSchema.migrationLock))") }
@@ -116,6 +139,42 @@ public final class PostgresCheckpointer: Checkpointer {
                 }
                 logger.info("applied PostgreSQL migration", metadata: ["migration": "\(migration.name)"])
             }
+        } catch let error as PostgresError {
+            let mapped = PostgresErrors.map(error)
+            if mapped.code == .connectionFailed { throw mapped }
+            throw CheckpointError(
+                .migrationFailed, "cannot migrate the PostgreSQL schema", nativeCode: mapped.nativeCode,
+                underlying: error)
+        }
+    }
+
+    /// The migrations for a connection without a session of its own (a transaction pooler may
+    /// give each transaction another server connection, so a session's advisory lock could be
+    /// taken on one and never released): one transaction that takes
+    /// `pg_advisory_xact_lock`, which ends with it.
+    private static func migrateInOneTransaction(_ connection: PostgresConnection, logger: Logger) throws {
+        do {
+            var applied: [String] = []
+            try connection.transaction {
+                _ = try connection.query(text: "SELECT pg_advisory_xact_lock($1)", [.int8(PostgresSchema.migrationLock)])
+                try connection.execute(PostgresSchema.migrationsTable)
+                let rows = try connection.query(text: "SELECT name FROM checkpoint_migrations", [])
+                let names = Set((0..<rows.rowCount).map { rows.text($0, 0) })
+                for migration in PostgresSchema.migrations where !names.contains(migration.name) {
+                    guard migration.transactional else {
+                        throw CheckpointError(
+                            .migrationFailed,
+                            "migration \(migration.name) cannot run in a transaction, so not through a transaction pooler: open the checkpointer once with a direct URL (or run `checkpoint migrate` with one)"
+                        )
+                    }
+                    try connection.execute(migration.sql)
+                    try migration.after?(connection)
+                    _ = try connection.query(
+                        text: "INSERT INTO checkpoint_migrations (name) VALUES ($1)", [.text(migration.name)])
+                    applied.append(migration.name)
+                }
+            }
+            for name in applied { logger.info("applied PostgreSQL migration", metadata: ["migration": "\(name)"]) }
         } catch let error as PostgresError {
             let mapped = PostgresErrors.map(error)
             if mapped.code == .connectionFailed { throw mapped }
@@ -240,6 +299,12 @@ public final class PostgresCheckpointer: Checkpointer {
                 } catch is NeedsTheConnection {
                     return nil
                 } catch let error as CheckpointError where error.code == .corruptData {
+                    return nil
+                } catch let error as PostgresError
+                    where connection.fallsBackToUnnamed && PostgresConnection.isPoolerSymptom(error)
+                {
+                    // An undeclared transaction pooler: the read is done again, unnamed.
+                    connection.turnToUnnamedStatements()
                     return nil
                 }
             },

@@ -72,6 +72,25 @@ extension PostgresCheckpointer {
         /// Where the checkpointer's metrics go. Default: `nil`, the process-wide `MetricsSystem`.
         public var metricsFactory: (any MetricsFactory)?
 
+        /// What stands between the checkpointer and PostgreSQL: whether a connection keeps its
+        /// session (prepared statements, settings) from one transaction to the next.
+        /// Default: ``Pooler/automatic``.
+        public var pooler: Pooler = .automatic
+
+        /// TCP keepalives on every connection, so that a connection a proxy, a NAT or a
+        /// firewall would drop for idleness stays alive, and one whose peer vanished is found
+        /// dead. Default: on, first probe after 30 s idle, then every 10 s, dead after 3
+        /// unanswered; `nil` leaves the operating system's settings (libpq's default).
+        public var keepalives: Keepalives? = Keepalives()
+
+        /// How long a pool connection may sit unused before the next call closes it and opens
+        /// a new one. Keep it below the idle limit of what stands between the app and the
+        /// server (PgBouncer's `client_idle_timeout`, a cloud proxy's idle timeout), so that a
+        /// connection it would drop is replaced before a call uses it; a connection the server
+        /// or the pooler did close is found closed and replaced before use anyway.
+        /// Default: 5 minutes; `nil` for no limit.
+        public var idleTimeout: Duration? = .seconds(300)
+
         /// Creates a configuration; every other setting has its default.
         public init(host: String = "localhost", port: Int = 5432, user: String, password: String? = nil, database: String? = nil) {
             self.host = host
@@ -85,7 +104,8 @@ extension PostgresCheckpointer {
         public static let urlParameters: Set<String> = [
             "pool_max", "pool_min", "acquire_timeout_ms", "connect_timeout", "sslmode", "sslrootcert", "sslcert",
             "sslkey", "sslcrl", "sslpassword", "application_name", "tenant", "schema", "idle_spin_us",
-            "content_cache_bytes", "inline_reply_wait_us",
+            "content_cache_bytes", "inline_reply_wait_us", "pooler", "keepalives", "keepalives_idle",
+            "keepalives_interval", "keepalives_count", "idle_timeout",
         ]
 
         /// Reads a `postgres://` or `postgresql://` URL:
@@ -93,8 +113,12 @@ extension PostgresCheckpointer {
         ///
         /// Parameters: `pool_max`, `pool_min`, `acquire_timeout_ms`, `connect_timeout` (seconds),
         /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`, `sslpassword`,
-        /// `application_name`, `tenant`, `schema`, `idle_spin_us`, `content_cache_bytes`, `inline_reply_wait_us` (0 to 10,000). A password or
-        /// user with reserved characters is percent-encoded.
+        /// `application_name`, `tenant`, `schema`, `idle_spin_us`, `content_cache_bytes`,
+        /// `inline_reply_wait_us` (0 to 10,000), `pooler` (`automatic`, `session`,
+        /// `transaction`), `keepalives` (`0` or `1`), `keepalives_idle`, `keepalives_interval`
+        /// and `keepalives_count` (seconds, and probes, as libpq reads them), `idle_timeout`
+        /// (seconds, `0` for none). A password or user with reserved characters is
+        /// percent-encoded.
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
         ///   user or host, or a bad, unknown or repeated parameter (and for the malformed parts
@@ -146,6 +170,30 @@ extension PostgresCheckpointer {
             if let value = try url.integerParameter("content_cache_bytes", in: 0...(1 << 40)) {
                 contentCacheBytes = value
             }
+            if let value = url.parameters["pooler"] {
+                guard let mode = Pooler(rawValue: value) else {
+                    throw CheckpointError(
+                        .invalidConfiguration, "pooler must be automatic, session or transaction, not '\(value)'")
+                }
+                pooler = mode
+            }
+            if let value = try url.integerParameter("keepalives", in: 0...1) { keepalives = value == 0 ? nil : Keepalives() }
+            let idle = try url.integerParameter("keepalives_idle", in: 1...86_400)
+            let interval = try url.integerParameter("keepalives_interval", in: 1...86_400)
+            let count = try url.integerParameter("keepalives_count", in: 1...100)
+            if idle != nil || interval != nil || count != nil {
+                guard var settings = keepalives else {
+                    throw CheckpointError(
+                        .invalidConfiguration, "keepalives_idle, keepalives_interval and keepalives_count need keepalives on")
+                }
+                if let idle { settings.idle = .seconds(idle) }
+                if let interval { settings.interval = .seconds(interval) }
+                if let count { settings.count = count }
+                keepalives = settings
+            }
+            if let value = try url.integerParameter("idle_timeout", in: 0...86_400) {
+                idleTimeout = value == 0 ? nil : .seconds(value)
+            }
         }
 
         /// Checks the settings that do not depend on the server.
@@ -174,6 +222,27 @@ extension PostgresCheckpointer {
                         .invalidConfiguration, "a schema is a plain identifier (letters, digits, _), not '\(schema)'")
                 }
             }
+            if let keepalives {
+                guard keepalives.idle >= .seconds(1), keepalives.interval >= .seconds(1), keepalives.count >= 1 else {
+                    throw CheckpointError(
+                        .invalidConfiguration, "keepalives need an idle time and an interval of at least 1 second, and a count of at least 1")
+                }
+            }
+            if let idleTimeout, idleTimeout <= .zero {
+                throw CheckpointError(.invalidConfiguration, "idleTimeout must be positive, or nil for none")
+            }
+            if pooler == .transaction, tenant != nil {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "tenant mode cannot run through a transaction pooler: its row-level security needs a session setting the pooler does not keep; connect directly or through a session pooler"
+                )
+            }
+            if pooler == .transaction, schema != nil {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "schema cannot be set through a transaction pooler, which keeps no search_path; set the role's instead (ALTER ROLE ... SET search_path = ...)"
+                )
+            }
             for text in [host, user, database, password ?? "", applicationName] + tls.values where text.utf8.contains(0) {
                 throw CheckpointError(.invalidConfiguration, "a Postgres setting contains a NUL byte")
             }
@@ -188,6 +257,13 @@ extension PostgresCheckpointer {
             ]
             if let password { parameters.append(("password", password)) }
             if let schema { parameters.append(("options", "-c search_path=\(schema)")) }
+            if let keepalives {
+                parameters += [
+                    ("keepalives", "1"), ("keepalives_idle", String(keepalives.idle.components.seconds)),
+                    ("keepalives_interval", String(keepalives.interval.components.seconds)),
+                    ("keepalives_count", String(keepalives.count)),
+                ]
+            }
             for key in tls.keys.sorted() { parameters.append((key, tls[key] ?? "")) }
             return parameters
         }
@@ -199,7 +275,49 @@ extension PostgresCheckpointer {
             if let mode = tls["sslmode"] { text += "&sslmode=\(mode)" }
             if let tenant { text += "&tenant=\(tenant)" }
             if let schema { text += "&schema=\(schema)" }
+            if pooler != .automatic { text += "&pooler=\(pooler.rawValue)" }
             return text
+        }
+    }
+
+    /// What stands between the checkpointer and PostgreSQL.
+    public enum Pooler: String, Sendable, CaseIterable {
+        /// Found out per connection when it opens: when the server's process id differs from
+        /// the one the connection was given (a pooler answered the connection), the
+        /// connection works as ``transaction`` does, since a pooler may pool transactions;
+        /// otherwise as ``session``. Tenant mode refuses a pooler found this way unless it is
+        /// declared ``session``. A named statement the server refuses as missing or as
+        /// prepared already (a pooler this did not find) turns the connection to unnamed
+        /// statements, and the statement runs again.
+        case automatic
+        /// A direct connection, or a pooler that gives each client connection its own server
+        /// connection for the whole session (PgBouncer's `pool_mode=session`): statements are
+        /// prepared once per connection and run by name, and tenant mode's session setting holds.
+        case session
+        /// A pooler that lends a server connection for one transaction (PgBouncer's
+        /// `pool_mode=transaction`, cloud poolers in transaction mode): every statement is sent
+        /// whole and unnamed with its parameters (`PQexecParams`: one round trip, but parsed
+        /// and planned by the server each time), nothing is kept in the session, and
+        /// migrations take a transaction's advisory lock. ``Configuration/tenant`` and
+        /// ``Configuration/schema`` cannot be used (set the role's `search_path` instead).
+        case transaction
+    }
+
+    /// TCP keepalive settings (libpq's `keepalives_idle`, `keepalives_interval`,
+    /// `keepalives_count`).
+    public struct Keepalives: Sendable, Equatable {
+        /// Idle time before the first probe. Default: 30 seconds.
+        public var idle: Duration
+        /// Time between probes. Default: 10 seconds.
+        public var interval: Duration
+        /// Unanswered probes before the connection counts as dead. Default: 3.
+        public var count: Int
+
+        /// Keepalive settings; whole seconds.
+        public init(idle: Duration = .seconds(30), interval: Duration = .seconds(10), count: Int = 3) {
+            self.idle = idle
+            self.interval = interval
+            self.count = count
         }
     }
 }

@@ -90,11 +90,17 @@ struct PostgresSQL: Sendable {
     let key: Int
     let text: String
     let types: [PostgresType]
+    /// The prepared statement's name: the key and a hash of the text, so that a server
+    /// connection another version of this library prepared statements on (a session pooler
+    /// hands server connections from client to client) never runs another text under the name.
+    let name: String
 
     init(_ key: Int, _ types: [PostgresType], _ text: String) {
         self.key = key
         self.types = types
         self.text = text
+        let hash = Array(text.utf8).withUnsafeBytes { XXHash64.hash($0) }
+        self.name = "checkpointing_\(key)_\(String(hash, radix: 36))"
     }
 }
 
@@ -103,6 +109,15 @@ struct PostgresSQL: Sendable {
 /// Not `Sendable`: only the pool's worker thread that owns it touches it.
 final class PostgresConnection: RequestReplyConnection {
     private var handle: OpaquePointer?
+    /// Whether statements are prepared once under a name and executed by it; `false` through
+    /// a transaction pooler, where a name prepared in one transaction may not exist in the
+    /// next (another server connection): then every statement is sent whole, unnamed, with its
+    /// parameters (`PQexecParams`), the same one round trip.
+    private(set) var namedStatements: Bool
+    /// Whether a named statement that failed as missing or as prepared already (a transaction
+    /// pooler that was not declared) may turn this connection to unnamed statements and run
+    /// again; not in tenant mode, whose session setting the pooler would not keep either.
+    let fallsBackToUnnamed: Bool
     private var prepared: Set<Int> = []
     /// Prepared dynamic statements (history filters, inbox shapes), by text.
     private var preparedText: [String: String] = [:]
@@ -111,7 +126,9 @@ final class PostgresConnection: RequestReplyConnection {
 
     /// Connects with libpq keyword/value parameters (never a concatenated string, so a
     /// password with any character is passed as is).
-    init(parameters: [(String, String)]) throws(PostgresError) {
+    init(parameters: [(String, String)], namedStatements: Bool = true, fallsBackToUnnamed: Bool = false) throws(PostgresError) {
+        self.namedStatements = namedStatements
+        self.fallsBackToUnnamed = fallsBackToUnnamed
         let keywords = parameters.map { strdup($0.0) } + [nil]
         let values = parameters.map { strdup($0.1) } + [nil]
         defer {
@@ -168,6 +185,14 @@ final class PostgresConnection: RequestReplyConnection {
         return ready == 0
     }
 
+    /// Whether a pooler answered this connection: the process id the connection was given at
+    /// its start (a pooler makes up its own) is not the server process's.
+    func isAnsweredByAPooler() throws(PostgresError) -> Bool {
+        let rows = try textQuery("SELECT pg_backend_pid()", [])
+        guard let text = rows.first?.first ?? nil, let serverPID = Int32(text) else { return false }
+        return serverPID != backendPID
+    }
+
     /// The server process's id, for diagnostics and tests.
     var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
 
@@ -189,29 +214,74 @@ final class PostgresConnection: RequestReplyConnection {
         _ = try check(PQexec(handle, sql))
     }
 
-    /// Runs a fixed statement, preparing it on first use on this connection.
+    /// Runs a fixed statement, preparing it on first use on this connection (unless
+    /// ``namedStatements`` is off).
     func query(_ sql: PostgresSQL, _ parameters: [PostgresValue]) throws(PostgresError) -> PostgresResult {
-        let name = "checkpointing_\(sql.key)"
-        if !prepared.contains(sql.key) {
-            try prepare(name: name, text: sql.text, types: sql.types.map(\.rawValue))
-            prepared.insert(sql.key)
+        guard namedStatements else { return try executeUnnamed(sql.text, sql.types.map(\.rawValue), parameters) }
+        do {
+            if !prepared.contains(sql.key) {
+                try prepare(name: sql.name, text: sql.text, types: sql.types.map(\.rawValue))
+                prepared.insert(sql.key)
+            }
+            return try executePrepared(name: sql.name, parameters)
+        } catch let error where fallsBackToUnnamed && Self.isPoolerSymptom(error) {
+            // The statement did not run: the server refused its name before executing it.
+            turnToUnnamedStatements()
+            return try executeUnnamed(sql.text, sql.types.map(\.rawValue), parameters)
         }
-        return try executePrepared(name: name, parameters)
+    }
+
+    /// Whether an error is what a transaction pooler makes of named statements: the name is
+    /// missing on the server connection the pooler picked (26000), or another client
+    /// prepared it there already (42P05).
+    static func isPoolerSymptom(_ error: PostgresError) -> Bool {
+        error.sqlState == "26000" || error.sqlState == "42P05"
+    }
+
+    /// Stops using named statements on this connection (a transaction pooler was found).
+    func turnToUnnamedStatements() {
+        namedStatements = false
+        prepared.removeAll()
+        preparedText.removeAll()
+    }
+
+    /// Sends a statement whole, unnamed: parsed, bound and executed in one round trip.
+    private func executeUnnamed(
+        _ text: String, _ types: [UInt32], _ parameters: [PostgresValue]
+    ) throws(PostgresError) -> PostgresResult {
+        guard let handle else { throw lostConnectionError() }
+        let result = Self.withWire(parameters) { count, values, lengths, formats in
+            PQexecParams(handle, text, count, types.isEmpty ? nil : types, values, lengths, formats, 1)
+        }
+        return try check(result)
     }
 
     /// Runs a statement made at run time (its shape, never its values), prepared and kept
-    /// per distinct text.
+    /// per distinct text (unless ``namedStatements`` is off).
     func query(text: String, _ parameters: [PostgresValue]) throws(PostgresError) -> PostgresResult {
+        // A dynamic statement's values are never NULL, so their cases give the types.
+        let types = parameters.map { $0.type?.rawValue ?? 0 }
+        guard namedStatements else { return try executeUnnamed(text, types, parameters) }
         let name: String
         if let existing = preparedText[text] {
             name = existing
         } else {
-            name = "checkpointing_dynamic_\(preparedText.count)"
-            // A dynamic statement's values are never NULL, so their cases give the types.
-            try prepare(name: name, text: text, types: parameters.map { $0.type?.rawValue ?? 0 })
+            let hash = Array(text.utf8).withUnsafeBytes { XXHash64.hash($0) }
+            name = "checkpointing_dynamic_\(String(hash, radix: 36))"
+            do {
+                try prepare(name: name, text: text, types: types)
+            } catch let error where fallsBackToUnnamed && Self.isPoolerSymptom(error) {
+                turnToUnnamedStatements()
+                return try executeUnnamed(text, types, parameters)
+            }
             preparedText[text] = name
         }
-        return try executePrepared(name: name, parameters)
+        do {
+            return try executePrepared(name: name, parameters)
+        } catch let error where fallsBackToUnnamed && Self.isPoolerSymptom(error) {
+            turnToUnnamedStatements()
+            return try executeUnnamed(text, types, parameters)
+        }
     }
 
     private func prepare(name: String, text: String, types: [UInt32]) throws(PostgresError) {
@@ -259,13 +329,20 @@ final class PostgresConnection: RequestReplyConnection {
     /// ``receive()``).
     ///
     /// - Returns: `false` when the statement is not prepared on this connection yet: nothing
-    ///   was sent (``query(_:_:)`` prepares it).
+    ///   was sent (``query(_:_:)`` prepares it). With unnamed statements it is always sent.
     func send(_ sql: PostgresSQL, _ parameters: [PostgresValue]) throws(PostgresError) -> Bool {
-        guard prepared.contains(sql.key) else { return false }
         guard let handle else { throw lostConnectionError() }
-        let name = "checkpointing_\(sql.key)"
-        let sent = Self.withWire(parameters) { count, values, lengths, formats in
-            PQsendQueryPrepared(handle, name, count, values, lengths, formats, 1)
+        let sent: Int32
+        if namedStatements {
+            guard prepared.contains(sql.key) else { return false }
+            sent = Self.withWire(parameters) { count, values, lengths, formats in
+                PQsendQueryPrepared(handle, sql.name, count, values, lengths, formats, 1)
+            }
+        } else {
+            let types = sql.types.map(\.rawValue)
+            sent = Self.withWire(parameters) { count, values, lengths, formats in
+                PQsendQueryParams(handle, sql.text, count, types.isEmpty ? nil : types, values, lengths, formats, 1)
+            }
         }
         guard sent == 1 else { throw lostConnectionError() }
         return true

@@ -35,6 +35,8 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         // running a call inline (``ConnectionPool/run(replyWait:sending:receiving:otherwise:)``).
         let thread: JobThread
         var connection: Connection?
+        /// When the worker last finished a call (set by its owner of the moment).
+        var lastUsed = ContinuousClock.now
         let index: Int
 
         init(index: Int, label: String, idleSpin: Duration) {
@@ -71,6 +73,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     private let connect: @Sendable () throws -> Connection
     private let classify: Classify
     private let acquireTimeout: Duration
+    /// How long a connection may sit unused before it is closed and a new one opened for the
+    /// next call; `nil` for no limit.
+    private let idleTimeout: Duration?
     private let serverName: String
     private let logger: Logger
     /// How long the server's recent replies took, measured by calls whose reply may be
@@ -87,9 +92,12 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     ///   - classify: maps the driver's errors (from `connect` and from calls).
     ///   - metricsFactory: where the pool's metrics go (see ``PoolMetrics``); `nil` for the
     ///     process-wide `MetricsSystem`.
+    ///   - idleTimeout: how long a connection may sit unused before the next call replaces it
+    ///     (below a pooler's, a proxy's or a firewall's own idle limit, a connection they would
+    ///     drop is replaced before it is used); `nil` for none.
     package init(
         size: Int, label: String, serverName: String, idleSpin: Duration, acquireTimeout: Duration, logger: Logger,
-        metricsFactory: (any MetricsFactory)? = nil,
+        metricsFactory: (any MetricsFactory)? = nil, idleTimeout: Duration? = nil,
         connect: @escaping @Sendable () throws -> Connection, classify: @escaping Classify
     ) {
         metrics = PoolMetrics(pool: label, factory: metricsFactory)
@@ -101,6 +109,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         self.connect = connect
         self.classify = classify
         self.acquireTimeout = acquireTimeout
+        self.idleTimeout = idleTimeout
         self.serverName = serverName
         self.logger = logger
     }
@@ -217,6 +226,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// The first waiting job, which the worker runs next, or `nil` after the worker went back
     /// to the idle ones.
     private func handOver(_ worker: Worker) -> Waiter? {
+        worker.lastUsed = .now
         let (next, counts): (Waiter?, Counts) = state.withLock { state in
             if state.waiters.isEmpty {
                 state.idle.append(worker.index)
@@ -280,12 +290,18 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// has was closed by the server; a connection that broke during `body` is dropped.
     private func execute<T>(_ body: (Connection) throws -> T, on worker: Worker) throws -> T {
         let connection: Connection
-        if let existing = worker.connection, existing.isHealthy {
+        if let existing = usableConnection(of: worker) {
             connection = existing
         } else {
             if worker.connection != nil {
-                logger.info(
-                    "replacing a \(serverName) connection the server closed", metadata: ["worker": "\(worker.index)"])
+                if isPastIdleTimeout(worker) {
+                    logger.debug(
+                        "replacing a \(serverName) connection unused for longer than the idle timeout",
+                        metadata: ["worker": "\(worker.index)"])
+                } else {
+                    logger.info(
+                        "replacing a \(serverName) connection the server closed", metadata: ["worker": "\(worker.index)"])
+                }
                 metrics.replaced.increment()
             }
             drop(worker)
@@ -302,6 +318,18 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         } catch {
             throw failed(error, connection, on: worker)
         }
+    }
+
+    /// The worker's connection when it can take a call: open, not closed by the server, and
+    /// not unused past the idle timeout.
+    fileprivate func usableConnection(of worker: Worker) -> Connection? {
+        guard let connection = worker.connection, !isPastIdleTimeout(worker), connection.isHealthy else { return nil }
+        return connection
+    }
+
+    private func isPastIdleTimeout(_ worker: Worker) -> Bool {
+        guard let idleTimeout else { return false }
+        return ContinuousClock.now - worker.lastUsed > idleTimeout
     }
 
     /// Closes every connection; waiting calls fail with ``CheckpointError/Code/closed``.
@@ -386,7 +414,7 @@ extension ConnectionPool where Connection: RequestReplyConnection {
         guard replyWait > .zero, workers.allSatisfy({ !$0.thread.isCurrent }), let worker = takeIdleWorker() else {
             return try await run(whole)
         }
-        guard let connection = worker.connection, connection.isHealthy else {
+        guard let connection = usableConnection(of: worker) else {
             return try await finish(on: worker) { try self.execute(whole, on: worker) }
         }
         let started = ContinuousClock.now

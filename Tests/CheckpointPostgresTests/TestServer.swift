@@ -60,3 +60,78 @@ final class PrivateServer: Sendable {
         _ = try? shell([script, "destroy", directory])
     }
 }
+
+/// The PgBouncer the test script started in front of the test server, in transaction pooling
+/// mode (`scripts/test.sh` exports its URL).
+enum TestBouncer {
+    static let variable = "CHECKPOINT_TEST_PGBOUNCER_URL"
+
+    /// The pooler's URL (database `checkpoints`). Fails loudly when the tests run without one.
+    static func url() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "\(variable) is not set: run the tests with scripts/test.sh, which starts PgBouncer")
+        }
+        return url
+    }
+
+    /// The URL through the pooler of a database of the test's own, created on the server for
+    /// it (a transaction pooler keeps no `search_path`, so a test is isolated by database,
+    /// not by schema), and the database's name.
+    static func isolatedURL(_ parameters: String = "") throws -> (url: String, database: String) {
+        let database = try createDatabase()
+        var url = try url()
+        url = String(url[..<(url.lastIndex(of: "/") ?? url.endIndex)]) + "/" + database
+        return (url + (parameters.isEmpty ? "" : "?" + parameters), database)
+    }
+
+    /// A new database owned by the test role, made by the server's superuser.
+    static func createDatabase() throws -> String {
+        let name = "b_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let server = try CheckpointerURL(TestServer.url())
+        try runCommand(
+            [
+                "PGPASSWORD=admin-secret", "psql", "-h", server.host ?? "127.0.0.1", "-p",
+                "\(server.port ?? 5432)", "-U", "checkpoint_admin", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc",
+                "CREATE DATABASE \(name) OWNER checkpoint_app",
+            ])
+        return name
+    }
+
+    /// The client connections the pooler at `port` holds for `database`, from its admin
+    /// console (`SHOW CLIENTS`).
+    static func clients(port: Int, database: String) throws -> Int {
+        let output = try runCommand(
+            [
+                "PGPASSWORD=app-secret", "psql", "-h", "127.0.0.1", "-p", "\(port)", "-U",
+                "checkpoint_app", "-d", "pgbouncer", "-AtF", ",", "-c", "SHOW CLIENTS",
+            ])
+        return output.split(separator: "\n").filter { $0.split(separator: ",").dropFirst(2).first == Substring(database) }
+            .count
+    }
+}
+
+/// A PgBouncer of a test's own in front of the test server, for tests that set its timeouts.
+final class PrivateBouncer: Sendable {
+    let directory: String
+    let port: Int
+    let url: String
+
+    /// - Parameters: the pooler's `client_idle_timeout` and `server_idle_timeout`, in seconds.
+    init(clientIdleTimeout: Int, serverIdleTimeout: Int) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-bouncer-\(UUID().uuidString)")
+            .path
+        port = Int.random(in: 56_000..<60_000)
+        let server = try CheckpointerURL(TestServer.url())
+        url = try shell([
+            Self.script, "start", directory, "\(port)", "\(server.port ?? 5432)", "\(clientIdleTimeout)", "\(serverIdleTimeout)", "4",
+        ]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private static var script: String { repositoryRoot.appendingPathComponent("scripts/pgbouncer-server.sh").path }
+
+    deinit {
+        _ = try? shell([Self.script, "destroy", directory])
+    }
+}
