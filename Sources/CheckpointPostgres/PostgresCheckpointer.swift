@@ -140,11 +140,7 @@ public final class PostgresCheckpointer: Checkpointer {
                 logger.info("applied PostgreSQL migration", metadata: ["migration": "\(migration.name)"])
             }
         } catch let error as PostgresError {
-            let mapped = PostgresErrors.map(error)
-            if mapped.code == .connectionFailed { throw mapped }
-            throw CheckpointError(
-                .migrationFailed, "cannot migrate the PostgreSQL schema", nativeCode: mapped.nativeCode,
-                underlying: error)
+            throw migrationError(error)
         }
     }
 
@@ -176,12 +172,17 @@ public final class PostgresCheckpointer: Checkpointer {
             }
             for name in applied { logger.info("applied PostgreSQL migration", metadata: ["migration": "\(name)"]) }
         } catch let error as PostgresError {
-            let mapped = PostgresErrors.map(error)
-            if mapped.code == .connectionFailed { throw mapped }
-            throw CheckpointError(
-                .migrationFailed, "cannot migrate the PostgreSQL schema", nativeCode: mapped.nativeCode,
-                underlying: error)
+            throw migrationError(error)
         }
+    }
+
+    /// A server error during migration: a connection failure as it is (retryable), anything
+    /// else as ``CheckpointError/Code/migrationFailed``.
+    private static func migrationError(_ error: PostgresError) -> CheckpointError {
+        let mapped = PostgresErrors.map(error)
+        if mapped.code == .connectionFailed { return mapped }
+        return CheckpointError(
+            .migrationFailed, "cannot migrate the PostgreSQL schema", nativeCode: mapped.nativeCode, underlying: error)
     }
 
     /// A pool connection's thread, as an executor.
