@@ -108,8 +108,11 @@ struct PostgresBackendTests {
         try await checkpointer.close()
     }
 
-    @Test func twoProcessesRacingOnOneThreadLoseNothing() async throws {
-        let url = try TestServer.isolatedURL()
+    /// Two agent processes race on one thread, directly and through the transaction pooler:
+    /// one checkpoint wins each step.
+    @Test(arguments: [false, true])
+    func twoProcessesRacingOnOneThreadLoseNothing(throughThePooler: Bool) async throws {
+        let url = try throughThePooler ? TestBouncer.isolatedURL().url : TestServer.isolatedURL()
         _ = try await runExampleAgent(["--turns", "1"], url: url)
         async let first = runExampleAgent(["--turns", "30", "--no-approvals"], url: url)
         async let second = runExampleAgent(["--turns", "30", "--no-approvals"], url: url)

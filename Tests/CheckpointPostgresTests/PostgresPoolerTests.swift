@@ -94,20 +94,6 @@ struct PostgresPoolerTests {
         try await checkpointer.close()
     }
 
-    /// Two agent processes race on one thread through the pooler: one checkpoint wins each step.
-    @Test func twoProcessesRacingThroughThePoolerLoseNothing() async throws {
-        let (url, _) = try TestBouncer.isolatedURL()
-        _ = try await runExampleAgent(["--turns", "1"], url: url)
-        async let first = runExampleAgent(["--turns", "30", "--no-approvals"], url: url)
-        async let second = runExampleAgent(["--turns", "30", "--no-approvals"], url: url)
-        let outputs = try await [first, second]
-        let checkpointer = try await PostgresCheckpointer(url: url)
-        let history = try await checkpointer.history(thread: ThreadID("demo-user:support"), limit: 1000)
-        #expect(history.count == 61, "\(outputs)")
-        #expect(Set(history.map(\.step)) == Set(0..<61), "exactly one checkpoint won each step")
-        try await checkpointer.close()
-    }
-
     /// PgBouncer closes client connections idle longer than its `client_idle_timeout` and
     /// server connections idle longer than `server_idle_timeout` (1 s each here). After each
     /// idle period the pooler has closed every one of the app's connections, and the next
