@@ -408,14 +408,17 @@ struct PostgresBackendTests {
 
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
         let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=200")
-        // The only connection is held by a slow statement; the next call waits, then fails.
-        // Wait until the server runs it (seen from another connection), not for a fixed time.
-        let observer = try await TestServer.checkpointer()
-        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_sleep(3)") }
-        try await waitUntilActivity(observer, "state = 'active' AND query LIKE '%pg_sleep(3)%'")
-        try await observer.close()
+        // The only connection is held by a statement waiting for a lock another session holds
+        // until the timeout has been seen (not a fixed sleep, which a loaded machine outlasts).
+        let observer = try await TestServer.checkpointer("pool_max=1")
+        let key = Int64.random(in: 1..<Int64.max)
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
+        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key))") }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
         let error = try await requireError(.connectionFailed) { try await checkpointer.head(thread: ThreadID("acme:x")) }
         #expect(error.message.contains("acquire timeout"))
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
+        try await observer.close()
         _ = try await slow.value
         #expect(try await checkpointer.head(thread: ThreadID("acme:x")) == nil, "the pool works again")
         try await checkpointer.close()

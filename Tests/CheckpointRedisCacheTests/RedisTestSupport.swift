@@ -88,7 +88,9 @@ final class PrivateRedis: Sendable {
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-redis-\(UUID().uuidString)").path
-        port = Int.random(in: 60_000..<64_000)
+        // Below Linux's ephemeral ports (32768 and up), so that no client's outgoing connection
+        // takes it while the server is down; apart from the PostgreSQL test servers' ports.
+        port = Int.random(in: 29_000..<32_000)
         url = try runCommand([script, "start", directory, "\(port)"]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
