@@ -31,15 +31,25 @@
 #    run (ids and times differ), so --keep-reference PATH keeps it for reproducing one file:
 #    mkdir D && cp PATH D/reference.db && CheckpointFaultWriter damage D K+1 SEED K
 #
+# 5. Postgres failover: a primary and a streaming standby (pg_basebackup, synchronous
+#    replication: a commit is acknowledged once the standby has it on disk); a writer
+#    (write-retrying) on the multi-host URL `postgres://...@primary,standby/db` keeps saving;
+#    the primary is killed (`pg_ctl stop -m immediate`) and the standby promoted; the same
+#    writer process goes on. Then checked on the promoted server as in 2: lost saves and
+#    non-retryable errors must be 0. Reports the time from the promotion to the first
+#    acknowledged save.                                       (cycles/50 failovers, at least 1)
+#
 #   scripts/fault-tests.sh                      # CI: 50 kills per mode, 5 restarts, 5 Redis kills
-#                                               # and 3 freezes, 100 damaged files (under 2 minutes)
+#                                               # and 3 freezes, 100 damaged files, 1 failover
+#                                               # (under 2 minutes)
 #   scripts/fault-tests.sh --cycles 1000        # 1000 kills per mode, 100 restarts, 100 kills,
 #                                               # 60 freezes, 2000 files
 #   scripts/fault-tests.sh --only damage --files 10000 --damage-report-only
 #
 # Options: --cycles N scales every part as above; each of --restarts N, --redis-kills N,
-# --redis-freezes N and --files N sets its part alone. --seed N: the damage's seed (default
-# random, or FAULT_TESTS_SEED; printed). --only sqlite,postgres,redis,damage (default all).
+# --redis-freezes N, --files N and --failovers N sets its part alone. --seed N: the damage's seed (default
+# random, or FAULT_TESTS_SEED; printed). --only sqlite,postgres,redis,damage,failover
+# (default all).
 # --damage-report-only: report wrong reads without failing (also
 # FAULT_TESTS_DAMAGE_REPORT_ONLY=1). --keep-reference PATH: see 4. Ports:
 # FAULT_TESTS_POSTGRES_PORT, FAULT_TESTS_REDIS_PORT (default: a free port between 42000 and
@@ -49,7 +59,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 2; }
 
-cycles=50 restarts="" redis_kills="" redis_freezes="" files="" only="sqlite,postgres,redis,damage"
+cycles=50 restarts="" redis_kills="" redis_freezes="" files="" failovers="" only="sqlite,postgres,redis,damage,failover"
 seed="${FAULT_TESTS_SEED:-$(((RANDOM << 15) | RANDOM))}"
 report_only="${FAULT_TESTS_DAMAGE_REPORT_ONLY:-0}" keep_reference=""
 while [ $# -gt 0 ]; do
@@ -59,6 +69,7 @@ while [ $# -gt 0 ]; do
     --redis-kills) redis_kills="${2:?--redis-kills N}"; shift 2 ;;
     --redis-freezes) redis_freezes="${2:?--redis-freezes N}"; shift 2 ;;
     --files) files="${2:?--files N}"; shift 2 ;;
+    --failovers) failovers="${2:?--failovers N}"; shift 2 ;;
     --seed) seed="${2:?--seed N}"; shift 2 ;;
     --only) only="${2:?--only LIST}"; shift 2 ;;
     --damage-report-only) report_only=1; shift ;;
@@ -70,6 +81,7 @@ restarts="${restarts:-$((cycles / 10 > 0 ? cycles / 10 : 1))}"
 redis_kills="${redis_kills:-$((cycles / 10 > 0 ? cycles / 10 : 1))}"
 redis_freezes="${redis_freezes:-$((cycles * 3 / 50 > 0 ? cycles * 3 / 50 : 1))}"
 files="${files:-$((cycles * 2))}"
+failovers="${failovers:-$((cycles / 50 > 0 ? cycles / 50 : 1))}"
 runs() { [[ ",$only," == *",$1,"* ]]; }
 
 scripts/bootstrap.sh --test  # sqlite3, PostgreSQL's and Redis's servers
@@ -79,7 +91,7 @@ work="$(mktemp -d /tmp/checkpoint-faults.XXXXXX)"
 chmod 755 "$work"  # the postgres user reaches its cluster inside
 # The one process of ours running in the background (each part runs one at a time), and the
 # servers' folders: what cleanup stops.
-live="" pg_dir="" redis_dir=""
+live="" pg_dir="" redis_dir="" standby_dir=""
 cleanup() {
   local status=$?
   if [ -n "$live" ]; then
@@ -87,6 +99,7 @@ cleanup() {
     wait "$live" 2>/dev/null || true
   fi
   [ -z "$pg_dir" ] || scripts/postgres-server.sh destroy "$pg_dir" >/dev/null 2>&1 || true
+  [ -z "$standby_dir" ] || scripts/postgres-server.sh destroy "$standby_dir" >/dev/null 2>&1 || true
   [ -z "$redis_dir" ] || scripts/redis-server.sh destroy "$redis_dir" >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$status"
@@ -104,10 +117,12 @@ problem() { echo "fault-tests: FAILURE: $*" >&2; failures+=("$*"); }
 pause() { local ms=$(($1 + RANDOM % ($2 - $1 + 1))); sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"; }
 
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A free port below Linux's ephemeral range (32768 and up): no outgoing connection takes it
+# while its server is down.
 free_port() {
   local port
   for _ in $(seq 1 100); do
-    port=$((42000 + RANDOM % 13000))
+    port=$((10000 + RANDOM % 10000))
     if port_is_free "$port"; then echo "$port"; return 0; fi
   done
   echo "fault-tests: no free port found" >&2
@@ -354,11 +369,78 @@ byte_damage() {
   echo "fault-tests: byte damage took $((SECONDS - started)) s"
 }
 
+# 5. The primary killed and its synchronous standby promoted under a retrying writer.
+postgres_failovers() {
+  local started=$SECONDS failover primary_port standby_port url standby_url out err writer failed="" at promoted
+  local total_acks=0 total_lost=0 total_landed=0 times=() nonretryable=0 check checks=()
+  for failover in $(seq 1 "$failovers"); do
+    out="$work/failover-$failover.out" err="$work/failover-$failover.err"
+    primary_port="$(free_port)"
+    standby_port="$(free_port)"
+    pg_dir="$work/failover-primary-$failover"
+    standby_dir="$work/failover-standby-$failover"
+    scripts/postgres-server.sh start "$pg_dir" "$primary_port" >/dev/null
+    standby_url="$(scripts/postgres-server.sh start-standby "$standby_dir" "$standby_port" "$pg_dir" "$primary_port")"
+    url="postgres://checkpoint_app:app-secret@127.0.0.1:$primary_port,127.0.0.1:$standby_port/checkpoints?connect_timeout=2"
+    "$binary" write-retrying "$url" 3 >"$out" 2>"$err" &
+    writer=$! live=$!
+    if ! wait_for_acks "$out" 30 "$writer" 60; then
+      failed="failover $failover: no 30 saves were acknowledged within 60 s"
+      break
+    fi
+    pause 0 300
+    scripts/postgres-server.sh kill "$pg_dir"
+    scripts/postgres-server.sh promote "$standby_dir"
+    promoted=$(date +%s%N)
+    at=$(count_acks "$out")
+    if ! wait_for_acks "$out" $((at + 1)) "$writer" 60; then
+      failed="failover $failover: no save was acknowledged within 60 s of the promotion"
+      break
+    fi
+    times+=("$((($(date +%s%N) - promoted) / 1000000)) ms")
+    if ! wait_for_acks "$out" $((at + 30)) "$writer" 60; then
+      failed="failover $failover: no 30 saves were acknowledged within 60 s of the promotion"
+      break
+    fi
+    if kill -0 "$writer" 2>/dev/null; then
+      kill -KILL "$writer"
+    else
+      nonretryable=$((nonretryable + $(grep -c 'non-retryable' "$err" || true)))
+    fi
+    wait "$writer" 2>/dev/null || true
+    live=""
+    total_acks=$((total_acks + $(count_acks "$out")))
+    total_landed=$((total_landed + $(grep -c '^landed ' "$out" || true)))
+    if ! check="$("$binary" check "$standby_url" "$out" --all 2>&1)"; then
+      local lost
+      lost="$(sed -n 's/.*lost \([0-9][0-9]*\) acknowledged saves.*/\1/p' <<<"$check")"
+      total_lost=$((total_lost + ${lost:-0}))
+      problem "Postgres failover $failover: check on the promoted standby: $check"
+    fi
+    checks+=("$check")
+    scripts/postgres-server.sh destroy "$pg_dir" >/dev/null 2>&1 || true
+    scripts/postgres-server.sh destroy "$standby_dir" >/dev/null 2>&1 || true
+    pg_dir="" standby_dir=""
+  done
+  if [ -n "$live" ]; then
+    kill -KILL "$live" 2>/dev/null || true
+    wait "$live" 2>/dev/null || true
+    live=""
+  fi
+  [ -z "$failed" ] || problem "Postgres failover: $failed: $(tail -n 3 "$err")"
+  [ "$nonretryable" -eq 0 ] || problem "Postgres failover: the writer stopped on a non-retryable error: $(tail -n 1 "$err")"
+  local list=""
+  [ "${#times[@]}" -eq 0 ] || list="$(printf '%s, ' "${times[@]}")" list="${list%, }"
+  report "Postgres failover (synchronous standby promoted): ${#times[@]} failovers, $total_acks acknowledged saves, lost $total_lost, non-retryable errors $nonretryable, failed saves found committed $total_landed; promotion to the first acknowledged save: ${list:-none}; check: ${checks[*]:-none}"
+  echo "fault-tests: Postgres failovers took $((SECONDS - started)) s"
+}
+
 total_started=$SECONDS
 if runs sqlite; then sqlite_kills; fi
 if runs postgres; then postgres_restarts; fi
 if runs redis; then redis_faults; fi
 if runs damage; then byte_damage; fi
+if runs failover; then postgres_failovers; fi
 
 echo
 echo "fault-tests: summary ($((SECONDS - total_started)) s):"

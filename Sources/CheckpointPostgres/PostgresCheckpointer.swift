@@ -29,6 +29,8 @@ public final class PostgresCheckpointer: Checkpointer {
     /// The settings the checkpointer was opened with.
     public let configuration: Configuration
     private let pool: ConnectionPool<PostgresConnection>
+    /// The pool of ``Configuration/replicas`` connections, when there are replicas.
+    private let replicaPool: ConnectionPool<PostgresConnection>?
     private let isClosed = Atomic<Bool>(false)
     private let metrics: CheckpointMetrics
     private let contentCache: ContentCache
@@ -51,40 +53,23 @@ public final class PostgresCheckpointer: Checkpointer {
         self.logger = logger
         self.contentCache = ContentCache(capacity: configuration.contentCacheBytes)
         self.metrics = CheckpointMetrics(backend: "postgres", factory: configuration.metricsFactory)
-        let parameters = configuration.connectionParameters
         let tenant = configuration.tenant
-        let pooler = configuration.pooler
         let schema = configuration.schema
         let poolerFound = Atomic<Bool>(false)
-        pool = ConnectionPool(
-            size: configuration.poolMax, label: "checkpointing.postgres", serverName: "PostgreSQL",
-            idleSpin: configuration.idleSpin, acquireTimeout: configuration.acquireTimeout, logger: logger,
-            metricsFactory: configuration.metricsFactory, idleTimeout: configuration.idleTimeout,
-            connect: {
-                let connection = try PostgresConnection(
-                    parameters: parameters, namedStatements: pooler != .transaction,
-                    fallsBackToUnnamed: pooler == .automatic && tenant == nil)
-                if pooler == .automatic, try connection.isAnsweredByAPooler() {
-                    guard tenant == nil, schema == nil else {
-                        connection.close()
-                        throw CheckpointError(
-                            .invalidConfiguration,
-                            "a connection pooler answers for PostgreSQL, and \(tenant != nil ? "tenant mode" : "a schema") needs a session setting that a transaction pooler does not keep: connect directly, or declare a session pooler with pooler=session"
-                        )
-                    }
-                    connection.turnToUnnamedStatements()
-                    if !poolerFound.exchange(true, ordering: .relaxed) {
-                        logger.info(
-                            "a connection pooler answers for PostgreSQL: statements are sent unnamed (declare pooler=session to keep prepared statements through a session pooler, or pooler=transaction to skip this check)"
-                        )
-                    }
-                }
-                if let tenant {
-                    _ = try connection.query(PostgresSchema.bindTenant, [.text(tenant)])
-                }
-                return connection
-            },
-            classify: PostgresErrors.classify)
+        func makePool(label: String, parameters: [(String, String)]) -> ConnectionPool<PostgresConnection> {
+            ConnectionPool(
+                size: configuration.poolMax, label: label, serverName: "PostgreSQL",
+                idleSpin: configuration.idleSpin, acquireTimeout: configuration.acquireTimeout, logger: logger,
+                metricsFactory: configuration.metricsFactory, idleTimeout: configuration.idleTimeout,
+                connect: { [pooler = configuration.pooler] in
+                    try Self.connect(
+                        parameters: parameters, pooler: pooler, tenant: tenant, schema: schema, poolerFound: poolerFound,
+                        logger: logger)
+                },
+                classify: PostgresErrors.classify)
+        }
+        pool = makePool(label: "checkpointing.postgres", parameters: configuration.connectionParameters)
+        replicaPool = configuration.replicaParameters.map { makePool(label: "checkpointing.postgres.replica", parameters: $0) }
         do {
             try await pool.run { connection in try Self.migrate(connection, schema: schema, logger: logger) }
             if tenant != nil {
@@ -102,9 +87,56 @@ public final class PostgresCheckpointer: Checkpointer {
             try await pool.warm(configuration.poolMin)
         } catch {
             await pool.close()
+            await replicaPool?.close()
             throw error
         }
         logger.debug("opened Postgres checkpointer", metadata: ["server": "\(configuration)"])
+    }
+
+    /// Opens one pool connection: to the first server that takes it (for the primary, the
+    /// first that accepts writes), turned to unnamed statements when a pooler answers, and
+    /// bound to the tenant in tenant mode.
+    private static func connect(
+        parameters: [(String, String)], pooler: Pooler, tenant: String?, schema: String?, poolerFound: borrowing Atomic<Bool>,
+        logger: Logger
+    ) throws -> PostgresConnection {
+        let connection = try PostgresConnection(
+            parameters: parameters, namedStatements: pooler != .transaction,
+            fallsBackToUnnamed: pooler == .automatic && tenant == nil)
+        if pooler == .automatic, try connection.isAnsweredByAPooler() {
+            guard tenant == nil, schema == nil else {
+                connection.close()
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "a connection pooler answers for PostgreSQL, and \(tenant != nil ? "tenant mode" : "a schema") needs a session setting that a transaction pooler does not keep: connect directly, or declare a session pooler with pooler=session"
+                )
+            }
+            connection.turnToUnnamedStatements()
+            if !poolerFound.exchange(true, ordering: .relaxed) {
+                logger.info(
+                    "a connection pooler answers for PostgreSQL: statements are sent unnamed (declare pooler=session to keep prepared statements through a session pooler, or pooler=transaction to skip this check)"
+                )
+            }
+        }
+        if let tenant {
+            _ = try connection.query(PostgresSchema.bindTenant, [.text(tenant)])
+        }
+        return connection
+    }
+
+    /// Runs a call that may read slightly old data on the replicas when there are any (see
+    /// ``Configuration/replicas``), else on the primary. A replica that cannot be reached, or
+    /// that cancels the read for replication (SQLSTATE 40001), leaves the call to the primary.
+    private func runOnReplica<T: Sendable>(
+        unless readsLatest: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        guard let replicaPool, !readsLatest else { return try await pool.run(body) }
+        do {
+            return try await replicaPool.run(body)
+        } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .conflict {
+            logger.warning("a read replica did not answer; reading from the primary", metadata: ["error": "\(error)"])
+            return try await pool.run(body)
+        }
     }
 
     /// Applies the missing migrations under a session advisory lock, each in its own
@@ -384,6 +416,8 @@ public final class PostgresCheckpointer: Checkpointer {
 
     /// Lists checkpoints newest first, filtering metadata with `jsonb @>` (GIN-indexed); see
     /// ``Checkpointer/history(thread:namespace:before:limit:where:)``.
+    ///
+    /// Runs on ``Configuration/replicas`` when there are any, so it may miss the newest writes.
     public func history(
         thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
     ) async throws -> [CheckpointSummary] {
@@ -407,7 +441,7 @@ public final class PostgresCheckpointer: Checkpointer {
         sql += " ORDER BY c.id DESC LIMIT $\(parameters.count)"
         let query = sql
         let bound = parameters
-        return try await pool.run { connection in
+        return try await runOnReplica { connection in
             let result = try connection.query(text: query, bound)
             var summaries: [CheckpointSummary] = []
             summaries.reserveCapacity(result.rowCount)
@@ -433,9 +467,11 @@ public final class PostgresCheckpointer: Checkpointer {
     }
 
     /// Counts a thread's checkpoints and payload bytes; see ``Checkpointer/storageStatistics(thread:)``.
+    ///
+    /// Runs on ``Configuration/replicas`` when there are any, so it may miss the newest writes.
     public func storageStatistics(thread: ThreadID) async throws -> StorageStatistics {
         try checkOpen()
-        return try await pool.run { connection in
+        return try await runOnReplica { connection in
             let result = try connection.query(PostgresSchema.statistics, [.text(thread.rawValue)])
             return StorageStatistics(
                 checkpointCount: Int(try result.int64(0, 0)), payloadCount: Int(try result.int64(0, 1)),
@@ -445,11 +481,13 @@ public final class PostgresCheckpointer: Checkpointer {
 
     /// Lists waiting pauses from a partial index of the threads whose head waits; see
     /// ``Checkpointer/pausedThreads(_:)``.
+    ///
+    /// Runs on ``Configuration/replicas`` when there are any, so it may miss the newest writes.
     public func pausedThreads(_ query: InboxQuery) async throws -> InboxPage {
         try checkOpen()
         try query.validate()
         let inbox = PostgresInbox(query)
-        return try await pool.run { connection in
+        return try await runOnReplica { connection in
             let result = try connection.query(text: inbox.sql, inbox.parameters)
             var items: [PausedThread] = []
             for index in 0..<result.rowCount {
@@ -471,11 +509,14 @@ public final class PostgresCheckpointer: Checkpointer {
 
     /// Lists threads from the `checkpoint_threads_by_activity` or `_by_tenant` index; see
     /// ``Checkpointer/threads(_:)``.
+    ///
+    /// Runs on ``Configuration/replicas`` when there are any, so it may miss the newest writes,
+    /// unless the query ``ThreadQuery/readsLatest``.
     public func threads(_ query: ThreadQuery) async throws -> ThreadPage {
         try checkOpen()
         try query.validate()
         let listing = PostgresThreadListing(query)
-        return try await pool.run { connection in
+        return try await runOnReplica(unless: query.readsLatest) { connection in
             let result = try connection.query(text: listing.sql, listing.parameters)
             var items: [ThreadSummary] = []
             for index in 0..<result.rowCount {
@@ -643,18 +684,32 @@ public final class PostgresCheckpointer: Checkpointer {
     /// One round trip on a pooled connection, with the newest migration the schema records;
     /// see ``Checkpointer/health()``. While the server is down it waits for a connection
     /// attempt (`connect_timeout`) at most.
+    ///
+    /// With ``Configuration/replicas``, the replicas are probed too, as a part of the report:
+    /// while none answers, the report is `degraded` (their calls go to the primary).
     public func health() async -> HealthReport {
-        await HealthReport.probing("postgres") {
-            try checkOpen()
-            return try await pool.run { connection in
-                try connection.textQuery("SELECT max(name) FROM checkpoint_migrations", []).first?.first ?? nil
-            }
+        let probe: @Sendable (PostgresConnection) throws -> String? = { connection in
+            try connection.textQuery("SELECT max(name) FROM checkpoint_migrations", []).first?.first ?? nil
         }
+        var report = await HealthReport.probing("postgres") {
+            try checkOpen()
+            return try await pool.run(probe)
+        }
+        if let replicaPool {
+            let replica = await HealthReport.probing("postgres-replicas") {
+                try checkOpen()
+                return try await replicaPool.run(probe)
+            }
+            if replica.status != .healthy, report.status == .healthy { report.status = .degraded }
+            report.parts.append(replica)
+        }
+        return report
     }
 
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await pool.close()
+        await replicaPool?.close()
         logger.debug("closed Postgres checkpointer", metadata: ["server": "\(configuration)"])
     }
 

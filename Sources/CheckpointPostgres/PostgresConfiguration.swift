@@ -15,6 +15,34 @@ extension PostgresCheckpointer {
         /// The database. Default: the user's name.
         public var database: String
 
+        /// More servers to connect to, in order, when ``host`` cannot be reached or accepts
+        /// only reads: the standbys that may be promoted when the primary fails.
+        ///
+        /// With any, every connection goes to the first server that accepts writes (libpq's
+        /// `target_session_attrs=read-write`, each server tried within ``connectTimeout``), so
+        /// after a failover the pool's new connections reach the promoted standby by
+        /// themselves, with no restart. Calls made while no server accepts writes fail with
+        /// ``CheckpointError/Code/connectionFailed`` (retryable). In a URL:
+        /// `postgres://user@primary:5432,standby:5432/db`. Default: none.
+        public var failoverServers: [Server] = []
+
+        /// Servers for the calls that may read slightly old data: ``PostgresCheckpointer/history(thread:namespace:before:limit:where:)``,
+        /// ``PostgresCheckpointer/pausedThreads(_:)``, ``PostgresCheckpointer/threads(_:)``
+        /// and ``PostgresCheckpointer/storageStatistics(thread:)``. Reads of a head and
+        /// everything a put, a resume, a prune or a deletion depends on stay on the primary,
+        /// so an agent always reads its own writes.
+        ///
+        /// A replica lags its primary: these calls may miss the newest checkpoints and show a
+        /// pause that was answered a moment ago (answering it again fails with
+        /// ``CheckpointError/Code/alreadyResumed`` or ``CheckpointError/Code/stalePause``, as
+        /// it would for any late answer). The first server that answers is used, with the
+        /// primary's user, password, database and TLS settings, in a pool of
+        /// ``poolMax`` connections of its own. While no replica can be reached, or one cancels
+        /// a read for replication, these calls read from the primary (and
+        /// ``PostgresCheckpointer/health()`` reports `degraded`). In a URL:
+        /// `replicas=replica1:5432,replica2:5432`. Default: none, every call on the primary.
+        public var replicas: [Server] = []
+
         /// libpq's TLS settings, passed as they are: `sslmode` (`disable`, `allow`, `prefer`,
         /// `require`, `verify-ca`, `verify-full`), `sslrootcert`, `sslcert`, `sslkey`,
         /// `sslcrl`, `sslpassword`. Default: none (libpq's default, `prefer`).
@@ -105,7 +133,7 @@ extension PostgresCheckpointer {
             "pool_max", "pool_min", "acquire_timeout_ms", "connect_timeout", "sslmode", "sslrootcert", "sslcert",
             "sslkey", "sslcrl", "sslpassword", "application_name", "tenant", "schema", "idle_spin_us",
             "content_cache_bytes", "inline_reply_wait_us", "pooler", "keepalives", "keepalives_idle",
-            "keepalives_interval", "keepalives_count", "idle_timeout",
+            "keepalives_interval", "keepalives_count", "idle_timeout", "replicas", "target_session_attrs",
         ]
 
         /// Reads a `postgres://` or `postgresql://` URL:
@@ -117,8 +145,11 @@ extension PostgresCheckpointer {
         /// `inline_reply_wait_us` (0 to 10,000), `pooler` (`automatic`, `session`,
         /// `transaction`), `keepalives` (`0` or `1`), `keepalives_idle`, `keepalives_interval`
         /// and `keepalives_count` (seconds, and probes, as libpq reads them), `idle_timeout`
-        /// (seconds, `0` for none). A password or user with reserved characters is
-        /// percent-encoded.
+        /// (seconds, `0` for none), `replicas` (`host:port` entries separated by commas),
+        /// `target_session_attrs` (`read-write`, the one value that fits a checkpointer, and
+        /// the default with several hosts). A password or user with reserved characters is
+        /// percent-encoded. Several hosts separated by commas (`primary:5432,standby:5432`)
+        /// are the primary and its ``failoverServers``.
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` for another scheme, a missing
         ///   user or host, or a bad, unknown or repeated parameter (and for the malformed parts
@@ -144,6 +175,15 @@ extension PostgresCheckpointer {
             self.init(
                 host: host, port: url.port ?? 5432, user: user, password: url.password,
                 database: database.isEmpty ? nil : database)
+            failoverServers = url.hosts.dropFirst().map { Server(host: $0.name, port: $0.port ?? 5432) }
+            if let list = url.parameters["replicas"] {
+                replicas = try Server.list(list, "replicas")
+            }
+            if let value = url.parameters["target_session_attrs"], value != "read-write" {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "target_session_attrs must be read-write (a checkpointer writes; list read replicas in replicas=), not '\(value)'")
+            }
             for key in ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword"] {
                 if let value = url.parameters[key] { tls[key] = value }
             }
@@ -200,8 +240,15 @@ extension PostgresCheckpointer {
         ///
         /// - Throws: ``CheckpointError/Code/invalidConfiguration`` naming the setting.
         package func validate() throws(CheckpointError) {
-            guard (1...65535).contains(port) else {
-                throw CheckpointError(.invalidConfiguration, "the Postgres port must be 1 to 65535, not \(port)")
+            for server in [Server(host: host, port: port)] + failoverServers + replicas {
+                guard (1...65535).contains(server.port) else {
+                    throw CheckpointError(.invalidConfiguration, "a Postgres port must be 1 to 65535, not \(server.port)")
+                }
+                guard !server.host.isEmpty, !server.host.contains(",") else {
+                    throw CheckpointError(
+                        .invalidConfiguration,
+                        "a Postgres host is one name or address, not '\(server.host)': list more servers in failoverServers or replicas")
+                }
             }
             guard poolMax >= 1 else { throw CheckpointError(.invalidConfiguration, "poolMax must be at least 1") }
             guard (0...poolMax).contains(poolMin) else {
@@ -243,15 +290,28 @@ extension PostgresCheckpointer {
                     "schema cannot be set through a transaction pooler, which keeps no search_path; set the role's instead (ALTER ROLE ... SET search_path = ...)"
                 )
             }
-            for text in [host, user, database, password ?? "", applicationName] + tls.values where text.utf8.contains(0) {
+            let hosts = [host] + failoverServers.map(\.host) + replicas.map(\.host)
+            for text in hosts + [user, database, password ?? "", applicationName] + tls.values where text.utf8.contains(0) {
                 throw CheckpointError(.invalidConfiguration, "a Postgres setting contains a NUL byte")
             }
         }
 
-        /// libpq's connection keywords and values.
+        /// libpq's connection keywords and values for the primary (and its failover servers).
         var connectionParameters: [(String, String)] {
+            var parameters = parameters(for: [Server(host: host, port: port)] + failoverServers)
+            if !failoverServers.isEmpty { parameters.append(("target_session_attrs", "read-write")) }
+            return parameters
+        }
+
+        /// libpq's connection keywords and values for the replicas, `nil` without any.
+        var replicaParameters: [(String, String)]? {
+            replicas.isEmpty ? nil : parameters(for: replicas)
+        }
+
+        private func parameters(for servers: [Server]) -> [(String, String)] {
             var parameters: [(String, String)] = [
-                ("host", host), ("port", String(port)), ("user", user), ("dbname", database),
+                ("host", servers.map(\.host).joined(separator: ",")),
+                ("port", servers.map { String($0.port) }.joined(separator: ",")), ("user", user), ("dbname", database),
                 ("connect_timeout", String(max(2, connectTimeout.components.seconds))),
                 ("application_name", applicationName), ("client_encoding", "UTF8"),
             ]
@@ -270,13 +330,54 @@ extension PostgresCheckpointer {
 
         /// `postgres://user:***@host:port/database`, with the pool and TLS settings.
         public var description: String {
-            var text = "postgres://\(user)\(password == nil ? "" : ":***")@\(host):\(port)/\(database)"
+            let servers = ([Server(host: host, port: port)] + failoverServers).map(\.description).joined(separator: ",")
+            var text = "postgres://\(user)\(password == nil ? "" : ":***")@\(servers)/\(database)"
             text += "?pool_max=\(poolMax)&pool_min=\(poolMin)"
+            if !replicas.isEmpty { text += "&replicas=\(replicas.map(\.description).joined(separator: ","))" }
             if let mode = tls["sslmode"] { text += "&sslmode=\(mode)" }
             if let tenant { text += "&tenant=\(tenant)" }
             if let schema { text += "&schema=\(schema)" }
             if pooler != .automatic { text += "&pooler=\(pooler.rawValue)" }
             return text
+        }
+    }
+
+    /// A PostgreSQL server's address.
+    public struct Server: Sendable, Hashable, CustomStringConvertible {
+        /// The host name or address, or a directory holding the server's Unix socket.
+        public var host: String
+        /// The port. Default: 5432.
+        public var port: Int
+
+        /// A server's address.
+        public init(host: String, port: Int = 5432) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `host:port`.
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// Reads `host:port,host:port` (a port defaults to 5432; an IPv6 address in brackets).
+        static func list(_ text: String, _ parameter: String) throws(CheckpointError) -> [Server] {
+            var servers: [Server] = []
+            for entry in RawURLHostList.split(Substring(text)) {
+                let host = entry.host.hasPrefix("[") && entry.host.hasSuffix("]") ? entry.host.dropFirst().dropLast() : entry.host
+                guard !host.isEmpty else {
+                    throw CheckpointError(
+                        .invalidConfiguration, "URL parameter '\(parameter)' is a list of host:port, with no empty entry")
+                }
+                var port = 5432
+                if let text = entry.port {
+                    guard let value = Int(text), (1...65535).contains(value) else {
+                        throw CheckpointError(
+                            .invalidConfiguration, "a port in URL parameter '\(parameter)' must be 1 to 65535, not '\(text)'")
+                    }
+                    port = value
+                }
+                servers.append(Server(host: String(host), port: port))
+            }
+            return servers
         }
     }
 

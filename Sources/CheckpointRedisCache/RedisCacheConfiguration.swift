@@ -83,6 +83,7 @@ extension RedisCachedCheckpointer {
                 throw CheckpointError(.invalidConfiguration, "expected a redis: URL, got '\(url.scheme):'")
             }
             try url.rejectUnknownParameters(Self.urlParameters)
+            try url.requireOneHost()
             var path = url.path
             if path.hasPrefix("/") { path.removeFirst() }
             guard path.isEmpty || Int(path).map({ (0...1_000_000).contains($0) }) == true else {

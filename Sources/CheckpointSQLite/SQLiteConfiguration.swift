@@ -88,6 +88,7 @@ extension SQLiteCheckpointer {
                 "synchronous", "busy_timeout_ms", "readers", "wal_checkpoint_pages", "idle_spin_us",
                 "content_cache_bytes",
             ])
+            try url.requireOneHost()
             guard url.user == nil, url.password == nil, url.port == nil else {
                 throw CheckpointError(
                     .invalidConfiguration, "a sqlite URL names a local file: it takes no user, password or port")

@@ -22,6 +22,29 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
     public var host: String?
     /// The port, when the URL names one: 1 to 65535.
     public var port: Int?
+    /// Every host the URL names, in order, each with its port when it has one. One for most
+    /// URLs (``host`` and ``port``); several for libpq's multi-host form,
+    /// `postgres://user@a:5432,b:5433/db`, where ``host`` and ``port`` are the first. Empty
+    /// when the URL names no host. Backends that connect to one server refuse several
+    /// (``requireOneHost()``).
+    public var hosts: [Host]
+
+    /// A host a URL names, with its port when it has one.
+    public struct Host: Sendable, Hashable, CustomStringConvertible {
+        /// The host name or address, percent-decoded.
+        public var name: String
+        /// The port, when the URL gives one: 1 to 65535.
+        public var port: Int?
+
+        /// A host and, optionally, its port.
+        public init(name: String, port: Int? = nil) {
+            self.name = name
+            self.port = port
+        }
+
+        /// `name:port`, or `name` without a port.
+        public var description: String { port.map { "\(name):\($0)" } ?? name }
+    }
     /// The percent-decoded path.
     public var path: String
     /// The percent-decoded query parameters; each name appears at most once in the URL.
@@ -32,13 +55,28 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when the text is not a URL with
     ///   a scheme, or when a part is malformed (see ``CheckpointerURL``).
     public init(_ text: String) throws(CheckpointError) {
-        guard let components = URLComponents(string: text), let scheme = components.scheme, !scheme.isEmpty else {
+        // libpq's multi-host form: URLComponents reads one host, so it reads the URL with the
+        // first, and the others are checked and read here.
+        let listed = RawURLParts(text)
+        var parsedText = text
+        var otherHosts: [(host: Substring, port: Substring?)] = []
+        if let range = listed.hostListRange, text[range].unicodeScalars.contains(",") {
+            let entries = RawURLHostList.split(text[range])
+            guard entries.allSatisfy({ !$0.host.isEmpty }) else {
+                throw CheckpointError(
+                    .invalidConfiguration, "a URL's host list has an empty entry: write a,b or a:5432,b:5433")
+            }
+            otherHosts = Array(entries.dropFirst())
+            let first = entries[0]
+            parsedText.replaceSubrange(range, with: first.port.map { "\(first.host):\($0)" } ?? String(first.host))
+        }
+        guard let components = URLComponents(string: parsedText), let scheme = components.scheme, !scheme.isEmpty else {
             throw CheckpointError(
                 .invalidConfiguration,
                 "'\(Self.redact(text))' is not a checkpointer URL (expected e.g. sqlite:///path/to/file.db or memory:)")
         }
         self.scheme = scheme.lowercased()
-        let raw = RawURLParts(text)
+        let raw = RawURLParts(parsedText)
         let name = "the \(self.scheme) URL"
         func check(_ part: Substring?, _ what: String) throws(CheckpointError) {
             guard let part else { return }
@@ -66,16 +104,24 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
             throw CheckpointError(
                 .invalidConfiguration, "\(name) has a fragment ('#...'): write a '#' in a path or value as %23")
         }
-        if let portText = raw.port, !portText.isEmpty {
-            guard portText.allSatisfy(\.isASCII), portText.allSatisfy(\.isNumber), let port = Int(portText),
-                (1...65535).contains(port)
+        func port(_ text: Substring?) throws(CheckpointError) -> Int? {
+            guard let text, !text.isEmpty else { return nil }
+            guard text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), let port = Int(text), (1...65535).contains(port)
             else {
                 throw CheckpointError(
-                    .invalidConfiguration, "the port of \(name) must be a number from 1 to 65535, not '\(portText.prefix(20))'")
+                    .invalidConfiguration, "the port of \(name) must be a number from 1 to 65535, not '\(text.prefix(20))'")
             }
-            self.port = port
-        } else {
-            self.port = nil
+            return port
+        }
+        self.port = try port(raw.port)
+        var hosts: [Host] = []
+        for other in otherHosts {
+            try check(other.host, "host")
+            guard let decoded = other.host.removingPercentEncoding, !other.host.hasPrefix("[") || other.host.hasSuffix("]")
+            else {
+                throw CheckpointError(.invalidConfiguration, "the host '\(other.host.prefix(40))' of \(name) is malformed")
+            }
+            hosts.append(Host(name: RawURLHostList.unbracketed(decoded), port: try port(other.port)))
         }
         var parameters: [String: String] = [:]
         for item in raw.queryItems {
@@ -97,6 +143,21 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
         self.host = components.host
         self.path = components.path
         self.parameters = parameters
+        if let host = components.host, !host.isEmpty {
+            hosts.insert(Host(name: RawURLHostList.unbracketed(host), port: self.port), at: 0)
+        }
+        self.hosts = hosts
+    }
+
+    /// Fails when the URL names more than one host, for backends that connect to one server.
+    ///
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration``.
+    public func requireOneHost() throws(CheckpointError) {
+        guard hosts.count <= 1 else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "a \(scheme) URL names one host, not \(hosts.count) (\(hosts.map(\.description).joined(separator: ",")))")
+        }
     }
 
     /// The URL with its password (and any parameter whose name says password) replaced by `***`.
@@ -116,7 +177,18 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
                 URLQueryItem(name: name, value: name.lowercased().contains("password") ? "***" : parameters[name])
             }
         }
-        return components.string ?? "\(scheme):"
+        guard var text = components.string else { return "\(scheme):" }
+        if hosts.count > 1 {
+            var others = URLComponents()
+            let listed = hosts.dropFirst().map { host -> String in
+                others.host = host.name
+                let name = host.name.contains(":") ? "[\(host.name)]" : others.percentEncodedHost ?? host.name
+                return name + (host.port.map { ":\($0)" } ?? "")
+            }
+            let end = components.rangeOfPath?.lowerBound ?? components.rangeOfQuery.map { text.index(before: $0.lowerBound) }
+            text.insert(contentsOf: "," + listed.joined(separator: ","), at: end ?? text.endIndex)
+        }
+        return text
     }
 
     /// The text with its password and query hidden, for the error about a text that is not a URL.
@@ -161,6 +233,30 @@ public struct CheckpointerURL: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A list of hosts as libpq's multi-host URLs write them: `a:5432,[::1]:5433,b`.
+package enum RawURLHostList {
+    /// Splits the list into hosts and ports, as written (by Unicode scalars; an IPv6 address
+    /// keeps its brackets).
+    package static func split(_ text: Substring) -> [(host: Substring, port: Substring?)] {
+        text.unicodeScalars.split(separator: ",", omittingEmptySubsequences: false).map { entry in
+            let entry = Substring(entry)
+            if entry.unicodeScalars.first == "[", let close = entry.unicodeScalars.firstIndex(of: "]") {
+                let after = entry[entry.index(after: close)...]
+                return (entry[...close], after.unicodeScalars.first == ":" ? after.dropFirst() : nil)
+            }
+            if let colon = entry.unicodeScalars.lastIndex(of: ":") {
+                return (entry[..<colon], entry[entry.index(after: colon)...])
+            }
+            return (entry, nil)
+        }
+    }
+
+    /// An IPv6 address without its brackets; any other host as it is.
+    package static func unbracketed(_ host: String) -> String {
+        host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+    }
+}
+
 /// The parts of a URL's text as written, before any decoding, for the checks that
 /// `URLComponents` does not make (it re-encodes a stray `%` and drops a port that overflows).
 struct RawURLParts {
@@ -171,6 +267,8 @@ struct RawURLParts {
     var path: Substring
     var query: Substring?
     var fragment: Substring?
+    /// Where the authority's host and port (or host list) are in the text.
+    var hostListRange: Range<String.Index>?
 
     /// Splits the text on its Unicode scalars, as URLComponents reads it, never on Characters:
     /// a ':', '/', '?', '#', '@', '&' or '=' followed by a combining mark is one Character
@@ -203,6 +301,7 @@ struct RawURLParts {
                     user = Substring(info)
                 }
             }
+            hostListRange = authority.startIndex..<authority.endIndex
             if starts(authority, with: "["), let close = authority.firstIndex(of: "]") {
                 host = Substring(authority[...close])
                 let after = authority[authority.index(after: close)...]

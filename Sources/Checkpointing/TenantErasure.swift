@@ -7,7 +7,8 @@ public struct TenantErasure: Sendable, Hashable {
     /// The threads deleted (each in every namespace).
     public var threadCount: Int
     /// The checkpoints their histories held, in every namespace (counted just before each
-    /// thread was deleted).
+    /// thread was deleted; from a read replica, when the backend reads statistics from one,
+    /// the newest may be missing from the count, never from the erasure).
     public var checkpointCount: Int
     /// Whether the tenant's key material was destroyed too (crypto-shredding: whatever copy
     /// of its rows remains, in a backup or a replica, never opens again).
@@ -25,7 +26,8 @@ public struct TenantErasure: Sendable, Hashable {
 extension Checkpointer {
     /// Right to erasure: deletes every thread of `tenant` (the thread id's part before `:`, the
     /// same UTF-8 bytes), in every namespace, in batches of `batchSize` threads listed from
-    /// ``threads(_:)``, until the listing has none left.
+    /// ``threads(_:)`` (with ``ThreadQuery/readsLatest``, never from a read replica), until
+    /// the listing has none left.
     ///
     /// A thread a writer starts for the tenant while this runs is deleted too, if the listing
     /// shows it before the end; stop the tenant's writers first for an erasure that nothing
@@ -46,7 +48,7 @@ extension Checkpointer {
         var deleted: Set<ThreadID> = []
         var repeats = 0
         while true {
-            let page = try await threads(ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: batchSize))
+            let page = try await threads(ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: batchSize, readsLatest: true))
             guard !page.items.isEmpty else { return erasure }
             let threads = Set(page.items.map(\.thread))
             if threads.isSubset(of: deleted) {

@@ -83,12 +83,19 @@ public struct ThreadQuery: Sendable, Hashable {
     public var after: ThreadCursor?
     /// The most items in one page (at least 1). Default: 100.
     public var limit: Int
+    /// Whether the listing must show every write that finished before it. A backend with read
+    /// replicas (PostgreSQL's `replicas`) lists from one unless this is `true`, so a listing
+    /// may be a moment behind; ``Checkpointer/deleteTenant(_:batchSize:)`` sets it, so that
+    /// an erasure misses no thread. Default: `false`.
+    public var readsLatest: Bool
 
     /// Creates a query.
     public init(
         tenant: String? = nil, namespace: String? = nil, activeBefore: Date? = nil, activeSince: Date? = nil,
-        paused: Bool? = nil, order: Order = .newestActivityFirst, after: ThreadCursor? = nil, limit: Int = 100
+        paused: Bool? = nil, order: Order = .newestActivityFirst, after: ThreadCursor? = nil, limit: Int = 100,
+        readsLatest: Bool = false
     ) {
+        self.readsLatest = readsLatest
         self.tenant = tenant
         self.namespace = namespace
         self.activeBefore = activeBefore

@@ -45,7 +45,10 @@ final class PrivateServer: Sendable {
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-pg-\(UUID().uuidString)").path
-        port = Int.random(in: 56_000..<60_000)
+        // An even port below Linux's ephemeral range (32768 and up), so that no client's
+        // outgoing connection takes it while the server is down, and the odd one after it is
+        // free for a standby (``ReplicatedServers``).
+        port = 2 * Int.random(in: 10_000..<13_000)
         url = try shell([repositoryRoot.appendingPathComponent("scripts/postgres-server.sh").path, "start", directory, "\(port)"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -122,7 +125,8 @@ final class PrivateBouncer: Sendable {
     init(clientIdleTimeout: Int, serverIdleTimeout: Int) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpointing-bouncer-\(UUID().uuidString)")
             .path
-        port = Int.random(in: 56_000..<60_000)
+        // Below Linux's ephemeral ports, apart from the PostgreSQL servers' (see ``PrivateServer``).
+        port = Int.random(in: 26_000..<29_000)
         let server = try CheckpointerURL(TestServer.url())
         url = try shell([
             Self.script, "start", directory, "\(port)", "\(server.port ?? 5432)", "\(clientIdleTimeout)", "\(serverIdleTimeout)", "4",
@@ -133,5 +137,42 @@ final class PrivateBouncer: Sendable {
 
     deinit {
         _ = try? shell([Self.script, "destroy", directory])
+    }
+}
+
+/// A primary of a test's own and its streaming standby (`pg_basebackup`, asynchronous
+/// replication, so that the primary goes on when the standby is stopped), for the
+/// read-replica tests. (The failover test, in `scripts/fault-tests.sh`, makes it synchronous.)
+final class ReplicatedServers: Sendable {
+    let primary: PrivateServer
+    let standbyDirectory: String
+    let standbyPort: Int
+    /// The standby's URL (database `checkpoints`, role `checkpoint_app`).
+    let standbyURL: String
+
+    init() throws {
+        primary = try PrivateServer()
+        standbyDirectory = primary.directory + "-standby"
+        standbyPort = primary.port + 1
+        standbyURL = try shell([Self.script, "start-standby", standbyDirectory, "\(standbyPort)", primary.directory, "\(primary.port)", "async"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs SQL on the standby as its superuser; returns the output's first line.
+    @discardableResult
+    func standbySQL(_ sql: String) throws -> String {
+        try runCommand([
+            "PGPASSWORD=admin-secret", "psql", "-h", "127.0.0.1", "-p", "\(standbyPort)", "-U", "checkpoint_admin", "-d",
+            "checkpoints", "-v", "ON_ERROR_STOP=1", "-qtAc", sql,
+        ]).split(separator: "\n").first.map(String.init) ?? ""
+    }
+
+    /// Stops the standby abruptly.
+    func killStandby() throws { try shell([Self.script, "kill", standbyDirectory]) }
+
+    private static var script: String { repositoryRoot.appendingPathComponent("scripts/postgres-server.sh").path }
+
+    deinit {
+        _ = try? shell([Self.script, "destroy", standbyDirectory])
     }
 }

@@ -10,7 +10,7 @@ struct RedisURLTests {
     @Test(arguments: [
         "redis://:s3cr@/0", "redis://:s3cr@:6379/0", "redis:///0", "redis://:s3cr@h:0/0", "redis://:s3cr@h:65536/0",
         "redis://h/2000000", "redis://h/0?pool_max=257", "redis://h/0?prefix=a%00b", "redis://h/0?ttl=5&ttl=6",
-        "redis://h/0?timeout_ms=%ZZ", "redis://h/0?inline_reply_wait_us=10001",
+        "redis://h/0?timeout_ms=%ZZ", "redis://h/0?inline_reply_wait_us=10001", "redis://:s3cr@a:6379,b:6379/0",
     ])
     func badURLsAreRefused(_ url: String) throws {
         let error = #expect(throws: CheckpointError.self) {

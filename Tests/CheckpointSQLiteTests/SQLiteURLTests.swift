@@ -10,7 +10,7 @@ struct SQLiteURLTests {
     @Test(arguments: [
         "sqlite://u:p@/a.db", "sqlite://u@localhost/a.db", "sqlite://localhost:5/a.db", "sqlite:///a.db?busy_timeout_ms=3600001",
         "sqlite:///a.db?readers=65", "sqlite:///a.db?content_cache_bytes=-1", "sqlite:///dir/%ZZ.db", "sqlite:///dir/a%00b.db",
-        "sqlite:///a.db?synchronous=full&synchronous=off", "sqlite:///dir/a#b.db",
+        "sqlite:///a.db?synchronous=full&synchronous=off", "sqlite:///dir/a#b.db", "sqlite://a,b/x.db",
     ])
     func badURLsAreRefused(_ url: String) throws {
         let error = #expect(throws: CheckpointError.self) {
