@@ -4,14 +4,18 @@
 //   swift run -c release checkpoint-benchmarks [--threads N] [--json results.json]
 //       [--only sqlite|postgres|redis] [--postgres URL] [--redis URL] [--pg-threads N] [--pg-puts N]
 //       [--pg-inbox no] [--redis-threads N] [--listing-threads N] [--sweep-threads N]
+//       [--pgbouncer URL] [--pooler-rounds N] [--pooler-agents N] [--pooler-turns N]
 //
 // `--only operations` runs the thread listing (a page out of 1,000,000 threads next to a page
 // out of 1,000) and the idle sweep of 100,000 expired threads with puts beside it, on SQLite
 // and (with a server) Postgres.
 //
-// The Postgres and Redis scenarios run when server URLs are given (--postgres, --redis, or
-// CHECKPOINT_BENCH_POSTGRES_URL, CHECKPOINT_BENCH_REDIS_URL); scripts/benchmark.sh starts
-// throwaway servers and passes them.
+// `--only pooler` runs the transaction-pooler rows: unnamed statements against prepared ones,
+// PgBouncer in transaction mode against direct, and 64 agents on a pool of 8 through it.
+//
+// The Postgres, PgBouncer and Redis scenarios run when server URLs are given (--postgres,
+// --pgbouncer, --redis, or CHECKPOINT_BENCH_POSTGRES_URL, CHECKPOINT_BENCH_PGBOUNCER_URL,
+// CHECKPOINT_BENCH_REDIS_URL); scripts/benchmark.sh starts throwaway servers and passes them.
 import Foundation
 
 func option(_ name: String) -> String? {
@@ -51,6 +55,12 @@ nonisolated func runBenchmarks(threadCount: Int) async throws -> (rows: [Row], s
     }
     if runs("postgres"), let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"] {
         try await postgresScenarios(&rows, url: url)
+    }
+    if runs("postgres") || runs("pooler"),
+        let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"],
+        let bouncerURL = option("--pgbouncer") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_PGBOUNCER_URL"]
+    {
+        try await postgresPoolerScenarios(&rows, url: url, bouncerURL: bouncerURL)
     }
     if runs("redis"), let redisURL = option("--redis") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_REDIS_URL"],
         let url = option("--postgres") ?? ProcessInfo.processInfo.environment["CHECKPOINT_BENCH_POSTGRES_URL"]
