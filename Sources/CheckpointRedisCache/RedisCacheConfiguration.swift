@@ -34,6 +34,12 @@ extension RedisCachedCheckpointer {
         /// How many threads' latest heads the process keeps in memory to build the entry of
         /// its next put without reading the store back. Default: 1024.
         public var localHeads: Int = 1024
+        /// How long a connection may sit unused before the next call replaces it with a new
+        /// one. Below the idle limit of whatever lies between the process and Redis (a cloud
+        /// proxy, a NAT gateway, a firewall), a connection they would drop without a word is
+        /// never used; one Redis itself closed (its `timeout`) is found closed before use
+        /// anyway. Default: 300 seconds; `nil` for no limit.
+        public var idleTimeout: Duration? = .seconds(300)
         /// How long a connection's thread keeps polling for its next call before it parks.
         /// Default: 50 µs.
         public var idleSpin: Duration = .microseconds(50)
@@ -61,14 +67,15 @@ extension RedisCachedCheckpointer {
         /// The URL parameters ``init(url:environment:)`` reads.
         public static let urlParameters: Set<String> = [
             "ttl", "prefix", "refresh_on_read", "timeout_ms", "breaker_cooldown_ms", "pool_max", "integrity_key_env",
-            "local_heads", "inline_reply_wait_us",
+            "local_heads", "inline_reply_wait_us", "idle_timeout",
         ]
 
         /// Reads a `redis://` URL: `redis://:password@host:6379/0?ttl=300&prefix=ckpt`.
         ///
         /// Parameters: `ttl` (seconds), `prefix`, `refresh_on_read` (`true`/`false`),
         /// `timeout_ms`, `breaker_cooldown_ms`, `pool_max`, `local_heads`,
-        /// `inline_reply_wait_us` (0 to 10,000), and
+        /// `inline_reply_wait_us` (0 to 10,000), `idle_timeout` (seconds, 0 to 86,400; 0 for
+        /// none), and
         /// `integrity_key_env` (the name of an environment variable holding the integrity key,
         /// base64). The path is the database index.
         ///
@@ -110,6 +117,9 @@ extension RedisCachedCheckpointer {
             if let value = try url.integerParameter("inline_reply_wait_us", in: 0...10_000) {
                 inlineReplyWait = .microseconds(value)
             }
+            if let value = try url.integerParameter("idle_timeout", in: 0...86_400) {
+                idleTimeout = value == 0 ? nil : .seconds(value)
+            }
             if let variable = url.parameters["integrity_key_env"] {
                 guard let text = environment[variable], let key = Data(base64Encoded: text), !key.isEmpty else {
                     throw CheckpointError(
@@ -136,14 +146,18 @@ extension RedisCachedCheckpointer {
             guard timeToLive >= .seconds(1) else {
                 throw CheckpointError(.invalidConfiguration, "timeToLive must be at least one second")
             }
+            if let idleTimeout, idleTimeout <= .zero {
+                throw CheckpointError(.invalidConfiguration, "idleTimeout must be positive, or nil for none")
+            }
             if let integrityKey, !(16...64).contains(integrityKey.count) {
                 throw CheckpointError(.invalidConfiguration, "the integrity key must have 16 to 64 bytes")
             }
         }
 
-        /// `redis://:***@host:port/db?ttl=...&prefix=...`.
+        /// `redis://:***@host:port/db?ttl=...&prefix=...&idle_timeout=...`.
         public var description: String {
             "redis://\(password == nil ? "" : ":***@")\(host):\(port)/\(database)?ttl=\(timeToLive.components.seconds)&prefix=\(prefix)"
+                + "&idle_timeout=\(idleTimeout?.components.seconds ?? 0)"
         }
     }
 }

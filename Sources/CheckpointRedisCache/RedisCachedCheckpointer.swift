@@ -79,7 +79,7 @@ public final class RedisCachedCheckpointer: Checkpointer {
         pool = ConnectionPool(
             size: configuration.poolMax, label: "checkpointing.redis", serverName: "Redis",
             idleSpin: configuration.idleSpin, acquireTimeout: configuration.timeout, logger: logger,
-            metricsFactory: configuration.metricsFactory,
+            metricsFactory: configuration.metricsFactory, idleTimeout: configuration.idleTimeout,
             connect: { try RedisConnection(host: host, port: port, password: password, database: database, timeout: timeout) },
             classify: { error in
                 switch error {

@@ -100,6 +100,43 @@ struct RedisCacheTests {
         try await reference.close()
     }
 
+    /// Redis closes clients idle longer than its `timeout` (as managed Redis and proxies do):
+    /// the cache's connections it closed are found closed and replaced before use, so no call
+    /// falls back to the store.
+    @Test func connectionsRedisClosedWhileIdleAreReplacedWithoutAFallback() async throws {
+        let redis = try PrivateRedis()
+        let raw = try RawRedis(url: redis.url)
+        try raw.command([Data("CONFIG".utf8), Data("SET".utf8), Data("timeout".utf8), Data("1".utf8)])
+        let folder = try TemporaryFolder()
+        let cache = try await cached(
+            SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
+            "pool_max=2&idle_timeout=0")
+        let thread = try cache.thread("acme:idle", as: Chat.self)
+        var expected = Chat()
+        for turn in 1...3 {
+            expected.turn = turn
+            try await thread.save(expected)
+            await cache.flush()
+            #expect(try await cache.thread("acme:idle", as: Chat.self).latest() == expected)
+        }
+        let before = cache.statistics
+        #expect(before.hits >= 3)
+        // Until Redis has closed every client but the one asking (which asks without pause).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try raw.connectedClients() > 1 {
+            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "Redis kept idle clients") }
+            await Task.yield()
+        }
+        expected.turn += 1
+        try await thread.save(expected)
+        await cache.flush()
+        #expect(try await cache.thread("acme:idle", as: Chat.self).latest() == expected)
+        let after = cache.statistics
+        #expect(after.fallbacks == before.fallbacks, "\(after)")
+        #expect(after.hits == before.hits + 1, "\(after)")
+        try await cache.close()
+    }
+
     @Test func redisKilledMidRunFailsNoCallAndServesNoStaleHead() async throws {
         let redis = try PrivateRedis()
         let folder = try TemporaryFolder()

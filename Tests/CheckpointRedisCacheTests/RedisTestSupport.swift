@@ -76,6 +76,14 @@ final class RawRedis: @unchecked Sendable {
     }
 
     func set(_ key: Data, _ value: Data) throws { try command([Data("SET".utf8), key, value]) }
+
+    /// The server's `connected_clients`, this connection included.
+    func connectedClients() throws -> Int {
+        guard case .string(let info) = try command([Data("INFO".utf8), Data("clients".utf8)]) else { return -1 }
+        let line = String(decoding: info, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .first { $0.hasPrefix("connected_clients:") }
+        return line.flatMap { Int($0.dropFirst("connected_clients:".count).trimmingCharacters(in: .whitespaces)) } ?? -1
+    }
 }
 
 /// A redis-server of a test's own, for tests that stop, freeze and restart it.
