@@ -55,21 +55,28 @@ final class PendingInvalidations: Sendable {
     }
 }
 
-/// Threads whose cache update runs in the background: read from the base store meanwhile.
-/// Waiting for them (deleting a thread, `flush()`, `close()`) is signalled when the last one
-/// ends, not polled.
+/// Threads with a put under way, from its base write to the end of its cache update (which
+/// runs in the background): read from the base store meanwhile. Waiting for them (deleting a
+/// thread, `flush()`, `close()`) is signalled when the last one ends, not polled.
 final class UpdatesInFlight: Sendable {
     private struct State {
         var counts: [ThreadID: Int] = [:]
         var threadWaiters: [ThreadID: [CheckedContinuation<Void, Never>]] = [:]
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var isClosed = false
     }
     private let state = Mutex(State())
     private let total = Atomic<Int>(0)
 
-    func begin(_ thread: ThreadID) {
-        total.add(1, ordering: .relaxed)
-        state.withLock { $0.counts[thread, default: 0] += 1 }
+    /// Counts a put of `thread` as under way; `false` (and nothing counted) once ``close()``
+    /// began.
+    func begin(_ thread: ThreadID) -> Bool {
+        state.withLock { state in
+            guard !state.isClosed else { return false }
+            total.add(1, ordering: .relaxed)
+            state.counts[thread, default: 0] += 1
+            return true
+        }
     }
 
     func end(_ thread: ThreadID) {
@@ -108,7 +115,14 @@ final class UpdatesInFlight: Sendable {
         }
     }
 
-    /// Waits until no update runs (for `flush()` and `close()`).
+    /// Refuses puts from now on (``begin(_:)`` returns `false`), then waits for those under
+    /// way.
+    func close() async {
+        state.withLock { $0.isClosed = true }
+        await drain()
+    }
+
+    /// Waits until no put or update runs (for `flush()` and `close()`).
     func drain() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let waits = state.withLock { state in

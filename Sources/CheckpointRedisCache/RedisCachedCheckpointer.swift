@@ -212,6 +212,11 @@ public final class RedisCachedCheckpointer: Checkpointer {
     /// store, so it always reads its own writes.
     public func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
         try throwIfCancelled()
+        // Counted from here to the end of its cache update: reads of the thread go to the base
+        // store meanwhile, and `close()` waits for it (a put that starts after is refused).
+        guard updating.begin(write.thread) else { throw CheckpointError(.closed, "the Redis cache was closed") }
+        var updateScheduled = false
+        defer { if !updateScheduled { updating.end(write.thread) } }
         do {
             try await base.put(write, expecting: expecting)
         } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .backendFailure {
@@ -237,10 +242,10 @@ public final class RedisCachedCheckpointer: Checkpointer {
         localHeads.acknowledged(write.thread, write.namespace, write.id)
         let thread = write.thread
         let namespace = write.namespace
-        // Write-behind, but tracked: `updating` counts it (reads of the thread go to the base
-        // store until it ends; `flush()` and `close()` wait for it), and a failure is recorded
-        // as an owed invalidation, so no outcome of it is lost or ignored.
-        updating.begin(thread)
+        // Write-behind, but tracked: `updating` still counts the put until the update ends,
+        // and a failure is recorded as an owed invalidation, so no outcome of it is lost or
+        // ignored.
+        updateScheduled = true
         Task.detached { [self] in
             if let value = await setGuarded(headKey, order: order, body: body, thread: thread), derived != nil {
                 localHeads.attach(value, thread, namespace, write.id)
@@ -528,9 +533,11 @@ public final class RedisCachedCheckpointer: Checkpointer {
             parts: [baseReport])
     }
 
-    /// Finishes the cache updates under way, then closes the Redis connections and the base store.
+    /// Drains, then closes the Redis connections and the base store: puts that start from now
+    /// on fail with ``CheckpointError/Code/closed``; the puts under way finish, their cache
+    /// updates included, and so do the calls on Redis connections.
     public func close() async throws {
-        await updating.drain()
+        await updating.close()
         await pool.close()
         try await base.close()
     }

@@ -63,6 +63,8 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var waiters: [Waiter] = []
         var nextWaiterID: UInt64 = 0
         var isClosed = false
+        /// ``ConnectionPool/close()`` calls waiting for every worker to be idle.
+        var closers: [UnsafeContinuation<Void, Never>] = []
 
         /// What the pool's gauges show, in a pool of `size` workers.
         func counts(_ size: Int) -> Counts { Counts(inUse: size - idle.count, waiting: waiters.count) }
@@ -141,6 +143,8 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     package func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try throwIfCancelled()
         if let worker = currentWorker {
+            // Code running on a worker's thread (a task preferring its executor) calls inline.
+            if state.withLock({ $0.isClosed }) { throw CheckpointError(.closed, "the \(serverName) connection pool was closed") }
             return try execute(body, on: worker)
         }
         let cancelled = Atomic<Bool>(false)
@@ -227,14 +231,17 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// to the idle ones.
     private func handOver(_ worker: Worker) -> Waiter? {
         worker.lastUsed = .now
-        let (next, counts): (Waiter?, Counts) = state.withLock { state in
+        let (next, counts, closers): (Waiter?, Counts, [UnsafeContinuation<Void, Never>]) = state.withLock { state in
             if state.waiters.isEmpty {
                 state.idle.append(worker.index)
-                return (nil, state.counts(workers.count))
+                var closers: [UnsafeContinuation<Void, Never>] = []
+                if state.isClosed, state.idle.count == workers.count { swap(&closers, &state.closers) }
+                return (nil, state.counts(workers.count), closers)
             }
-            return (state.waiters.removeFirst(), state.counts(workers.count))
+            return (state.waiters.removeFirst(), state.counts(workers.count), [])
         }
         metrics.record(counts)
+        for closer in closers { closer.resume() }
         if let next { metrics.acquireWait.recordNanoseconds((ContinuousClock.now - next.since).nanoseconds) }
         return next
     }
@@ -332,14 +339,22 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         return ContinuousClock.now - worker.lastUsed > idleTimeout
     }
 
-    /// Closes every connection; waiting calls fail with ``CheckpointError/Code/closed``.
+    /// Drains the pool, then closes every connection: calls that start from now on fail with
+    /// ``CheckpointError/Code/closed``; calls under way finish first, those running on a
+    /// connection and those waiting for one alike (the latter still within the acquire
+    /// timeout). Returns when every connection is closed.
     package func close() async {
-        let waiters = state.withLock { state in
-            state.isClosed = true
-            defer { state.waiters.removeAll() }
-            return state.waiters
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let drained = state.withLock { state in
+                state.isClosed = true
+                guard state.idle.count < workers.count else { return true }
+                state.closers.append(continuation)
+                return false
+            }
+            if drained { continuation.resume() }
         }
-        for waiter in waiters { waiter.fail(CheckpointError(.closed, "the \(serverName) connection pool was closed")) }
+        // Every worker is idle and none can be taken any more: a job on a worker's thread
+        // (code preferring its executor) may still run, so each connection closes there.
         for worker in workers {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 worker.thread.submit {

@@ -133,9 +133,10 @@ struct SweepMetrics: Sendable {
     }
 }
 
-/// A checkpointer as a service: it runs until graceful shutdown, then closes the checkpointer
-/// (each backend's `close()` lets the calls already handed to its connections finish; a
-/// Redis cache's close ends its background work). Put it before the services that use the
+/// A checkpointer as a service: it runs until graceful shutdown, then closes the checkpointer,
+/// which drains: calls that start from then on fail with `closed`, the calls under way finish
+/// (on Postgres and Redis, those waiting for a pooled connection too; a Redis cache's puts with
+/// their cache updates), then the connections close. Put it before the services that use the
 /// checkpointer in a `ServiceGroup`: a group shuts its services down in reverse order, so it
 /// closes the checkpointer after them.
 public struct CheckpointerService: Service {

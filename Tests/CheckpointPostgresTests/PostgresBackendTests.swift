@@ -34,18 +34,6 @@ func saveRetrying(
     }
 }
 
-/// Waits until `condition` holds, checking every few milliseconds, for at most 30 s.
-func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
-    while !condition() {
-        guard ContinuousClock.now < deadline else {
-            throw CheckpointError(.backendFailure, "timed out waiting until \(what)")
-        }
-        await Task.yield()
-        try await Task.sleep(for: .milliseconds(2))  // the polling interval of a condition wait
-    }
-}
-
 @Suite("PostgresCheckpointer against a real server")
 struct PostgresBackendTests {
     @Test func theServerRestartsAndThePoolRecoversWithoutARestartOfTheClient() async throws {
@@ -404,6 +392,52 @@ struct PostgresBackendTests {
         try await observer.close()
         try await checkpointer.close()
         #expect(try metrics.expectGauge("checkpoint_pool_connections", pool).lastValue == 0)
+    }
+
+    /// Closing (a server's graceful shutdown) lets the calls under way finish, those running
+    /// and those waiting for a connection alike, and refuses the ones that start after it.
+    @Test func closeLetsTheCallsUnderWayFinishAndRefusesNewOnes() async throws {
+        let metrics = TestMetrics()
+        let url = try TestServer.isolatedURL("pool_max=1&acquire_timeout_ms=60000")
+        var configuration = try PostgresCheckpointer.Configuration(url: CheckpointerURL(url))
+        configuration.metricsFactory = metrics
+        let checkpointer = try await PostgresCheckpointer(configuration: configuration)
+        // The only connection runs a statement waiting for a lock another session holds.
+        let observer = try await TestServer.checkpointer("pool_max=1")
+        let key = Int64.random(in: 1..<Int64.max)
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
+        let running = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key)), 'done'") }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
+        // A save waits for that connection.
+        let write = CheckpointWrite(
+            thread: try ThreadID("acme:closing"), parentID: nil, step: 0, channels: ["v": .value(Data([1]))])
+        let waiting = Task { try await checkpointer.put(write) }
+        try await waitUntil("the save waits for a connection") {
+            (try? metrics.expectGauge("checkpoint_pool_waiting", [("pool", "checkpointing.postgres")]).lastValue) == 1
+        }
+
+        let closing = Task { try await checkpointer.close() }
+        // A history of limit 0 is refused before it would wait for a connection: as an
+        // invalid argument while the checkpointer is open, as closed once it is closing.
+        try await waitUntil("the checkpointer is closing") {
+            do {
+                _ = try await checkpointer.history(thread: ThreadID("acme:closing"), limit: 0)
+                return false
+            } catch let error as CheckpointError {
+                return error.code == .closed
+            }
+        }
+        _ = try await requireError(.closed) { try await checkpointer.head(thread: ThreadID("acme:closing")) }
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
+        #expect(try await running.value.first?.last == "done")
+        try await waiting.value
+        try await closing.value
+        #expect(try metrics.expectGauge("checkpoint_pool_connections", [("pool", "checkpointing.postgres")]).lastValue == 0)
+
+        let reader = try await PostgresCheckpointer(url: url)
+        #expect(try await reader.head(thread: ThreadID("acme:closing"))?.id == write.id, "the save that waited landed")
+        try await reader.close()
+        try await observer.close()
     }
 
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {

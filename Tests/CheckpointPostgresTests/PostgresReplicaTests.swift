@@ -4,15 +4,6 @@ import CheckpointingTestKit
 import Foundation
 import Testing
 
-/// Waits until `condition` holds, asking again and again, for at most 30 s.
-func waitUntilTrue(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "timed out waiting until \(what)") }
-        await Task.yield()
-    }
-}
-
 /// Read replicas: the calls that may read slightly old data go to the standby, everything an
 /// agent's own next step depends on stays on the primary. The standby's replay is paused to
 /// tell the two apart: what the primary has and the replica does not shows where a call ran.
@@ -27,14 +18,14 @@ struct PostgresReplicaTests {
         var state = TestAgentState()
         state.messages.append(sampleMessage(0))
         let first = try await agent.save(state)
-        try await waitUntilTrue("the replica has the first checkpoint") {
+        try await waitUntil("the replica has the first checkpoint") {
             try await checkpointer.history(thread: id).map(\.id) == [first]
         }
 
         // The replica stops replaying; the primary goes on (the standby still flushes what it
         // receives, so synchronous commits are acknowledged).
         try servers.standbySQL("SELECT pg_wal_replay_pause()")
-        try await waitUntilTrue("the standby's replay is paused") {
+        try await waitUntil("the standby's replay is paused") {
             try servers.standbySQL("SELECT pg_get_wal_replay_pause_state()") == "paused"
         }
         state.messages.append(sampleMessage(1))
@@ -65,7 +56,7 @@ struct PostgresReplicaTests {
 
         // Replay goes on: the replica catches up.
         try servers.standbySQL("SELECT pg_wal_replay_resume()")
-        try await waitUntilTrue("the replica has every checkpoint") {
+        try await waitUntil("the replica has every checkpoint") {
             try await checkpointer.history(thread: id).map(\.id) == [third, paused, first]
         }
 
@@ -86,7 +77,7 @@ struct PostgresReplicaTests {
         let checkpointer = try await PostgresCheckpointer(
             url: servers.primary.url + "?pool_max=2&replicas=127.0.0.1:\(servers.standbyPort)")
         try servers.standbySQL("SELECT pg_wal_replay_pause()")
-        try await waitUntilTrue("the standby's replay is paused") {
+        try await waitUntil("the standby's replay is paused") {
             try servers.standbySQL("SELECT pg_get_wal_replay_pause_state()") == "paused"
         }
         // Threads the replica has not seen yet: an erasure must delete them all the same.

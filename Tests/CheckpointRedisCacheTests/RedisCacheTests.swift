@@ -105,8 +105,7 @@ struct RedisCacheTests {
     /// falls back to the store.
     @Test func connectionsRedisClosedWhileIdleAreReplacedWithoutAFallback() async throws {
         let redis = try PrivateRedis()
-        let raw = try RawRedis(url: redis.url)
-        try raw.command([Data("CONFIG".utf8), Data("SET".utf8), Data("timeout".utf8), Data("1".utf8)])
+        try RawRedis(url: redis.url).command([Data("CONFIG".utf8), Data("SET".utf8), Data("timeout".utf8), Data("1".utf8)])
         let folder = try TemporaryFolder()
         let cache = try await cached(
             SQLiteCheckpointer(configuration: .init(path: folder.database)), redisURL: redis.url,
@@ -121,12 +120,8 @@ struct RedisCacheTests {
         }
         let before = cache.statistics
         #expect(before.hits >= 3)
-        // Until Redis has closed every client but the one asking (which asks without pause).
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try raw.connectedClients() > 1 {
-            guard ContinuousClock.now < deadline else { throw CheckpointError(.backendFailure, "Redis kept idle clients") }
-            await Task.yield()
-        }
+        // Until Redis has closed every client but the one asking (a new one each time).
+        try await waitUntil("Redis closed the idle clients") { try RawRedis(url: redis.url).connectedClients() == 1 }
         expected.turn += 1
         try await thread.save(expected)
         await cache.flush()
@@ -135,6 +130,42 @@ struct RedisCacheTests {
         #expect(after.fallbacks == before.fallbacks, "\(after)")
         #expect(after.hits == before.hits + 1, "\(after)")
         try await cache.close()
+    }
+
+    /// Closing (a server's graceful shutdown) waits for a put under way and its cache update,
+    /// so that no other instance is served the head before it from Redis; puts that start
+    /// after it are refused.
+    @Test func closeWaitsForAPutUnderWayAndItsCacheUpdate() async throws {
+        let folder = try TemporaryFolder()
+        let id = try ThreadID("acme:closing")
+        let store = HeldPuts(try await SQLiteCheckpointer(configuration: .init(path: folder.database)), holding: id)
+        let prefix = TestServers.uniquePrefix()
+        let cache = try await cached(store, prefix: prefix)
+        let write = CheckpointWrite(thread: id, parentID: nil, step: 0, channels: ["v": .value(Data([1]))])
+        let putting = Task { try await cache.put(write) }
+        try await waitUntil("the put is under way") { store.entered }
+        let closing = Task { try await cache.close() }
+        // Puts of other threads go through until the cache is closing, then are refused.
+        var probes = 0
+        try await waitUntil("the cache refuses puts") {
+            probes += 1
+            let probe = CheckpointWrite(thread: try ThreadID("acme:probe-\(probes)"), parentID: nil, step: 0, channels: [:])
+            do {
+                try await cache.put(probe)
+                return false
+            } catch let error as CheckpointError where error.code == .closed {
+                return true
+            }
+        }
+        store.release()
+        try await putting.value
+        try await closing.value
+
+        // Another instance finds the put's head in Redis.
+        let other = try await cached(SQLiteCheckpointer(configuration: .init(path: folder.database)), prefix: prefix)
+        #expect(try await other.head(thread: id)?.id == write.id)
+        #expect(other.statistics.hits == 1, "\(other.statistics)")
+        try await other.close()
     }
 
     @Test func redisKilledMidRunFailsNoCallAndServesNoStaleHead() async throws {

@@ -1,3 +1,4 @@
+import Synchronization
 import CheckpointPostgres
 @testable import CheckpointRedisCache
 import CheckpointSQLite
@@ -116,4 +117,67 @@ final class PrivateRedis: Sendable {
     deinit {
         _ = try? runCommand([script, "destroy", directory])
     }
+}
+
+/// A store whose puts of one thread wait until ``release()``: a put under way at a chosen
+/// moment. Everything else is the wrapped store's.
+final class HeldPuts: Checkpointer {
+    let base: any Checkpointer
+    let held: ThreadID
+    private let state = Mutex<(entered: Bool, released: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, false, []))
+
+    init(_ base: any Checkpointer, holding held: ThreadID) {
+        self.base = base
+        self.held = held
+    }
+
+    /// Lets the held puts go on.
+    func release() {
+        let waiters = state.withLock { state in
+            state.released = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Whether a held put has started.
+    var entered: Bool { state.withLock { $0.entered } }
+
+    func put(_ write: CheckpointWrite, expecting: PutExpectation) async throws {
+        if write.thread == held {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waits = state.withLock { state in
+                    state.entered = true
+                    guard !state.released else { return false }
+                    state.waiters.append(continuation)
+                    return true
+                }
+                if !waits { continuation.resume() }
+            }
+        }
+        try await base.put(write, expecting: expecting)
+    }
+
+    func checkpoint(thread: ThreadID, namespace: String, id: CheckpointID?) async throws -> Checkpoint? {
+        try await base.checkpoint(thread: thread, namespace: namespace, id: id)
+    }
+    func history(
+        thread: ThreadID, namespace: String, before: CheckpointID?, limit: Int, where filter: Metadata
+    ) async throws -> [CheckpointSummary] {
+        try await base.history(thread: thread, namespace: namespace, before: before, limit: limit, where: filter)
+    }
+    func deleteThread(_ thread: ThreadID) async throws { try await base.deleteThread(thread) }
+    func prune(thread: ThreadID, namespace: String, by rule: RetentionRule) async throws -> Int {
+        try await base.prune(thread: thread, namespace: namespace, by: rule)
+    }
+    func storageStatistics(thread: ThreadID) async throws -> StorageStatistics { try await base.storageStatistics(thread: thread) }
+    func pausedThreads(_ query: InboxQuery) async throws -> InboxPage { try await base.pausedThreads(query) }
+    func threads(_ query: ThreadQuery) async throws -> ThreadPage { try await base.threads(query) }
+    func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport { try await base.sweepIdle(batch) }
+    func resume(thread: ThreadID, namespace: String, pauseID: UUID, response: Data, at now: Date) async throws {
+        try await base.resume(thread: thread, namespace: namespace, pauseID: pauseID, response: response, at: now)
+    }
+    func close() async throws { try await base.close() }
+    func health() async -> HealthReport { await base.health() }
 }
