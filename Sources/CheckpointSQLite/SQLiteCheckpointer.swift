@@ -100,7 +100,8 @@ public final class SQLiteCheckpointer: Checkpointer {
         func connect(_ flags: Int32, _ pragmas: [String]) throws -> SQLiteConnection {
             do {
                 let connection = try SQLiteConnection(path: configuration.path, flags: flags)
-                for pragma in ["PRAGMA busy_timeout = \(busyMilliseconds)"] + pragmas {
+                connection.setBusyTimeout(milliseconds: Int32(clamping: busyMilliseconds))
+                for pragma in pragmas {
                     try connection.execute(pragma)
                 }
                 return connection
@@ -128,7 +129,8 @@ public final class SQLiteCheckpointer: Checkpointer {
         }
         // A connection that never read the file does not know it is in WAL mode, and its
         // checkpoints would do nothing; a restart checkpoint waits for a running write 5 ms at most.
-        let walHandle = try connect(SQLITE_OPEN_READWRITE, ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5"])
+        let walHandle = try connect(SQLITE_OPEN_READWRITE, ["PRAGMA journal_mode = WAL"])
+        walHandle.setBusyTimeout(milliseconds: 5)
         let walConnection = SerializedConnection(label: "checkpointing.sqlite.wal", connection: walHandle)
         WALCheckpointMonitor(threshold: configuration.walCheckpointPages, connection: walConnection, logger: logger)
             .install(on: writer)
@@ -600,8 +602,9 @@ public final class SQLiteCheckpointer: Checkpointer {
     }
 
     /// Sweeps idle namespaces from the `threads_by_activity` index, in one write transaction
-    /// that stops after 200 µs of work (at least one namespace, at most `limit`), so that a put
-    /// waits for a sweep about as long as for another put; see ``Checkpointer/sweepIdle(_:)``.
+    /// that stops after 200 µs of work (at least one namespace, at most `limit`): with its
+    /// commit, a batch holds the writer for about half a millisecond, which is what a put that
+    /// meets one waits; see ``Checkpointer/sweepIdle(_:)``.
     /// Other processes sweeping the same file take turns on the write lock, and each
     /// transaction re-reads what is still idle.
     public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
@@ -668,11 +671,11 @@ public final class SQLiteCheckpointer: Checkpointer {
                 return report
             }
         }
-        // A sweep is background work: when other calls wait for the writer, it gives them as
-        // much time as its batch took before it goes on (half the writer at most), so that the
-        // puts of a busy file do not queue behind batch after batch.
+        // A sweep is background work: when other calls wait for the writer, it gives them four
+        // times as long as its batch took before it goes on (a fifth of the writer at most), so
+        // that the puts of a busy file do not queue behind batch after batch.
         if report.next != nil, writer.hasWaitingCalls {
-            try? await Task.sleep(for: ContinuousClock.now - start)
+            try? await Task.sleep(for: (ContinuousClock.now - start) * 4)
         }
         return report
     }

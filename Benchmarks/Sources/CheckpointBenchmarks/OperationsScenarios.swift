@@ -90,8 +90,6 @@ func measureSweep(_ rows: inout [Row], _ label: String, _ checkpointer: any Chec
         try await checkpointer.put(write)
         heads[thread] = write.id
     }
-    var alone = Samples()
-    for round in 0..<2000 { try await time(&alone) { try await put(active[round % active.count]) } }
 
     let policy = IdleThreadPolicy(idleFor: .seconds(86_400))
     let start = ContinuousClock.now
@@ -110,6 +108,11 @@ func measureSweep(_ rows: inout [Row], _ label: String, _ checkpointer: any Chec
     }
     let report = try await sweeping.value
     let elapsed = ContinuousClock.now - start
+    // As many puts alone right after: the same WAL growth and checkpoints as beside the
+    // sweep, but no sweep (a short run of puts alone would miss the checkpoints a long one
+    // meets, and compare a p99 without them with one with them).
+    var alone = Samples()
+    for round in 0..<max(2000, beside.nanoseconds.count) { try await time(&alone) { try await put(active[round % active.count]) } }
     var sweepSamples = Samples()
     sweepSamples.add(elapsed)
     guard report.deletedCount == expired else {
@@ -117,6 +120,9 @@ func measureSweep(_ rows: inout [Row], _ label: String, _ checkpointer: any Chec
     }
     reportSweep(&rows, "\(label)idle sweep of \(expired / 1000)k expired threads (whole sweep, once)", sweepSamples)
     reportP99(&rows, "\(label)puts beside the sweep (\(beside.nanoseconds.count))", beside, alone: alone)
+    if option("--sweep-detail") != nil {
+        print("\(label)puts beside the sweep: p90 \(beside.percentile(90) / 1000) p95 \(beside.percentile(95) / 1000) p98 \(beside.percentile(98) / 1000) p99 \(beside.p99 / 1000) p99.9 \(beside.percentile(99.9) / 1000) µs")
+    }
 }
 
 /// Set when the sweep has finished.
