@@ -198,6 +198,10 @@ func runAgent() async throws {
             next.turn += 1
             let lineIndex = (next.turn - 1) % userLines.count
             let line = userLines[lineIndex]
+            if lineIndex == 0, next.turn > 1 {
+                print("")
+                print("(the scripted conversation of \(userLines.count) turns is over: it plays again from its first line)")
+            }
             next.messages.append(Message(role: "user", text: line))
             next.messages.append(Message(role: "assistant", text: reply(turn: next.turn - 1)))
             do {

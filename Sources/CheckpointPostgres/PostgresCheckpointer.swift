@@ -680,10 +680,10 @@ public final class PostgresCheckpointer: Checkpointer {
         return report
     }
 
-    /// Closes every connection. Later calls fail with ``CheckpointError/Code/closed``.
     /// One round trip on a pooled connection, with the newest migration the schema records;
     /// see ``Checkpointer/health()``. While the server is down it waits for a connection
-    /// attempt (`connect_timeout`) at most.
+    /// attempt (`connect_timeout`) at most; while every connection is busy, it waits 1 second
+    /// for one at most, then reports `degraded` (the pool is saturated: calls wait).
     ///
     /// With ``Configuration/replicas``, the replicas are probed too, as a part of the report:
     /// while none answers, the report is `degraded` (their calls go to the primary).
@@ -693,12 +693,12 @@ public final class PostgresCheckpointer: Checkpointer {
         }
         var report = await HealthReport.probing("postgres") {
             try checkOpen()
-            return try await pool.run(probe)
+            return try await pool.run(waitingAtMost: HealthReport.poolWait, probe)
         }
         if let replicaPool {
             let replica = await HealthReport.probing("postgres-replicas") {
                 try checkOpen()
-                return try await replicaPool.run(probe)
+                return try await replicaPool.run(waitingAtMost: HealthReport.poolWait, probe)
             }
             if replica.status != .healthy, report.status == .healthy { report.status = .degraded }
             report.parts.append(replica)
@@ -706,6 +706,9 @@ public final class PostgresCheckpointer: Checkpointer {
         return report
     }
 
+    /// Drains, then closes every connection: calls that start from now on fail with
+    /// ``CheckpointError/Code/closed``; the calls under way finish first, those waiting for a
+    /// connection too.
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await pool.close()

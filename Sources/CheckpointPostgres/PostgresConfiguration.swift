@@ -234,6 +234,9 @@ extension PostgresCheckpointer {
             if let value = try url.integerParameter("idle_timeout", in: 0...86_400) {
                 idleTimeout = value == 0 ? nil : .seconds(value)
             }
+            // Settings that conflict (a transaction pooler with `schema`) are refused with the
+            // URL, not only when the checkpointer opens.
+            try validate()
         }
 
         /// Checks the settings that do not depend on the server.

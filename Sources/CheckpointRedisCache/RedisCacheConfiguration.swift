@@ -127,6 +127,7 @@ extension RedisCachedCheckpointer {
                 }
                 integrityKey = key
             }
+            try validate()
         }
 
         /// Checks the settings before the cache connects.

@@ -519,7 +519,9 @@ public final class RedisCachedCheckpointer: Checkpointer {
     public func health() async -> HealthReport {
         let baseReport = await base.health()
         let ping = await HealthReport.probing("redis") {
-            _ = try await pool.run { connection in try Self.check(connection.command([Data("PING".utf8)])) }
+            _ = try await pool.run(waitingAtMost: HealthReport.poolWait) { connection in
+                try Self.check(connection.command([Data("PING".utf8)]))
+            }
             return nil
         }
         let breakerOpen = breaker.isOpen

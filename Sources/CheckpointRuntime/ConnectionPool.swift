@@ -53,7 +53,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var id: UInt64
         var since: ContinuousClock.Instant
         var job: @Sendable (Worker) -> Void
-        var fail: @Sendable (CheckpointError) -> Void
+        var fail: @Sendable (any Error) -> Void
     }
 
     private enum Decision { case run(Worker), wait(UInt64), closed }
@@ -141,6 +141,15 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// A task cancelled before its work started gets ``CheckpointError/Code/cancelled`` and
     /// nothing runs; work that started runs to its end and reports its own outcome.
     package func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await run(waitingAtMost: nil, body)
+    }
+
+    /// Runs `body` as ``run(_:)`` does, but waits at most `limit` for a free connection (not
+    /// the acquire timeout), then throws ``PoolSaturated``: for a health probe, which must
+    /// answer a load balancer quickly and tell a busy pool from a broken server.
+    package func run<T: Sendable>(
+        waitingAtMost limit: Duration?, _ body: @escaping @Sendable (Connection) throws -> T
+    ) async throws -> T {
         try throwIfCancelled()
         if let worker = currentWorker {
             // Code running on a worker's thread (a task preferring its executor) calls inline.
@@ -159,11 +168,11 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
                     }
                     continuation.resume(with: Result { try self.execute(body, on: worker) })
                 }
-                let fail: @Sendable (CheckpointError) -> Void = { error in
+                let fail: @Sendable (any Error) -> Void = { error in
                     guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
                     continuation.resume(throwing: error)
                 }
-                dispatch(job: job, fail: fail)
+                dispatch(job: job, fail: fail, waitingAtMost: limit)
             }
         } onCancel: {
             cancelled.store(true, ordering: .releasing)
@@ -178,7 +187,10 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         }.get()
     }
 
-    private func dispatch(job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (CheckpointError) -> Void) {
+    private func dispatch(
+        job: @escaping @Sendable (Worker) -> Void, fail: @escaping @Sendable (any Error) -> Void,
+        waitingAtMost limit: Duration? = nil
+    ) {
         let (decision, counts): (Decision, Counts) = state.withLock { state in
             if state.isClosed { return (.closed, state.counts(workers.count)) }
             if let index = state.idle.popLast() { return (.run(workers[index]), state.counts(workers.count)) }
@@ -193,7 +205,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
             metrics.acquireWait.recordNanoseconds(0)
             worker.thread.submit { self.drain(worker, first: job) }
         case .wait(let id):
-            let timeout = acquireTimeout
+            let timeout = limit.map { min($0, acquireTimeout) } ?? acquireTimeout
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds))) {
                 let (expired, counts) = self.state.withLock { state -> (Waiter?, Counts) in
                     guard let position = state.waiters.firstIndex(where: { $0.id == id }) else {
@@ -202,6 +214,10 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
                     return (state.waiters.remove(at: position), state.counts(self.workers.count))
                 }
                 self.metrics.record(counts)
+                if limit != nil {
+                    expired?.fail(PoolSaturated(serverName: self.serverName, size: self.workers.count, waited: timeout))
+                    return
+                }
                 expired?.fail(
                     CheckpointError(
                         .connectionFailed,
@@ -481,3 +497,20 @@ extension Duration {
     }
 }
 
+
+/// A health probe found no free connection within its short wait: every connection of the
+/// pool is running calls (a load to watch, not a broken server).
+package struct PoolSaturated: HealthDegradingError, CustomStringConvertible {
+    package var serverName: String
+    package var size: Int
+    package var waited: Duration
+
+    package var description: String {
+        "every one of the \(size) \(serverName) connections stayed busy for \(waited): calls wait for a connection"
+    }
+}
+
+extension HealthReport {
+    /// The longest a health probe waits for a free pooled connection.
+    package static let poolWait: Duration = .seconds(1)
+}

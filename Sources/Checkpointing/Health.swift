@@ -49,7 +49,8 @@ public struct HealthReport: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Times `probe` (one round trip that returns the schema level, or `nil`): `healthy` with
-    /// its latency when it returns, `unavailable` with the error when it throws.
+    /// its latency when it returns, `unavailable` with the error when it throws (`degraded`
+    /// when the error says the store answers but its calls wait, as a saturated pool's does).
     public static func probing(
         _ component: String, isolation: isolated (any Actor)? = #isolation, _ probe: () async throws -> String?
     ) async -> HealthReport {
@@ -57,6 +58,8 @@ public struct HealthReport: Sendable, Hashable, CustomStringConvertible {
         do {
             let schema = try await probe()
             return HealthReport(component: component, status: .healthy, latency: ContinuousClock.now - started, schema: schema)
+        } catch let error as any HealthDegradingError {
+            return HealthReport(component: component, status: .degraded, problem: "\(error)")
         } catch {
             return HealthReport(component: component, status: .unavailable, problem: "\(error)")
         }
@@ -95,3 +98,7 @@ extension Checkpointer {
         }
     }
 }
+
+/// An error of a health probe that means `degraded`, not `unavailable`: the store answers, but
+/// its calls wait (every pooled connection is busy).
+package protocol HealthDegradingError: Error {}

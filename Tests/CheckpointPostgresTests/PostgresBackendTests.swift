@@ -440,6 +440,25 @@ struct PostgresBackendTests {
         try await observer.close()
     }
 
+    /// A load balancer probes every second: with every connection busy, health answers
+    /// `degraded` after a short wait (not `unavailable` after the acquire timeout).
+    @Test func healthOfASaturatedPoolIsDegradedNotUnavailable() async throws {
+        let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=60000")
+        let observer = try await TestServer.checkpointer("pool_max=1")
+        let key = Int64.random(in: 1..<Int64.max)
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
+        let running = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key))") }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
+        let report = await checkpointer.health()
+        #expect(report.status == .degraded, "\(report)")
+        #expect(report.problem?.contains("busy") == true, "\(report)")
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
+        _ = try await running.value
+        #expect(await checkpointer.health().status == .healthy)
+        try await checkpointer.close()
+        try await observer.close()
+    }
+
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
         let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=200")
         // The only connection is held by a statement waiting for a lock another session holds

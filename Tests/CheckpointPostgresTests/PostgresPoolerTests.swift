@@ -181,10 +181,15 @@ struct PostgresPoolerTests {
         let off = try PostgresCheckpointer.Configuration(url: CheckpointerURL(base + "?keepalives=0"))
         #expect(off.keepalives == nil)
         #expect(!off.connectionParameters.contains { $0.0 == "keepalives" })
-        for bad in ["pooler=statement", "keepalives=2", "keepalives=0&keepalives_idle=5", "idle_timeout=-1"] {
-            #expect(throws: CheckpointError.self, "\(bad)") {
+        for bad in [
+            "pooler=statement", "keepalives=2", "keepalives=0&keepalives_idle=5", "idle_timeout=-1",
+            // Conflicts are refused with the URL, not only when the checkpointer opens.
+            "pooler=transaction&schema=agents", "pooler=transaction&tenant=acme",
+        ] {
+            let error = #expect(throws: CheckpointError.self, "\(bad)") {
                 try PostgresCheckpointer.Configuration(url: CheckpointerURL(base + "?" + bad))
             }
+            #expect(error?.code == .invalidConfiguration, "\(bad)")
         }
     }
 }
