@@ -402,12 +402,7 @@ struct PostgresBackendTests {
         var configuration = try PostgresCheckpointer.Configuration(url: CheckpointerURL(url))
         configuration.metricsFactory = metrics
         let checkpointer = try await PostgresCheckpointer(configuration: configuration)
-        // The only connection runs a statement waiting for a lock another session holds.
-        let observer = try await TestServer.checkpointer("pool_max=1")
-        let key = Int64.random(in: 1..<Int64.max)
-        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
-        let running = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key)), 'done'") }
-        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
+        let held = try await HeldConnection(of: checkpointer)
         // A save waits for that connection.
         let write = CheckpointWrite(
             thread: try ThreadID("acme:closing"), parentID: nil, step: 0, channels: ["v": .value(Data([1]))])
@@ -428,8 +423,7 @@ struct PostgresBackendTests {
             }
         }
         _ = try await requireError(.closed) { try await checkpointer.head(thread: ThreadID("acme:closing")) }
-        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
-        #expect(try await running.value.first?.last == "done")
+        try await held.release()
         try await waiting.value
         try await closing.value
         #expect(try metrics.expectGauge("checkpoint_pool_connections", [("pool", "checkpointing.postgres")]).lastValue == 0)
@@ -437,44 +431,55 @@ struct PostgresBackendTests {
         let reader = try await PostgresCheckpointer(url: url)
         #expect(try await reader.head(thread: ThreadID("acme:closing"))?.id == write.id, "the save that waited landed")
         try await reader.close()
-        try await observer.close()
     }
 
     /// A load balancer probes every second: with every connection busy, health answers
     /// `degraded` after a short wait (not `unavailable` after the acquire timeout).
     @Test func healthOfASaturatedPoolIsDegradedNotUnavailable() async throws {
         let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=60000")
-        let observer = try await TestServer.checkpointer("pool_max=1")
-        let key = Int64.random(in: 1..<Int64.max)
-        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
-        let running = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key))") }
-        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
+        let held = try await HeldConnection(of: checkpointer)
         let report = await checkpointer.health()
         #expect(report.status == .degraded, "\(report)")
         #expect(report.problem?.contains("busy") == true, "\(report)")
-        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
-        _ = try await running.value
+        try await held.release()
         #expect(await checkpointer.health().status == .healthy)
         try await checkpointer.close()
-        try await observer.close()
     }
 
     @Test func aPoolOfOneMakesCallsWaitAndTimesOutTyped() async throws {
         let checkpointer = try await TestServer.checkpointer("pool_max=1&acquire_timeout_ms=200")
-        // The only connection is held by a statement waiting for a lock another session holds
-        // until the timeout has been seen (not a fixed sleep, which a loaded machine outlasts).
-        let observer = try await TestServer.checkpointer("pool_max=1")
-        let key = Int64.random(in: 1..<Int64.max)
-        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
-        let slow = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key))") }
-        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
+        // The only connection is held until the timeout has been seen (not by a fixed sleep,
+        // which a loaded machine outlasts).
+        let held = try await HeldConnection(of: checkpointer)
         let error = try await requireError(.connectionFailed) { try await checkpointer.head(thread: ThreadID("acme:x")) }
         #expect(error.message.contains("acquire timeout"))
-        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
-        try await observer.close()
-        _ = try await slow.value
+        try await held.release()
         #expect(try await checkpointer.head(thread: ThreadID("acme:x")) == nil, "the pool works again")
         try await checkpointer.close()
+    }
+}
+
+/// The only connection of a checkpointer's pool (`pool_max=1`), kept busy by a statement that
+/// waits for an advisory lock another session holds, until ``release()``.
+struct HeldConnection {
+    private let observer: PostgresCheckpointer
+    private let key = Int64.random(in: 1..<Int64.max)
+    private let running: Task<[[String?]], any Error>
+
+    /// Returns once the server shows the statement waiting for the lock.
+    init(of checkpointer: PostgresCheckpointer) async throws {
+        observer = try await TestServer.checkpointer("pool_max=1")
+        let key = key
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_lock(\(key))")
+        running = Task { try await checkpointer.diagnosticQuery("SELECT pg_advisory_xact_lock(\(key))") }
+        try await waitUntilActivity(observer, "wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(\(key))%'")
+    }
+
+    /// Lets the statement finish, and checks it succeeded.
+    func release() async throws {
+        _ = try await observer.diagnosticQuery("SELECT pg_advisory_unlock(\(key))")
+        _ = try await running.value
+        try await observer.close()
     }
 }
 
