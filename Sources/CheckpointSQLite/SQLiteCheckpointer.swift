@@ -602,17 +602,19 @@ public final class SQLiteCheckpointer: Checkpointer {
     }
 
     /// Sweeps idle namespaces from the `threads_by_activity` index, in one write transaction
-    /// that stops after 200 µs of work (at least one namespace, at most `limit`): with its
-    /// commit, a batch holds the writer for about half a millisecond, which is what a put that
-    /// meets one waits; see ``Checkpointer/sweepIdle(_:)``.
+    /// of at least one namespace and at most 16 (and `limit`) that stops after 200 µs of work,
+    /// or as soon as another call waits for the writer: such a call then waits for one
+    /// namespace's deletes and a small commit, not for a whole batch. When calls wait, the
+    /// sweep then gives them four times as long as its batch took; see
+    /// ``Checkpointer/sweepIdle(_:)``.
     /// Other processes sweeping the same file take turns on the write lock, and each
     /// transaction re-reads what is still idle.
     public func sweepIdle(_ batch: IdleSweepBatch) async throws -> IdleSweepReport {
         try checkOpen()
         try batch.validate()
-        let limit = min(batch.limit, 100)
+        let limit = min(batch.limit, 16)
         let start = ContinuousClock.now
-        let report = try await writer.run { [contentCache, heads] connection in
+        let report = try await writer.run { [contentCache, heads, writer] connection in
             try connection.transaction(immediate: true) { () throws -> IdleSweepReport in
                 let select = try connection.statement(Schema.selectIdle)
                 try select.bind(1, ActivityTime.microseconds(batch.idleBefore))
@@ -634,7 +636,9 @@ public final class SQLiteCheckpointer: Checkpointer {
                 let deadline = ContinuousClock.now + .microseconds(200)
                 var done: [(key: Int64, item: ThreadCursor)] = []
                 for (key, item) in chosen {
-                    if !done.isEmpty, ContinuousClock.now >= deadline { break }
+                    // A call that waits for the writer ends the batch early: it then waits for
+                    // one namespace's deletes and a small commit, not for the whole batch.
+                    if !done.isEmpty, writer.hasWaitingCalls || ContinuousClock.now >= deadline { break }
                     done.append((key, item))
                     let thread = try ThreadID(item.thread)
                     report.threads.insert(thread)
