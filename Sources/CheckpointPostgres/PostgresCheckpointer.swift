@@ -410,6 +410,8 @@ public final class PostgresCheckpointer: Checkpointer {
                         if try visit(row.id, row.parentID, fields.data(PostgresRowColumn.segments)) { break }
                     }
                 })
+        } origins: { manifest in
+            contentCache.listOrigins(manifest, scope: threadKey)
         }
         return ReadCheckpoint(checkpoint: checkpoint, manifest: id == nil ? manifest : nil)
     }

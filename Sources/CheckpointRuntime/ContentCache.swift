@@ -28,6 +28,8 @@ package final class ContentCache: Sendable {
         var elements: [Data]
         var bytes: Int
         var lastUse: UInt64
+        /// For a list, the shorter lists it extends (see ``ListOrigin``), newest first.
+        var ancestors: [ListReference] = []
     }
 
     private struct State {
@@ -78,15 +80,23 @@ package final class ContentCache: Sendable {
         }
     }
 
-    /// Remembers content.
-    package func store(_ key: Key, elements: [Data]) {
+    /// Remembers content; for a list, the shorter lists it extends too (see ``ListOrigin``).
+    package func store(_ key: Key, elements: [Data], ancestors: [ListReference] = []) {
         guard isEnabled else { return }
         let bytes = elements.reduce(elements.count * 16) { $0 + $1.count }
         guard bytes <= capacity else { return }
         state.withLock { state in
             state.clock += 1
-            state.insert(Entry(elements: elements, bytes: bytes, lastUse: state.clock), key)
+            state.insert(Entry(elements: elements, bytes: bytes, lastUse: state.clock, ancestors: ancestors), key)
             evictIfNeeded(&state)
+        }
+    }
+
+    /// Where the cached list under `key` came from, if it is cached.
+    package func origin(_ key: Key) -> ListOrigin? {
+        guard isEnabled else { return nil }
+        return state.withLock { state in
+            state.entries[key].map { ListOrigin(tip: key.version, count: $0.elements.count, ancestors: $0.ancestors) }
         }
     }
 
@@ -100,7 +110,10 @@ package final class ContentCache: Sendable {
             let bytes = appended.reduce(old.bytes + appended.count * 16) { $0 + $1.count }
             guard bytes <= capacity else { return }
             state.clock += 1
-            state.insert(Entry(elements: old.elements + appended, bytes: bytes, lastUse: state.clock), next)
+            let ancestors = [ListReference(tip: previous.version, count: old.elements.count)]
+                + old.ancestors.prefix(ListOrigin.ancestorLimit - 1)
+            state.insert(
+                Entry(elements: old.elements + appended, bytes: bytes, lastUse: state.clock, ancestors: ancestors), next)
             evictIfNeeded(&state)
         }
     }
@@ -185,8 +198,23 @@ extension Manifest {
                     return try chain.add(segment)
                 }
                 let elements = try chain.elements()
-                cache.store(key, elements: elements)
+                cache.store(key, elements: elements, ancestors: chain.ancestors)
                 return elements
             })
+    }
+}
+
+extension ContentCache {
+    /// Where each list of `manifest` came from, for those this cache holds (read just after
+    /// ``Manifest/materialize(scope:cache:payloadBlob:segmentRows:)`` cached them).
+    package func listOrigins(_ manifest: Manifest, scope: Int64) -> [String: ListOrigin] {
+        var origins: [String: ListOrigin] = [:]
+        for (name, entry) in manifest.entries {
+            guard case .list(let reference) = entry, let tip = reference.tip,
+                let origin = origin(Key(scope: scope, channel: name, version: tip)), origin.count == reference.count
+            else { continue }
+            origins[name] = origin
+        }
+        return origins
     }
 }

@@ -363,6 +363,8 @@ public final class SQLiteCheckpointer: Checkpointer {
                                 if try visit(row.id, row.parentID, rows.data(RowColumn.segments)) { break }
                             }
                         })
+                } origins: { manifest in
+                    contentCache.listOrigins(manifest, scope: threadKey)
                 }
                 if id == nil { heads.store(thread, namespace, read.checkpoint.id, read.manifest) }
                 return read.checkpoint

@@ -45,8 +45,13 @@ package protocol DecodableChannelList {
     ///
     /// - Returns: the list, and whether it may be kept for the next decode to reuse (its
     ///   elements are plain values that hold no class instance).
+    ///
+    /// - Parameter origin: where `elements` came from, when the store knows (see
+    ///   ``ListOrigin``): a list that extends the one `previous` decoded is recognised without
+    ///   comparing their bytes.
     static func decodeChannelList(
-        _ elements: [Data], after previous: DecodedChannel?, using decoder: JSONDecoder, context: SealingContext?
+        _ elements: [Data], origin: ListOrigin?, after previous: DecodedChannel?, using decoder: JSONDecoder,
+        context: SealingContext?
     ) throws -> (list: Any, reusable: Bool)
 }
 
@@ -154,11 +159,13 @@ extension Array: DecodableChannelList where Element: Decodable {
     }
 
     package static func decodeChannelList(
-        _ elements: [Data], after previous: DecodedChannel?, using decoder: JSONDecoder, context: SealingContext?
+        _ elements: [Data], origin: ListOrigin?, after previous: DecodedChannel?, using decoder: JSONDecoder,
+        context: SealingContext?
     ) throws -> (list: Any, reusable: Bool) {
-        if case .list(let oldElements, let decoded)? = previous, let old = decoded as? [Element],
+        if case .list(let oldElements, let decoded, let oldOrigin)? = previous, let old = decoded as? [Element],
             old.count == oldElements.count, old.count <= elements.count,
-            sameBytes(elements.prefix(old.count), oldElements)
+            origin.map { origin in oldOrigin.map { origin.extends($0) } ?? false } == true
+                || sameBytes(elements.prefix(old.count), oldElements)
         {
             guard old.count < elements.count else { return (old, true) }
             let appended = elements[old.count...]
@@ -406,8 +413,9 @@ struct DiscardingSingleValueContainer: SingleValueEncodingContainer {
 /// One channel as a decode left it: the bytes it was decoded from and the value they gave.
 package enum DecodedChannel {
     case value(Data, Any)
-    /// A list channel: each element's bytes, and the array decoded from them.
-    case list([Data], Any)
+    /// A list channel: each element's bytes, the array decoded from them, and where the
+    /// elements came from when the store said.
+    case list([Data], Any, ListOrigin?)
 }
 
 /// The channels of the last state a façade decoded, so that its next decode reuses every
@@ -443,19 +451,20 @@ package struct ChannelDecoding {
     }
 
     /// Decodes a state, reusing what `previous` decoded for the channels (and list prefixes)
-    /// whose bytes are the same.
+    /// whose bytes are the same: known from `origins` (where the store says each list came
+    /// from) or else compared.
     ///
     /// - Returns: the state, and what the next decode may reuse (nothing, when `previous` is `nil`).
     package func decode<State: Decodable>(
         _ type: State.Type, from channels: [String: ChannelValue], context: SealingContext?,
-        reusing previous: DecodedChannels?
+        reusing previous: DecodedChannels?, origins: [String: ListOrigin] = [:]
     ) throws -> (state: State, decoded: DecodedChannels) {
         let decoder = context?.makeDecoder() ?? self.decoder
         if channels.count == 1, case .value(let data)? = channels[wholeStateChannel] {
             context?.channel = wholeStateChannel
             return (try decoder.decodeChannel(State.self, from: data), DecodedChannels())
         }
-        let reuse = previous.map { ChannelReuse(previous: $0.channels) }
+        let reuse = previous.map { ChannelReuse(previous: $0.channels, origins: origins) }
         let state = try State(from: ChannelDecoder(channels: channels, jsonDecoder: decoder, reuse: reuse))
         var decoded = DecodedChannels()
         decoded.channels = reuse?.next ?? [:]
@@ -476,11 +485,14 @@ extension JSONDecoder {
 /// What one decode reuses and what it leaves for the next (used by that decode alone).
 final class ChannelReuse {
     let previous: [String: DecodedChannel]
+    /// Where the lists being decoded came from, as far as the store knows.
+    let origins: [String: ListOrigin]
     var next: [String: DecodedChannel] = [:]
     var requested: Set<String> = []
 
-    init(previous: [String: DecodedChannel]) {
+    init(previous: [String: DecodedChannel], origins: [String: ListOrigin]) {
         self.previous = previous
+        self.origins = origins
     }
 }
 
@@ -566,10 +578,11 @@ struct ChannelKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         case .list(let elements):
             if let listType = T.self as? any DecodableChannelList.Type {
                 if let reuse {
+                    let origin = reuse.origins[name]
                     let (list, reusable) = try listType.decodeChannelList(
-                        elements, after: reuse.previous[name], using: jsonDecoder, context: context)
+                        elements, origin: origin, after: reuse.previous[name], using: jsonDecoder, context: context)
                     if let list = list as? T {
-                        if reusable, context?.openedField != true { reuse.next[name] = .list(elements, list) }
+                        if reusable, context?.openedField != true { reuse.next[name] = .list(elements, list, origin) }
                         return list
                     }
                 } else if let list = try listType.decodeChannelList(elements, using: jsonDecoder) as? T {

@@ -22,6 +22,9 @@ public struct Checkpoint: Sendable, Identifiable {
     public var pause: Pause?
     /// The person's answer to ``pause``, once recorded.
     public var answer: PauseAnswer?
+    /// Where the store read each list channel from, when it knows (a façade that decoded an
+    /// earlier version of a list then decodes only what was appended).
+    package var listOrigins: [String: ListOrigin] = [:]
 
     /// Creates a checkpoint value.
     public init(

@@ -638,7 +638,8 @@ public final class CheckpointThread<State: Codable & Sendable>: Sendable {
             }
             // Upgraded channels are not the stored bytes: only a current-version decode is reused.
             let previous = decoded.withLock { $0 }
-            let (state, next) = try decoding.decode(State.self, from: channels, context: context, reusing: previous)
+            let (state, next) = try decoding.decode(
+                State.self, from: channels, context: context, reusing: previous, origins: checkpoint.listOrigins)
             decoded.withLock { $0 = next }
             var foreign = Set(channels.keys).subtracting(next.requested)
             if channels.count == 1, channels[wholeStateChannel] != nil { foreign = [] }

@@ -20,6 +20,34 @@ package enum ManifestEntry: Hashable, Sendable {
 
 /// A list channel's chain of segments, named by its last segment: each segment names the one
 /// before it, and the first names none.
+/// Where a list read from a store came from: its tip segment and length, and the shorter
+/// lists it extends (each an earlier tip of the same chain, with its length), newest first, as
+/// far as the store knows them.
+///
+/// Segments never change and ids are never reused, so a list whose chain passes through
+/// another's tip holds that list's elements first: a reader that decoded the shorter list
+/// decodes only what was appended, without comparing bytes.
+package struct ListOrigin: Hashable, Sendable {
+    package var tip: CheckpointID
+    package var count: Int
+    package var ancestors: [ListReference]
+
+    /// How many ancestors an origin keeps (older ones are compared by their bytes instead).
+    package static let ancestorLimit = 32
+
+    package init(tip: CheckpointID, count: Int, ancestors: [ListReference]) {
+        self.tip = tip
+        self.count = count
+        self.ancestors = ancestors
+    }
+
+    /// Whether this list begins with all of `other`'s elements: it is `other`, or extends it.
+    package func extends(_ other: ListOrigin) -> Bool {
+        (other.tip == tip && other.count == count)
+            || ancestors.contains { $0.tip == other.tip && $0.count == other.count }
+    }
+}
+
 package struct ListReference: Hashable, Sendable {
     /// The last segment, or `nil` for an empty list.
     package var tip: CheckpointID?
@@ -390,6 +418,22 @@ package struct ListChain {
         expected = segment.previous
         guard elementCount <= reference.count else { throw Self.broken(channel) }
         return expected == nil
+    }
+
+    /// The shorter lists this one extends: each earlier segment's id with the number of
+    /// elements up to and including it, newest first (at most ``ListOrigin/ancestorLimit``).
+    package var ancestors: [ListReference] {
+        guard expected == nil else { return [] }
+        var ancestors: [ListReference] = []
+        var count = elementCount  // the elements of segments[index...]
+        for (index, segment) in segments.enumerated() {
+            if index > 0 {
+                ancestors.append(ListReference(tip: segment.id, count: count))
+                if ancestors.count == ListOrigin.ancestorLimit { break }
+            }
+            count -= segment.elements.count
+        }
+        return ancestors
     }
 
     /// The elements in order.

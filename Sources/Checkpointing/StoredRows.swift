@@ -104,18 +104,21 @@ extension CheckpointRowFields {
     /// channels materialized by `channels` from its manifest.
     ///
     /// - Returns: the checkpoint and its manifest.
+    ///
+    /// - Parameter origins: where each list came from, asked after `channels` (see
+    ///   ``Checkpoint/listOrigins``).
     package func checkpoint(
         _ row: VerifiedRow, thread: ThreadID, namespace: String, answer: PauseAnswer?,
-        channels: (Manifest) throws -> [String: ChannelValue]
+        channels: (Manifest) throws -> [String: ChannelValue],
+        origins: (Manifest) -> [String: ListOrigin] = { _ in [:] }
     ) throws -> (checkpoint: Checkpoint, manifest: Manifest) {
         guard let manifest = try manifest(owner: row.id) else {
             throw CheckpointError(.corruptData, "checkpoint \(row.id) of thread '\(thread)' has no manifest")
         }
         let summary = try summary(row, thread: thread, namespace: namespace)
-        return (
-            Checkpoint(summary: summary, channels: try channels(manifest), pause: try pause(), answer: answer),
-            manifest
-        )
+        var checkpoint = Checkpoint(summary: summary, channels: try channels(manifest), pause: try pause(), answer: answer)
+        checkpoint.listOrigins = origins(manifest)
+        return (checkpoint, manifest)
     }
 
     /// What retention needs to know of a row.
