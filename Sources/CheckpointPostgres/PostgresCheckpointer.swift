@@ -125,12 +125,13 @@ public final class PostgresCheckpointer: Checkpointer {
     }
 
     /// Runs a call that may read slightly old data on the replicas when there are any (see
-    /// ``Configuration/replicas``), else on the primary. A replica that cannot be reached, or
+    /// ``Configuration/replicas``), else (or inside `ReadConsistency.readingLatest`) on the
+    /// primary. A replica that cannot be reached, or
     /// that cancels the read for replication (SQLSTATE 40001), leaves the call to the primary.
     private func runOnReplica<T: Sendable>(
         unless readsLatest: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
-        guard let replicaPool, !readsLatest else { return try await pool.run(body) }
+        guard let replicaPool, !readsLatest, !ReadConsistency.latestRequired else { return try await pool.run(body) }
         do {
             return try await replicaPool.run(body)
         } catch let error as CheckpointError where error.code == .connectionFailed || error.code == .conflict {

@@ -7,8 +7,7 @@ public struct TenantErasure: Sendable, Hashable {
     /// The threads deleted (each in every namespace).
     public var threadCount: Int
     /// The checkpoints their histories held, in every namespace (counted just before each
-    /// thread was deleted; from a read replica, when the backend reads statistics from one,
-    /// the newest may be missing from the count, never from the erasure).
+    /// thread was deleted).
     public var checkpointCount: Int
     /// Whether the tenant's key material was destroyed too (crypto-shredding: whatever copy
     /// of its rows remains, in a backup or a replica, never opens again).
@@ -26,8 +25,8 @@ public struct TenantErasure: Sendable, Hashable {
 extension Checkpointer {
     /// Right to erasure: deletes every thread of `tenant` (the thread id's part before `:`, the
     /// same UTF-8 bytes), in every namespace, in batches of `batchSize` threads listed from
-    /// ``threads(_:)`` (with ``ThreadQuery/readsLatest``, never from a read replica), until
-    /// the listing has none left.
+    /// ``threads(_:)`` (inside ``ReadConsistency/readingLatest(isolation:_:)``, never from a
+    /// read replica), until the listing has none left.
     ///
     /// A thread a writer starts for the tenant while this runs is deleted too, if the listing
     /// shows it before the end; stop the tenant's writers first for an erasure that nothing
@@ -44,6 +43,11 @@ extension Checkpointer {
             throw CheckpointError(.invalidArgument, "a tenant is the non-empty part of a thread id before ':'")
         }
         guard batchSize >= 1 else { throw CheckpointError(.invalidArgument, "a batch size must be at least 1") }
+        // The listing and the statistics from the primary (see ``ReadConsistency``).
+        return try await ReadConsistency.readingLatest { try await eraseTheLatest(tenant, batchSize: batchSize) }
+    }
+
+    private func eraseTheLatest(_ tenant: String, batchSize: Int) async throws -> TenantErasure {
         var erasure = TenantErasure(tenant: tenant)
         var deleted: Set<ThreadID> = []
         var repeats = 0

@@ -156,6 +156,16 @@ extension Checkpointer {
     public func export(
         thread: ThreadID, namespace: String = "", line write: (Data) async throws -> Void
     ) async throws -> ThreadTransferSummary {
+        // Every read from the primary: a replica a moment behind would leave the newest
+        // checkpoints out of the export without a word.
+        try await ReadConsistency.readingLatest {
+            try await exportFromTheLatest(thread: thread, namespace: namespace, line: write)
+        }
+    }
+
+    private func exportFromTheLatest(
+        thread: ThreadID, namespace: String, line write: (Data) async throws -> Void
+    ) async throws -> ThreadTransferSummary {
         var summaries: [CheckpointSummary] = []
         var before: CheckpointID?
         while true {
@@ -387,6 +397,13 @@ extension Checkpointer {
     @discardableResult
     public func copy(
         to target: any Checkpointer, tenant: String? = nil, progress: (CopySummary) throws -> Void = { _ in }
+    ) async throws -> CopySummary {
+        // The listing and the exports from the primary (see ``ReadConsistency``).
+        try await ReadConsistency.readingLatest { try await copyTheLatest(to: target, tenant: tenant, progress: progress) }
+    }
+
+    private func copyTheLatest(
+        to target: any Checkpointer, tenant: String?, progress: (CopySummary) throws -> Void
     ) async throws -> CopySummary {
         var summary = CopySummary()
         var query = ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: 200)
