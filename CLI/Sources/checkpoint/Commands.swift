@@ -496,43 +496,47 @@ struct Verify: AsyncParsableCommand {
             var problems: [String] = []
             var read = 0
             var integrity: String?
-            try await withStore(store) { checkpointer, _ in
-                if let sqlite = checkpointer as? SQLiteCheckpointer {
-                    let result = try await sqlite.pragma("integrity_check") ?? "no answer"
-                    integrity = result
-                    if result != "ok" { problems.append("SQLite integrity_check: \(result)") }
-                }
-                var query = ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: 200)
-                var threads = 0
-                while true {
-                    let page = try await checkpointer.threads(query)
-                    for item in page.items {
-                        threads += 1
-                        do {
-                            var before: CheckpointID?
-                            var seenHead = false
-                            while true {
-                                let summaries = try await checkpointer.history(
-                                    thread: item.thread, namespace: item.namespace, before: before, limit: 200)
-                                for summary in summaries {
-                                    if summary.id == item.headID { seenHead = true }
-                                    guard try await checkpointer.checkpoint(thread: item.thread, namespace: item.namespace, id: summary.id) != nil else {
-                                        problems.append("\(item.thread)/\(item.namespace): checkpoint \(summary.id) is listed but cannot be read")
-                                        continue
-                                    }
-                                    read += 1
-                                }
-                                guard summaries.count == 200, let last = summaries.last else { break }
-                                before = last.id
-                            }
-                            if !seenHead { problems.append("\(item.thread)/\(item.namespace): the head \(item.headID) is not in the history") }
-                        } catch let error as CheckpointError {
-                            problems.append("\(item.thread)/\(item.namespace): \(error.code): \(error.message)")
-                        }
-                        Output.progress("verified \(threads) threads, \(read) checkpoints")
+            // Every read from the primary: a replica a moment behind would report threads and
+            // checkpoints deleted since as missing.
+            try await ReadConsistency.readingLatest {
+                try await withStore(store) { checkpointer, _ in
+                    if let sqlite = checkpointer as? SQLiteCheckpointer {
+                        let result = try await sqlite.pragma("integrity_check") ?? "no answer"
+                        integrity = result
+                        if result != "ok" { problems.append("SQLite integrity_check: \(result)") }
                     }
-                    guard let next = page.next else { break }
-                    query.after = next
+                    var query = ThreadQuery(tenant: tenant, order: .oldestActivityFirst, limit: 200)
+                    var threads = 0
+                    while true {
+                        let page = try await checkpointer.threads(query)
+                        for item in page.items {
+                            threads += 1
+                            do {
+                                var before: CheckpointID?
+                                var seenHead = false
+                                while true {
+                                    let summaries = try await checkpointer.history(
+                                        thread: item.thread, namespace: item.namespace, before: before, limit: 200)
+                                    for summary in summaries {
+                                        if summary.id == item.headID { seenHead = true }
+                                        guard try await checkpointer.checkpoint(thread: item.thread, namespace: item.namespace, id: summary.id) != nil else {
+                                            problems.append("\(item.thread)/\(item.namespace): checkpoint \(summary.id) is listed but cannot be read")
+                                            continue
+                                        }
+                                        read += 1
+                                    }
+                                    guard summaries.count == 200, let last = summaries.last else { break }
+                                    before = last.id
+                                }
+                                if !seenHead { problems.append("\(item.thread)/\(item.namespace): the head \(item.headID) is not in the history") }
+                            } catch let error as CheckpointError {
+                                problems.append("\(item.thread)/\(item.namespace): \(error.code): \(error.message)")
+                            }
+                            Output.progress("verified \(threads) threads, \(read) checkpoints")
+                        }
+                        guard let next = page.next else { break }
+                        query.after = next
+                    }
                 }
             }
             Output.endProgress()
