@@ -125,7 +125,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "ExampleAgent",
-            dependencies: ["Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache"],
+            dependencies: [
+                "Checkpointing", "CheckpointSQLite", "CheckpointPostgres", "CheckpointRedisCache",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Examples/ExampleAgent"
         ),
         // Services for swift-service-lifecycle: the periodic idle sweep, and closing a

@@ -16,6 +16,7 @@ import CheckpointRedisCache
 import CheckpointSQLite
 import Checkpointing
 import Foundation
+import Logging
 
 /// One chat message.
 struct Message: Codable, Sendable, Equatable {
@@ -64,7 +65,7 @@ func reply(turn: Int) -> String {
 }
 
 let usage = """
-    usage: example-agent [--turns N] [--no-approvals]
+    usage: example-agent [--turns N] [--no-approvals] [--verbose]
            example-agent --rewind N [--turns N]
            example-agent --inbox
            example-agent --answer yes|no [--reviewer NAME]
@@ -82,7 +83,7 @@ func checkArguments() {
     while index < arguments.count {
         let argument = arguments[index]
         switch argument {
-        case "--inbox", "--no-approvals":
+        case "--inbox", "--no-approvals", "--verbose":
             index += 1
         case "--turns", "--rewind", "--answer", "--reviewer":
             guard index + 1 < arguments.count else { refuse("\(argument) needs a value") }
@@ -113,8 +114,13 @@ func option(_ name: String) -> String? {
 func runAgent() async throws {
     let configuration = try CheckpointerConfiguration.fromEnvironment(default: "sqlite://./agent-checkpoints.db")
     print("Opening checkpointer at \(configuration)")
-    let checkpointer = try await configuration.makeCheckpointer(backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend],
-        caches: [RedisCachedCheckpointer.cacheLayer])
+    // The library logs through swift-log; warnings and errors only here (--verbose: also what
+    // it does, such as the migrations it applies on first open).
+    var logger = Logger(label: "example-agent")
+    logger.logLevel = CommandLine.arguments.contains("--verbose") ? .info : .warning
+    let checkpointer = try await configuration.makeCheckpointer(
+        backends: [SQLiteCheckpointer.backend, PostgresCheckpointer.backend],
+        caches: [RedisCachedCheckpointer.cacheLayer], logger: logger)
     let thread = try checkpointer.thread("demo-user:support", as: AgentState.self)
 
     // A person's side: the inbox, and answering.
