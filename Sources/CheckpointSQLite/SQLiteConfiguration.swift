@@ -34,7 +34,7 @@ extension SQLiteCheckpointer {
     }
 
     /// Settings of an ``SQLiteCheckpointer``.
-    public struct Configuration: Sendable {
+    public struct Configuration: Sendable, CustomStringConvertible {
         /// The database file; created with its directory's permissions when missing. Always a
         /// file's path: one that starts with `file:` is not read as an SQLite URI.
         public var path: String
@@ -129,6 +129,28 @@ extension SQLiteCheckpointer {
             if let bytes = try url.integerParameter("content_cache_bytes", in: 0...(1 << 40)) {
                 contentCacheBytes = bytes
             }
+        }
+
+        /// The configuration as a `sqlite:` URL that ``init(url:)`` reads back (the metrics
+        /// factory aside): `sqlite:///var/lib/agent.db?synchronous=full`, with the settings
+        /// that are not their defaults.
+        public var description: String {
+            let place = path.hasPrefix("/") || path.hasPrefix("./") ? path : "./" + path
+            var text = "sqlite://" + (place.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? place)
+            let defaults = Configuration(path: path)
+            var parameters: [String] = []
+            if synchronous != defaults.synchronous { parameters.append("synchronous=\(synchronous)") }
+            if busyTimeout != defaults.busyTimeout {
+                parameters.append("busy_timeout_ms=\(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)")
+            }
+            if readerCount != defaults.readerCount { parameters.append("readers=\(readerCount)") }
+            if walCheckpointPages != defaults.walCheckpointPages { parameters.append("wal_checkpoint_pages=\(walCheckpointPages)") }
+            if idleSpin != defaults.idleSpin {
+                parameters.append("idle_spin_us=\(idleSpin.components.seconds * 1_000_000 + idleSpin.components.attoseconds / 1_000_000_000_000)")
+            }
+            if contentCacheBytes != defaults.contentCacheBytes { parameters.append("content_cache_bytes=\(contentCacheBytes)") }
+            if !parameters.isEmpty { text += "?" + parameters.joined(separator: "&") }
+            return text
         }
     }
 }

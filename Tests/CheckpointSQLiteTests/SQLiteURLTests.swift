@@ -20,6 +20,18 @@ struct SQLiteURLTests {
         #expect(error?.isRetryable == false)
     }
 
+    @Test(arguments: [
+        "sqlite:///var/lib/agent.db", "sqlite://./agent.db", "sqlite:///var/lib/my%20agents/a.db",
+        "sqlite:///a.db?synchronous=full&busy_timeout_ms=250&readers=4&wal_checkpoint_pages=5000&idle_spin_us=0&content_cache_bytes=0",
+    ])
+    func theDescriptionIsTheURLItWasReadFrom(_ url: String) throws {
+        let configuration = try SQLiteCheckpointer.Configuration(url: CheckpointerURL(url))
+        #expect(configuration.description == url)
+        let again = try SQLiteCheckpointer.Configuration(url: CheckpointerURL(configuration.description))
+        #expect(again.path == configuration.path)
+        #expect(again.description == url)
+    }
+
     @Test func aPathWithBadPercentEncodingOpensNothing() async throws {
         let database = try TemporaryDatabase()
         let error = await #expect(throws: CheckpointError.self) {
