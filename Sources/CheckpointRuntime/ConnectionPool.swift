@@ -497,7 +497,6 @@ extension Duration {
     }
 }
 
-
 /// A health probe found no free connection within its short wait: every connection of the
 /// pool is running calls (a load to watch, not a broken server).
 package struct PoolSaturated: HealthDegradingError, CustomStringConvertible {

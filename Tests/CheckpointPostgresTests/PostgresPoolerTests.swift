@@ -127,12 +127,8 @@ struct PostgresPoolerTests {
                 for try await errors in group { failures += errors }
             }
             // Idle until the pooler has closed every client connection of this database.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while try TestBouncer.clients(port: bouncer.port, database: database) > 0 {
-                guard ContinuousClock.now < deadline else {
-                    throw CheckpointError(.backendFailure, "PgBouncer never closed the idle clients")
-                }
-                try await Task.sleep(for: .milliseconds(100))
+            try await waitUntil("PgBouncer closed the idle clients") {
+                try TestBouncer.clients(port: bouncer.port, database: database) == 0
             }
         }
         #expect(failures.isEmpty, "\(failures)")

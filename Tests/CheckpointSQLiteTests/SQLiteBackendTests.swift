@@ -150,11 +150,10 @@ struct SQLiteBackendTests {
             try await thread.save(state)
         }
         var size = initialSize
-        for _ in 0..<100 where size <= initialSize {
-            try await Task.sleep(for: .milliseconds(20))
+        try await waitUntil("the background checkpoint copied the WAL into the file") {
             size = try #require(try FileManager.default.attributesOfItem(atPath: database.path)[.size] as? Int)
+            return size > initialSize + 50_000
         }
-        #expect(size > initialSize + 50_000, "database file still \(size) bytes")
         try await checkpointer.close()
     }
 
