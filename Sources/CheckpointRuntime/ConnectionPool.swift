@@ -86,6 +86,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     private let metrics: PoolMetrics
     /// Connections open now.
     private let openConnections = Atomic<Int>(0)
+    /// Set with the state's `isClosed`, for the calls of code on a worker's thread, which take
+    /// no lock.
+    private let isClosed = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - size: the most connections open at once.
@@ -153,7 +156,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         try throwIfCancelled()
         if let worker = currentWorker {
             // Code running on a worker's thread (a task preferring its executor) calls inline.
-            if state.withLock({ $0.isClosed }) { throw CheckpointError(.closed, "the \(serverName) connection pool was closed") }
+            if isClosed.load(ordering: .acquiring) { throw CheckpointError(.closed, "the \(serverName) connection pool was closed") }
             return try execute(body, on: worker)
         }
         let cancelled = Atomic<Bool>(false)
@@ -363,6 +366,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let drained = state.withLock { state in
                 state.isClosed = true
+                isClosed.store(true, ordering: .releasing)
                 guard state.idle.count < workers.count else { return true }
                 state.closers.append(continuation)
                 return false

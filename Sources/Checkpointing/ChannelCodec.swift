@@ -164,7 +164,7 @@ extension Array: DecodableChannelList where Element: Decodable {
     ) throws -> (list: Any, reusable: Bool) {
         if case .list(let oldElements, let decoded, let oldOrigin)? = previous, let old = decoded as? [Element],
             old.count == oldElements.count, old.count <= elements.count,
-            origin.map { origin in oldOrigin.map { origin.extends($0) } ?? false } == true
+            origin.map { origin in origin.count == elements.count && oldOrigin.map { origin.extends($0) } == true } == true
                 || sameBytes(elements.prefix(old.count), oldElements)
         {
             guard old.count < elements.count else { return (old, true) }

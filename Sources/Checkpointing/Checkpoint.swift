@@ -23,7 +23,8 @@ public struct Checkpoint: Sendable, Identifiable {
     /// The person's answer to ``pause``, once recorded.
     public var answer: PauseAnswer?
     /// Where the store read each list channel from, when it knows (a façade that decoded an
-    /// earlier version of a list then decodes only what was appended).
+    /// earlier version of a list then decodes only what was appended). Code that changes a
+    /// list's elements in a checkpoint it read must remove that list's entry.
     package var listOrigins: [String: ListOrigin] = [:]
 
     /// Creates a checkpoint value.
